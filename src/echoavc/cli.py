@@ -1,0 +1,115 @@
+"""The ``echoavc`` command line: one sub-command per pipeline stage.
+
+Options mirror the Python functions beneath them. Errors a user can cause are
+printed as one line, ``<file>: <reason>``; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from echoavc.errors import EchoAVCError
+from echoavc.settings import IngestSettings
+
+app = typer.Typer(
+    name="echoavc",
+    help="Aortic valve calcification screening in echocardiograms (research use only).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err = Console(stderr=True)
+out = Console()
+_state = {"debug": False}
+
+
+@app.callback()
+def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False) -> None:
+    _state["debug"] = debug
+
+
+def _fail(exc: BaseException) -> None:
+    if _state["debug"]:
+        raise exc
+    err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def ingest(
+    src: Annotated[list[Path], typer.Argument(help="DICOM files, folders (recursive) and zip archives.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder: frames/, manifest.csv, failures.csv.")],
+    key: Annotated[Path, typer.Option("--key", help="Pseudonym key file, created on first use. Keep it apart "
+                                      "from the output: the pseudonym map and the source report go beside it.")],
+    every_nth: Annotated[int, typer.Option("--every", min=1, help="Keep every n-th frame.")] = 1,
+    modality: Annotated[list[str], typer.Option("--modality", help="Modalities to keep ('all' keeps every one).")]
+    = ["US"],
+    qc: Annotated[bool, typer.Option("--qc", help="Write a before/after picture per file to qc/.")] = False,
+    write_dicom: Annotated[bool, typer.Option("--write-dicom", help="Also write de-identified, masked DICOM.")]
+    = False,
+    size: Annotated[int, typer.Option("--size", min=32, help="Side of the standard image.")] = 640,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Files decoded in parallel.")] = 1,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+) -> None:
+    """De-identify DICOM, find the cone, write standard 640x640 frames and a manifest."""
+    from echoavc.ingest import ingest as run_ingest
+
+    modalities = () if any(m.lower() == "all" for m in modality) else tuple(m.upper() for m in modality)
+    settings = replace(IngestSettings(), every_nth=every_nth, modalities=modalities, qc=qc,
+                       write_dicom=write_dicom, size=size)
+    try:
+        report = run_ingest(src, out, key, settings, workers=workers, progress=progress)
+    except EchoAVCError as exc:
+        _fail(exc)
+    for name, reason in report.failures:
+        err.print(f"[red]failed:[/red] {name}: {reason}", highlight=False, soft_wrap=True)
+    for name, warning in report.warnings:
+        err.print(f"[yellow]warning:[/yellow] {name}: {warning}", highlight=False, soft_wrap=True)
+    out.print(
+        f"{report.done} files ingested ({report.frames} frames), {report.resumed} already done, "
+        f"{report.skipped} skipped, {report.failed} failed -> {report.manifest}",
+        highlight=False,
+    )
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Versions, DICOM decoders, GPU, threads and offline settings."""
+    from echoavc.doctor import report
+
+    info = report()
+    if as_json:
+        out.print_json(json.dumps(info))
+        return
+    table = Table(title="echoavc doctor", show_header=False)
+    for k in ("echoavc", "python", "platform", "accelerator", "cache_dir"):
+        table.add_row(k, str(info[k]))
+    table.add_row("threads", ", ".join(f"{k} {v}" for k, v in info["threads"].items()))
+    table.add_row("offline", ", ".join(f"{k}={v or '-'}" for k, v in info["offline"].items()))
+    for name, version in info["packages"].items():
+        table.add_row(f"  {name}", version)
+    for ts, plugins in info["dicom_decoders"].items():
+        table.add_row(f"  decode {ts}", plugins)
+    out.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except EchoAVCError as exc:  # raised outside a command's own handler
+        err.print(f"error: {exc}", highlight=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+"""The one exception type for errors a user can cause.
+
+The CLI prints it as a single line, ``<file>: <reason>``, without a traceback
+(``--debug`` shows the traceback); batches record it as one failure row and go on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class EchoAVCError(Exception):
+    """A problem with the user's input, named by file and reason."""
+
+    def __init__(self, reason: str, path: str | Path | None = None):
+        self.reason = reason
+        self.path = str(path) if path is not None else None
+        super().__init__(f"{self.path}: {reason}" if self.path else reason)
+
+    def at(self, path: str | Path) -> "EchoAVCError":
+        """The same error, attached to ``path`` when it has none yet."""
+        return self if self.path else EchoAVCError(self.reason, path)
