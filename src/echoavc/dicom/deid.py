@@ -16,11 +16,11 @@ import hashlib
 import hmac
 import os
 import secrets
+import uuid
 from pathlib import Path
 
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from pydicom.uid import generate_uid
 
 from echoavc.errors import EchoAVCError
 
@@ -92,7 +92,9 @@ def pseudonym(secret: bytes, kind: str, value: str) -> str:
 
 def keyed_uid(secret: bytes, value: str) -> str:
     """A stable replacement UID (2.25 root) that only the key holder can relate to ``value``."""
-    return generate_uid(prefix=None, entropy_srcs=[secret.hex(), str(value)])
+    # 2.25 + a UUID made from an HMAC (pydicom's generate_uid ignores entropy without a prefix)
+    digest = hmac.new(secret, f"uid\x00{value}".encode(), hashlib.sha256).digest()
+    return f"2.25.{uuid.UUID(bytes=digest[:16], version=4).int}"
 
 
 def deidentify_dataset(ds: Dataset, key: PseudonymKey, patient_pseudonym: str) -> Dataset:
@@ -101,6 +103,8 @@ def deidentify_dataset(ds: Dataset, key: PseudonymKey, patient_pseudonym: str) -
 
     base = initialize_actions(PROFILE_EDITION)
     u_actions = {tag for tag, action in base.items() if getattr(action, "__name__", "") == "replace_UID"}
+    # the library keeps X-coded dates as 00010101; the profile says remove
+    x_tags = {tag for tag, action in base.items() if getattr(action, "__name__", "") == "delete" and len(tag) == 2}
 
     def keyed_uid_action(dataset: Dataset, tag) -> None:
         element = dataset.get(tag)
@@ -122,6 +126,9 @@ def deidentify_dataset(ds: Dataset, key: PseudonymKey, patient_pseudonym: str) -
     def clean(dataset: Dataset) -> None:
         _apply(anonymize_dataset, dataset, base, rules)
         for element in list(dataset):
+            if (element.tag.group, element.tag.element) in x_tags:
+                del dataset[element.tag]
+        for element in list(dataset):
             if element.VR == "SQ" and isinstance(element.value, Sequence):
                 for item in element.value:
                     clean(item)
@@ -131,24 +138,23 @@ def deidentify_dataset(ds: Dataset, key: PseudonymKey, patient_pseudonym: str) -
     if fm is not None and "MediaStorageSOPInstanceUID" in fm and "SOPInstanceUID" in ds:
         fm.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.PatientIdentityRemoved = "YES"
-    ds.DeidentificationMethod = f"echoavc: {PROFILE_NAME}; keyed pseudonyms; pixels outside the cone removed"
+    ds.DeidentificationMethod = "echoavc: PS3.15 Basic Profile, keyed pseudonyms"  # LO: 64 characters at most
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator = "113100", "DCM"
+    code.CodeMeaning = "Basic Application Confidentiality Profile"
+    ds.DeidentificationMethodCodeSequence = Sequence([code])
     return ds
 
 
 def _apply(anonymize_dataset, dataset: Dataset, base: dict, rules: dict) -> None:
-    def run() -> None:
-        anonymize_dataset(dataset, extra_anonymization_rules=rules, delete_private_tags=True,
-                          base_rules_gen=lambda: dict(base))
-
-    try:
-        run()
-    except NotImplementedError:
-        # the library cannot empty a few VRs (OW, AT, ...): remove such listed elements, then redo
-        listed = {t for t in base if len(t) == 2}
-        for element in list(dataset):
-            if (element.tag.group, element.tag.element) in listed and element.VR not in _EMPTYABLE:
-                del dataset[element.tag]
-        run()
+    # The library cannot empty or replace a few VRs (OW, AT, OF, ...): such listed elements are removed first,
+    # so it runs once (a second run would re-key the UIDs it already replaced).
+    listed = {t for t in base if len(t) == 2}
+    for element in list(dataset):
+        if (element.tag.group, element.tag.element) in listed and element.VR not in _EMPTYABLE:
+            del dataset[element.tag]
+    anonymize_dataset(dataset, extra_anonymization_rules=rules, delete_private_tags=True,
+                      base_rules_gen=lambda: dict(base))
 
 
 _EMPTYABLE = {"AE", "AS", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UI", "UR", "UT", "DT", "DA", "TM",

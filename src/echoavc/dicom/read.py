@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,18 +60,12 @@ def open_dicom(data: bytes, name: str | Path) -> DicomClip:
     name = str(name)
     if not data:
         raise EchoAVCError("empty file", name)
-    try:
-        ds = pydicom.dcmread(io.BytesIO(data))
-    except InvalidDicomError:
-        # files without the 128-byte preamble are still DICOM if they parse as such
-        try:
-            ds = pydicom.dcmread(io.BytesIO(data), force=True)
-        except Exception as exc:
-            raise EchoAVCError(f"not a DICOM file ({type(exc).__name__})", name) from exc
-        if "SOPClassUID" not in ds and "PixelData" not in ds:
-            raise EchoAVCError("not a DICOM file", name)
-    except Exception as exc:
-        raise EchoAVCError(f"unreadable DICOM header: {_short(exc)}", name) from exc
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = _parse(data, name)
+    ended_early = any("end of file" in str(w.message).lower() for w in caught)
+    if ended_early and "PixelData" not in ds:
+        raise EchoAVCError("truncated file (the data ends before the pixel data)", name)
     if not hasattr(ds, "file_meta") or "TransferSyntaxUID" not in ds.file_meta:
         ds.file_meta = getattr(ds, "file_meta", pydicom.dataset.FileMetaDataset())
         # a bare dataset without meta header is implicit VR little endian by definition
@@ -122,6 +117,22 @@ def _truncated_frames(ds: Dataset, n_frames: int) -> dict[int, str]:
     except Exception as exc:
         return {0: f"encapsulated pixel data is corrupt ({_short(exc)})"}
     return bad
+
+
+def _parse(data: bytes, name: str) -> Dataset:
+    try:
+        return pydicom.dcmread(io.BytesIO(data))
+    except InvalidDicomError:
+        # files without the 128-byte preamble are still DICOM if they parse as such
+        try:
+            ds = pydicom.dcmread(io.BytesIO(data), force=True)
+        except Exception as exc:
+            raise EchoAVCError(f"not a DICOM file ({type(exc).__name__})", name) from exc
+        if "SOPClassUID" not in ds and "PixelData" not in ds:
+            raise EchoAVCError("not a DICOM file", name)
+        return ds
+    except Exception as exc:
+        raise EchoAVCError(f"unreadable DICOM header: {_short(exc)}", name) from exc
 
 
 def frame_indices(n_frames: int, every_nth: int = 1) -> list[int]:
