@@ -27,7 +27,7 @@ app = typer.Typer(
     add_completion=False,
 )
 err = Console(stderr=True)
-out = Console()
+console = Console()
 _state = {"debug": False}
 
 
@@ -73,7 +73,7 @@ def ingest(
         err.print(f"[red]failed:[/red] {name}: {reason}", highlight=False, soft_wrap=True)
     for name, warning in report.warnings:
         err.print(f"[yellow]warning:[/yellow] {name}: {warning}", highlight=False, soft_wrap=True)
-    out.print(
+    console.print(
         f"{report.done} files ingested ({report.frames} frames), {report.resumed} already done, "
         f"{report.skipped} skipped, {report.failed} failed -> {report.manifest}",
         highlight=False,
@@ -89,7 +89,7 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
 
     info = report()
     if as_json:
-        out.print_json(json.dumps(info))
+        console.print_json(json.dumps(info))
         return
     table = Table(title="echoavc doctor", show_header=False)
     for k in ("echoavc", "python", "platform", "accelerator", "cache_dir"):
@@ -100,7 +100,42 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         table.add_row(f"  {name}", version)
     for ts, plugins in info["dicom_decoders"].items():
         table.add_row(f"  decode {ts}", plugins)
-    out.print(table)
+    console.print(table)
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Option("--out", help="Output folder: dicom/, frames.csv, labels.csv, maxqda_valves.csv.")],
+    patients: Annotated[int, typer.Option("--patients", min=1, help="Number of patients.")] = 12,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives identical files.")] = 0,
+    prevalence: Annotated[float, typer.Option("--prevalence", min=0.0, max=1.0,
+                                              help="Share of calcified patients (paper: 0.36).")] = 0.36,
+    frames_per_exam: Annotated[int, typer.Option("--frames-per-exam", min=1)] = 10,
+    exams_per_patient: Annotated[int, typer.Option("--exams-per-patient", min=1,
+                                                   help="Follow-up exams; the grade may progress.")] = 1,
+    workers: Annotated[int, typer.Option("--workers", min=0, help="Processes (0: one per core).")] = 0,
+    gallery: Annotated[bool, typer.Option("--gallery", help="Also write gallery.png: a contact sheet "
+                                          "beside real reference clips.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+) -> None:
+    """Write a synthetic echo cohort (DICOM + ground truth) for testing and demos."""
+    from echoavc.synth.cohort import make_cohort
+    from echoavc.synth.gallery import make_gallery
+
+    try:
+        paths = make_cohort(out, patients, seed, prevalence=prevalence, frames_per_exam=frames_per_exam,
+                            exams_per_patient=exams_per_patient, workers=workers, progress=progress)
+        sheet = make_gallery(out) if gallery else None
+    except EchoAVCError as exc:
+        _fail(exc)
+    typer.echo(f"{patients} patients -> {paths.frames}, {paths.labels}, {paths.maxqda}"
+               + (f", {sheet}" if sheet else ""))
+
+
+from echoavc.dataset.cli import augment_app, dataset_app  # noqa: E402  (sub-apps live beside their code)
+
+app.add_typer(dataset_app, name="dataset")
+app.add_typer(augment_app, name="augment")
 
 
 def main() -> None:

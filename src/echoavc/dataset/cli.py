@@ -1,0 +1,253 @@
+"""``echoavc dataset ...`` and ``echoavc augment``: Typer sub-apps registered by :mod:`echoavc.cli`.
+
+Options mirror the Python functions. User errors print one line ``<file>: <reason>`` (exit 2);
+validation problems print one line each, and errors among them exit 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from echoavc.errors import EchoAVCError
+from echoavc.settings import (
+    CropSettings, DatasetSettings, LabelColumns, MaxqdaColumns, SplitSettings,
+)
+
+dataset_app = typer.Typer(name="dataset", help="Build, split and materialise training data (docs/dataset.md).",
+                          no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+augment_app = typer.Typer(name="augment", help="Check the augmentation: counts, rejections, a preview grid.",
+                          pretty_exceptions_enable=False, add_completion=False)
+err = Console(stderr=True)
+out = Console(soft_wrap=True)
+
+
+def _fail(exc: EchoAVCError) -> None:
+    from echoavc.cli import _state
+
+    if _state.get("debug"):
+        raise exc
+    err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _pairs(values: list[str], what: str) -> dict[str, str]:
+    outd = {}
+    for v in values or []:
+        if "=" not in v:
+            raise EchoAVCError(f"{what} {v!r} is not NAME=HEADER")
+        k, h = v.split("=", 1)
+        outd[k.strip()] = h.strip()
+    return outd
+
+
+def _problem_lines(problems) -> None:
+    for p in problems:
+        colour = "red" if p.level == "error" else "yellow"
+        err.print(f"[{colour}]{p.level}:[/{colour}] {p.where}: {p.message}", highlight=False, soft_wrap=True)
+
+
+@dataset_app.command("build")
+def build_cmd(
+    manifest: Annotated[Path, typer.Option("--manifest", help="The ingest manifest.csv.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Table folder: table.csv, table.json, problems.csv.")],
+    boxes: Annotated[Optional[Path], typer.Option("--boxes", help="Valve boxes: a file or a folder (yolo, voc).")]
+    = None,
+    fmt: Annotated[str, typer.Option("--format", help="maxqda | yolo | coco | voc | labelstudio | cvat")] = "maxqda",
+    space: Annotated[str, typer.Option("--space", help="Coordinates of the boxes: original | standard.")]
+    = "original",
+    labels: Annotated[Optional[Path], typer.Option("--labels", help="Exam labels: exam, patient, calcified, grade.")]
+    = None,
+    key: Annotated[Optional[Path], typer.Option("--key", help="The pseudonym key ingest used.")] = None,
+    views: Annotated[Optional[Path], typer.Option("--views", help="CSV of image key + view (e.g. synth frames.csv).")]
+    = None,
+    ingest_dir: Annotated[Optional[Path], typer.Option("--ingest-dir", help="Folder image paths are relative to "
+                                                       "(default: the manifest's folder).")] = None,
+    ids: Annotated[str, typer.Option("--ids", help="Label ids: auto | original | pseudonymous.")] = "auto",
+    unknown_view: Annotated[str, typer.Option("--unknown-view", help="Unboxed frames of unknown view: "
+                                              "unlabelled | background.")] = "unlabelled",
+    column: Annotated[list[str], typer.Option("--column", help="MAXQDA column name, NAME=HEADER "
+                                              "(image, x, y, width, height, space, code).")] = [],
+    label_column: Annotated[list[str], typer.Option("--label-column", help="Labels column, NAME=HEADER "
+                                                    "(exam, patient, calcified, grade).")] = [],
+    code: Annotated[list[str], typer.Option("--code", help="Keep only MAXQDA rows with this code.")] = [],
+) -> None:
+    """Join manifest, boxes, labels and views into one validated table."""
+    from echoavc.dataset.table import build_dataset
+
+    try:
+        mq = replace(MaxqdaColumns(), **_pairs(column, "--column"), codes=tuple(code))
+        lc = replace(LabelColumns(), **{k: (v,) for k, v in _pairs(label_column, "--label-column").items()})
+        settings = replace(DatasetSettings(), space=space, ids=ids, unknown_view=unknown_view, maxqda=mq, labels=lc)
+        table = build_dataset(manifest, boxes, fmt, labels, key, views, settings, ingest_dir, out_dir)
+    except EchoAVCError as exc:
+        _fail(exc)
+    except TypeError as exc:  # an unknown NAME in --column / --label-column
+        _fail(EchoAVCError(f"unknown column name ({exc})"))
+    _problem_lines(table.problems)
+    if table.errors:
+        err.print(f"{len(table.errors)} error(s), {len(table.warnings)} warning(s): no table written; "
+                  f"see {out_dir / 'problems.csv'}", highlight=False)
+        raise typer.Exit(1)
+    c = table.counts()
+    out.print(f"{c['frames']} frames ({', '.join(f'{v} {k}' for k, v in c['roles'].items())}), {c['patients']} patients,"
+              f" {c['exams']} exams, {len(table.warnings)} warning(s) -> {out_dir / 'table.csv'}", highlight=False)
+
+
+@dataset_app.command("split")
+def split_cmd(
+    table: Annotated[Path, typer.Option("--table", help="Table folder from dataset build.")],
+    out_file: Annotated[Path, typer.Option("--out", help="Split file (JSON).")],
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    k: Annotated[int, typer.Option("--k", min=0, help="Folds over the train+val patients (0: none).")] = 5,
+    train: Annotated[float, typer.Option("--train")] = 0.8,
+    val: Annotated[float, typer.Option("--val")] = 0.1,
+    test: Annotated[float, typer.Option("--test")] = 0.1,
+) -> None:
+    """Split patients into train/val/test and k folds, stratified by highest grade; save once."""
+    from echoavc.dataset.split import make_split
+    from echoavc.dataset.table import DatasetTable
+
+    try:
+        t = DatasetTable.load(table)
+        s = make_split(t.frame, SplitSettings(train=train, val=val, test=test, k=k, seed=seed), t.fingerprint)
+        s.save(out_file)
+    except EchoAVCError as exc:
+        _fail(exc)
+    summary = "; ".join(f"{p}: {sum(v.values())} patients" for p, v in s.summary().items())
+    out.print(f"{summary}; k={s.k}; {s.fingerprint} -> {out_file}", highlight=False)
+
+
+@dataset_app.command("materialise")
+def materialise_cmd(
+    table: Annotated[Path, typer.Option("--table", help="Table folder from dataset build.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder (YOLO + crops).")],
+    split: Annotated[Optional[Path], typer.Option("--split", help="Split file (not needed for --protocol paper).")]
+    = None,
+    fold: Annotated[Optional[int], typer.Option("--fold", help="Fold (default: the main train/val/test).")] = None,
+    part: Annotated[list[str], typer.Option("--part", help="Parts to write (default: train, val, test).")] = [],
+    augmentation: Annotated[str, typer.Option("--augmentation", help="Table 1: original, zoom, translation, "
+                                              "rotation, gamma, all, translation+rotation (or 1-7); or online.")]
+    = "original",
+    balance: Annotated[str, typer.Option("--balance", help="Crops, train only: none | duplicate | weights.")]
+    = "none",
+    protocol: Annotated[str, typer.Option("--protocol", help="patient | paper (LEAKY image-level split).")]
+    = "patient",
+    paper_fractions: Annotated[str, typer.Option("--paper-fractions", help="train,val,test for --protocol paper.")]
+    = "0.8,0.1,0.1",
+    crops: Annotated[bool, typer.Option("--crops/--no-crops", help="Write classifier crops.")] = True,
+    crop_size: Annotated[int, typer.Option("--crop-size", min=16)] = 224,
+    margin: Annotated[float, typer.Option("--margin", min=0.0)] = 0.1,
+    jitter: Annotated[float, typer.Option("--jitter", min=0.0, max=0.5)] = 0.0,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+) -> None:
+    """Write a YOLO folder with data.yaml and classifier crops for one fold and augmentation set."""
+    from echoavc.dataset.materialise import materialise
+
+    try:
+        fr = [float(x) for x in paper_fractions.split(",")]
+        if len(fr) != 3:
+            raise EchoAVCError("--paper-fractions needs three numbers: train,val,test")
+        rep = materialise(table, split, out_dir, fold=fold, parts=tuple(part) or ("train", "val", "test"),
+                          augmentation=augmentation, balance=balance, protocol=protocol, crops=crops,
+                          crop_settings=CropSettings(size=crop_size, margin=margin, jitter=jitter), seed=seed,
+                          paper_fractions=dict(zip(("train", "val", "test"), fr)), overwrite=overwrite,
+                          progress=progress)
+    except EchoAVCError as exc:
+        _fail(exc)
+    except ValueError as exc:
+        _fail(EchoAVCError(str(exc)))
+    for r in rep.rejected:
+        err.print(f"[yellow]rejected:[/yellow] {r['key']} {r['variant']}: {r['reason']}", highlight=False,
+                  soft_wrap=True)
+    if rep.leaky:
+        err.print("[red]" + rep.meta["leakage"]["warning"] + "[/red]", highlight=False, soft_wrap=True)
+        err.print(f"  {rep.meta['leakage']['patients_in_several_parts']} patient(s) in several parts", highlight=False)
+    for p, c in rep.counts.items():
+        out.print(f"{p}: " + ", ".join(f"{v} {k}" for k, v in c.items()), highlight=False)
+    out.print(f"{len(rep.rejected)} variant(s) rejected -> {rep.out / 'data.yaml'}", highlight=False)
+
+
+@dataset_app.command("export")
+def export_cmd(
+    table: Annotated[Path, typer.Option("--table", help="Table folder from dataset build.")],
+    out_path: Annotated[Path, typer.Option("--out", help="File (coco, maxqda, labelstudio, cvat) or folder (yolo, voc).")],
+    fmt: Annotated[str, typer.Option("--format", help="yolo | coco (and maxqda, voc, labelstudio, cvat).")] = "coco",
+    space: Annotated[str, typer.Option("--space", help="original | standard")] = "standard",
+    background: Annotated[bool, typer.Option("--background/--no-background", help="Include background frames "
+                                             "(empty YOLO files, box-less COCO images).")] = True,
+) -> None:
+    """Export the table's valve boxes in another format and coordinate space."""
+    from echoavc.dataset.table import DatasetTable, export_boxes
+
+    try:
+        t = DatasetTable.load(table)
+        n = export_boxes(t, out_path, fmt, space, background)
+    except EchoAVCError as exc:
+        _fail(exc)
+    out.print(f"{n} box(es), {fmt}, {space} space -> {out_path}", highlight=False)
+
+
+@augment_app.callback(invoke_without_command=True)
+def augment_cmd(
+    table: Annotated[Path, typer.Option("--table", help="Table folder from dataset build.")],
+    augmentation: Annotated[str, typer.Option("--augmentation", help="Table 1 experiment (name or 1-7) or "
+                                              "techniques joined by '+'.")] = "all",
+    preview: Annotated[Optional[Path], typer.Option("--preview", help="Write a PNG grid of augmented images with "
+                                                    "their boxes.")] = None,
+    n: Annotated[int, typer.Option("--n", min=1, help="Images in the preview.")] = 6,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Count the variants the paper's techniques make from the valve frames, and which are rejected;
+    --preview writes a grid for a person to check."""
+    import cv2
+    import numpy as np
+
+    from echoavc.annotations.boxes import atomic_write_bytes
+    from echoavc.dataset.augment import ONLINE, augment, parse_augmentation, preview_grid
+    from echoavc.dataset.table import DatasetTable
+
+    try:
+        t = DatasetTable.load(table)
+        techniques = parse_augmentation(augmentation)
+        if techniques == ONLINE:
+            raise EchoAVCError("the preview shows the fixed variants; name an experiment or techniques")
+        valve = t.frame[t.frame["role"] == "valve"]
+        if valve.empty:
+            raise EchoAVCError("the table has no valve frames", table)
+        rows = valve.to_dict("records")
+
+        def load(r):
+            img = cv2.imread(str(t.image_file(r["image_path"])), cv2.IMREAD_UNCHANGED)
+            if img is None:
+                raise EchoAVCError("cannot read image", t.image_file(r["image_path"]))
+            return img, (r["x1"], r["y1"], r["x2"], r["y2"])
+
+        if preview is not None:
+            rng = np.random.default_rng(seed)
+            pick = sorted(rng.choice(len(rows), size=min(n, len(rows)), replace=False))
+            grid = preview_grid([load(rows[i]) for i in pick], techniques)
+            ok, buf = cv2.imencode(".png", grid)
+            atomic_write_bytes(preview, buf.tobytes())
+            out.print(f"preview of {len(pick)} image(s) -> {preview}", highlight=False)
+            return
+        kept = rejected = 0
+        for r in rows:
+            img, box = load(r)
+            for a in augment(img, box, techniques):
+                if a.ok:
+                    kept += 1
+                else:
+                    rejected += 1
+                    err.print(f"[yellow]rejected:[/yellow] {r['key']} {a.name}: {a.reason}", highlight=False,
+                              soft_wrap=True)
+    except EchoAVCError as exc:
+        _fail(exc)
+    out.print(f"{len(rows)} valve frames -> {len(rows) + kept} images with {augmentation} "
+              f"({kept} variants kept, {rejected} rejected); applied to the training part only", highlight=False)

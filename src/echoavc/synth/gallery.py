@@ -1,0 +1,96 @@
+"""Contact sheet of a synthetic cohort, for people: frames with their ground truth, beside real clips."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from echoavc.errors import EchoAVCError
+
+THUMB_W, THUMB_H = 400, 300
+
+
+def _thumb(img: np.ndarray, caption: str, box=None, nodules=(), color=(60, 220, 60)) -> np.ndarray:
+    if img.ndim == 2:
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    img = img.copy()
+    if box is not None:
+        cv2.rectangle(img, (int(box[0]), int(box[1])), (int(round(box[2])) - 1, int(round(box[3])) - 1), color, 2)
+    for x, y, r in nodules:
+        cv2.circle(img, (int(x), int(y)), max(int(r) + 3, 4), (240, 60, 60), 1)
+    h, w = img.shape[:2]
+    s = min(THUMB_W / w, THUMB_H / h)
+    small = cv2.resize(img, (int(w * s), int(h * s)), interpolation=cv2.INTER_AREA)
+    tile = np.zeros((THUMB_H + 22, THUMB_W, 3), np.uint8)
+    tile[:small.shape[0], :small.shape[1]] = small
+    cv2.putText(tile, caption, (4, THUMB_H + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 0), 1, cv2.LINE_AA)
+    return tile
+
+
+def reference_tiles() -> list[np.ndarray]:
+    """Frames of the real clips in pydicom-data (empty list when it is not installed)."""
+    try:
+        from pydicom import dcmread
+        from pydicom.data import get_testdata_file
+
+        from echoavc.synth.realism import REFERENCES
+    except ImportError:
+        return []
+    tiles = []
+    for ref in REFERENCES:
+        path = get_testdata_file(ref.file)
+        if path is None:
+            continue
+        ds = dcmread(path)
+        arr = ds.pixel_array
+        frame = arr[0] if int(ds.get("NumberOfFrames", 1) or 1) > 1 else arr
+        tiles.append(_thumb(frame, f"REAL: {ref.name}", color=(0, 0, 0)))
+    return tiles
+
+
+def make_gallery(cohort_dir: str | Path, out_png: str | Path | None = None, per_grade: int = 3,
+                 distractors: int = 3, reference: bool = True, columns: int = 4) -> Path:
+    """Write a contact sheet PNG: real reference frames, then short-axis valve frames by grade
+    (green: ground-truth box, red: nodules), then distractor views."""
+    import pandas as pd
+    from pydicom import dcmread
+
+    cohort_dir = Path(cohort_dir)
+    frames_csv = cohort_dir / "frames.csv"
+    if not frames_csv.is_file():
+        raise EchoAVCError("no frames.csv: not a synthetic cohort folder", cohort_dir)
+    df = pd.read_csv(frames_csv)
+    picks = []
+    av = df[(df.view == "psax_av") & (df.cardiac_phase == "diastole") & df.valve_x1.notna()]
+    for g in range(4):
+        sub = av[av.grade == g].drop_duplicates("exam_id").head(per_grade)
+        picks += list(sub.itertuples())
+    picks += list(df[df.view != "psax_av"].drop_duplicates("view").head(distractors).itertuples())
+    tiles = reference_tiles() if reference else []
+    cache: dict[str, np.ndarray] = {}
+    for r in picks:
+        if r.file not in cache:
+            ds = dcmread(cohort_dir / r.file)
+            arr = ds.pixel_array
+            cache[r.file] = arr if int(ds.get("NumberOfFrames", 1) or 1) > 1 else arr[None]
+        img = cache[r.file][int(r.frame_index)]
+        box = None if pd.isna(r.valve_x1) else (r.valve_x1, r.valve_y1, r.valve_x2, r.valve_y2)
+        cap = f"{r.view} {r.cardiac_phase} grade {r.grade} {r.encoding} {r.layout}"
+        tiles.append(_thumb(img, cap, box, json.loads(r.nodules)))
+    if not tiles:
+        raise EchoAVCError("nothing to show", cohort_dir)
+    rows = []
+    for i in range(0, len(tiles), columns):
+        row = tiles[i:i + columns]
+        row += [np.zeros_like(tiles[0])] * (columns - len(row))
+        rows.append(np.hstack(row))
+    sheet = np.vstack(rows)
+    out_png = Path(out_png) if out_png else cohort_dir / "gallery.png"
+    tmp = out_png.with_name(out_png.name + ".tmp.png")
+    cv2.imwrite(str(tmp), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    os.replace(tmp, out_png)
+    return out_png

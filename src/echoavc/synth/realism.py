@@ -1,0 +1,273 @@
+"""Numbers that compare synthetic frames with real echo clips.
+
+Two kinds of statistics, computed inside the cone only:
+
+- the intensity histogram: fraction of dark pixels (< ``DARK_LEVEL``),
+  median, 95th percentile, fraction of saturated pixels (>= ``SATURATED_LEVEL``);
+- the speckle grain: full width at half maximum of the mean autocorrelation
+  of 32x32 windows lying wholly inside the cone, laterally (along rows) and
+  axially (along columns), in pixels.
+
+The real references are the echo clips shipped in ``pydicom-data`` (offline),
+with hand-measured sector outlines (apex, radii, sides) eroded by 8 pixels.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+DARK_LEVEL = 16
+SATURATED_LEVEL = 250
+GRAIN_WINDOW = 32
+
+
+@dataclass(frozen=True)
+class Sector:
+    """A sector outline in pixel coordinates (angles from straight down; left negative)."""
+
+    apex_x: float
+    apex_y: float
+    r_min: float
+    r_max: float
+    left_deg: float
+    right_deg: float
+    clip_box: tuple[int, int, int, int] | None = None  #: x1, y1, x2, y2 (zoomed acquisitions)
+
+    def mask(self, shape: tuple[int, int], erode: int = 8) -> np.ndarray:
+        h, w = shape[:2]
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        dx, dy = xx + 0.5 - self.apex_x, yy + 0.5 - self.apex_y
+        r = np.hypot(dx, dy)
+        th = np.degrees(np.arctan2(dx, dy))
+        m = (r >= self.r_min) & (r <= self.r_max) & (th >= -self.left_deg) & (th <= self.right_deg)
+        if self.clip_box is not None:
+            x1, y1, x2, y2 = self.clip_box
+            box = np.zeros_like(m)
+            box[y1:y2, x1:x2] = True
+            m &= box
+        if erode:
+            m = cv2.erode(m.astype(np.uint8), np.ones((2 * erode + 1, 2 * erode + 1), np.uint8)).astype(bool)
+        return m
+
+
+@dataclass(frozen=True)
+class Reference:
+    name: str
+    file: str  #: pydicom-data test file name
+    frames: tuple[int, ...]
+    sector: Sector
+    description: str
+
+
+#: Real clips and their sectors, measured by hand on the images (see docs/synth.md).
+REFERENCES = (
+    Reference("sonosite_a4c", "color3d_jpeg_baseline.dcm", (0, 30, 60, 90),
+              Sector(340, 40, 20, 365, 45, 45),
+              "SonoSite Turbo, apical four-chamber, 480x640 YBR_FULL_422 JPEG baseline, 120 frames"),
+    Reference("philips_epiq_plax", "JPGLosslessP14SV1_1s_1f_8b.dcm", (0,),
+              Sector(509, 78, 100, 557, 41.6, 45.3),
+              "Philips EPIQ 7C, parasternal, 768x1024 MONOCHROME2 JPEG lossless, 1 frame"),
+)
+
+
+def to_gray(frame: np.ndarray) -> np.ndarray:
+    """Decoded frame (H, W) or (H, W, 3) RGB -> uint8 grey (luma)."""
+    if frame.ndim == 3:
+        return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
+    return frame.astype(np.uint8)
+
+
+def intensity_stats(gray: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    v = gray[mask].astype(np.float64)
+    return {
+        "dark_fraction": float((v < DARK_LEVEL).mean()),
+        "median": float(np.median(v)),
+        "p95": float(np.percentile(v, 95)),
+        "saturated_fraction": float((v >= SATURATED_LEVEL).mean()),
+    }
+
+
+def _fwhm(profile: np.ndarray) -> float:
+    for k in range(1, len(profile)):
+        if profile[k] < 0.5:
+            return 2.0 * (k - 1 + (profile[k - 1] - 0.5) / (profile[k - 1] - profile[k]))
+    return float("nan")
+
+
+def grain(gray: np.ndarray, mask: np.ndarray, win: int = GRAIN_WINDOW) -> dict[str, float]:
+    """Speckle grain: FWHM (pixels) of the mean normalised autocorrelation of in-cone windows."""
+    h, w = gray.shape
+    ok = cv2.erode(mask.astype(np.uint8), np.ones((win, win), np.uint8), anchor=(0, 0)).astype(bool)
+    acc = np.zeros((2 * win, 2 * win))
+    n = 0
+    for y in range(0, h - win, win // 2):
+        for x in range(0, w - win, win // 2):
+            if not ok[y, x]:
+                continue
+            p = gray[y:y + win, x:x + win].astype(np.float64)
+            p = p - p.mean()
+            if p.std() < 1.0:
+                continue
+            f = np.fft.fft2(p, s=(2 * win, 2 * win))
+            ac = np.fft.fftshift(np.fft.ifft2(np.abs(f) ** 2).real)
+            acc += ac / ac[win, win]
+            n += 1
+    if n == 0:
+        return {"grain_lateral_px": float("nan"), "grain_axial_px": float("nan")}
+    ac = acc / n
+    return {"grain_lateral_px": _fwhm(ac[win, win:]), "grain_axial_px": _fwhm(ac[win:, win])}
+
+
+def frame_stats(gray: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    return {**intensity_stats(gray, mask), **grain(gray, mask)}
+
+
+def reference_stats() -> list[dict[str, float]]:
+    """Statistics of the real clips in pydicom-data, one row per frame used."""
+    try:
+        from pydicom import dcmread
+        from pydicom.data import get_testdata_file
+    except ImportError as exc:  # pragma: no cover
+        raise RuntimeError("pydicom is needed for the reference statistics") from exc
+    rows = []
+    for ref in REFERENCES:
+        path = get_testdata_file(ref.file)
+        if path is None:
+            raise FileNotFoundError(f"{ref.file} not found: install pydicom-data")
+        ds = dcmread(path)
+        arr = ds.pixel_array
+        if int(ds.get("NumberOfFrames", 1) or 1) == 1:
+            arr = arr[None]
+        for i in ref.frames:
+            gray = to_gray(arr[i])
+            mask = ref.sector.mask(gray.shape)
+            rows.append({"reference": ref.name, "frame": i, **frame_stats(gray, mask)})
+    return rows
+
+
+#: Tolerances: the synthetic cohort's median of each statistic must lie within
+#: the span of the real clips widened by this much (absolute, or relative for grain).
+TOLERANCE_ABS = {"dark_fraction": 0.10, "median": 10.0, "p95": 25.0, "saturated_fraction": 0.01}
+TOLERANCE_REL = {"grain_lateral_px": 0.30, "grain_axial_px": 0.30}
+STATS = ("dark_fraction", "median", "p95", "saturated_fraction", "grain_lateral_px", "grain_axial_px")
+
+
+def acceptance_ranges(reference_rows: list[dict[str, float]]) -> dict[str, tuple[float, float]]:
+    out = {}
+    for k in STATS:
+        vals = [r[k] for r in reference_rows]
+        lo, hi = min(vals), max(vals)
+        if k in TOLERANCE_ABS:
+            t = TOLERANCE_ABS[k]
+            out[k] = (max(lo - t, 0.0), hi + t)
+        else:
+            t = TOLERANCE_REL[k]
+            out[k] = (lo * (1 - t), hi * (1 + t))
+    return out
+
+
+def summarise(rows: list[dict[str, float]]) -> dict[str, float]:
+    """Median over frames of each statistic (NaN-safe: NaN when no frame has a value)."""
+    out = {}
+    for k in STATS:
+        vals = np.array([r[k] for r in rows], dtype=np.float64)
+        vals = vals[~np.isnan(vals)]
+        out[k] = float(np.median(vals)) if vals.size else float("nan")
+    return out
+
+
+def check(synthetic_rows: list[dict[str, float]], reference_rows: list[dict[str, float]]):
+    """-> {stat: (synthetic median, (low, high), ok)}."""
+    ranges = acceptance_ranges(reference_rows)
+    med = summarise(synthetic_rows)
+    return {k: (med[k], ranges[k], bool(ranges[k][0] <= med[k] <= ranges[k][1]) and not math.isnan(med[k]))
+            for k in STATS}
+
+
+def sector_of(row) -> Sector:
+    """The cone of a synthetic frame, from its frames.csv row (a dict or a namedtuple)."""
+    get = row.get if isinstance(row, dict) else lambda k: getattr(row, k)
+    clip = get("cone_clip_box")
+    clip = tuple(json.loads(clip)) if isinstance(clip, str) and clip else None
+    half = float(get("cone_half_angle_deg"))
+    return Sector(float(get("cone_apex_x")), float(get("cone_apex_y")), float(get("cone_r_min_px")),
+                  float(get("cone_r_max_px")), half, half, clip)
+
+
+def cohort_stats(cohort_dir, views: tuple[str, ...] | None = None, max_frames: int | None = None,
+                 every: int = 1) -> list[dict[str, float]]:
+    """Statistics of the frames of a synthetic cohort (decoded from its DICOM files)."""
+    import pandas as pd
+    from pydicom import dcmread
+
+    cohort_dir = Path(cohort_dir)
+    df = pd.read_csv(cohort_dir / "frames.csv")
+    if views:
+        df = df[df.view.isin(views)]
+    df = df.iloc[::every]
+    if max_frames:
+        df = df.head(max_frames)
+    rows, cache = [], {}
+    for r in df.itertuples():
+        if r.file not in cache:
+            cache.clear()
+            ds = dcmread(cohort_dir / r.file)
+            arr = ds.pixel_array
+            cache[r.file] = arr if int(ds.get("NumberOfFrames", 1) or 1) > 1 else arr[None]
+        gray = to_gray(cache[r.file][int(r.frame_index)])
+        mask = sector_of(r).mask(gray.shape)
+        rows.append({"file": r.file, "frame": int(r.frame_index), "view": r.view, **frame_stats(gray, mask)})
+    return rows
+
+
+#: The paper's heuristic baseline thresholds (Elvas et al. 2024, Table 2).
+BASELINE_THRESHOLDS = (190, 200, 210, 220)
+
+
+def baseline_accuracy(cohort_dir, thresholds: tuple[int, ...] = BASELINE_THRESHOLDS,
+                      phase: str | None = "diastole") -> dict[int, dict[str, float]]:
+    """The paper's heuristic on a synthetic cohort: binarise the valve crop (ground-truth box,
+    grey levels) at each threshold; calcified when any pixel is above it. One decision per
+    short-axis aortic-valve frame (``phase``: only frames of that cardiac phase; None: all).
+
+    Returns {threshold: {accuracy, precision, recall, n, positives}}.
+    """
+    import pandas as pd
+    from pydicom import dcmread
+
+    cohort_dir = Path(cohort_dir)
+    df = pd.read_csv(cohort_dir / "frames.csv")
+    df = df[(df.view == "psax_av") & df.valve_x1.notna()]
+    if phase:
+        df = df[df.cardiac_phase == phase]
+    maxima, truth, cache = [], [], {}
+    for r in df.itertuples():
+        if r.file not in cache:
+            cache.clear()
+            ds = dcmread(cohort_dir / r.file)
+            arr = ds.pixel_array
+            cache[r.file] = arr if int(ds.get("NumberOfFrames", 1) or 1) > 1 else arr[None]
+        gray = to_gray(cache[r.file][int(r.frame_index)])
+        x1, y1 = int(math.floor(r.valve_x1)), int(math.floor(r.valve_y1))
+        x2, y2 = int(math.ceil(r.valve_x2)), int(math.ceil(r.valve_y2))
+        maxima.append(int(gray[y1:y2, x1:x2].max()))
+        truth.append(int(r.calcified))
+    maxima, truth = np.array(maxima), np.array(truth, dtype=bool)
+    out = {}
+    for t in thresholds:
+        pred = maxima > t
+        tp = int((pred & truth).sum())
+        out[int(t)] = {
+            "accuracy": float((pred == truth).mean()) if truth.size else float("nan"),
+            "precision": tp / max(int(pred.sum()), 1),
+            "recall": tp / max(int(truth.sum()), 1),
+            "n": int(truth.size),
+            "positives": int(truth.sum()),
+        }
+    return out
