@@ -18,10 +18,6 @@ the many ways a file names an image (``<source_sha256>:<frame_index>``, the inge
 
 from __future__ import annotations
 
-import csv
-import io
-import os
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -30,6 +26,7 @@ import pandas as pd
 
 from echoavc.cone.transform import StandardTransform
 from echoavc.errors import EchoAVCError
+from echoavc.files import atomic_write_bytes, atomic_write_text, csv_text  # noqa: F401  (re-exported)
 
 SPACES = ("original", "standard")
 #: The one object class: the aortic valve seen in short axis.
@@ -204,32 +201,6 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- small shared I/O helpers
-
-
-def atomic_write_bytes(path: str | Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def csv_text(columns: list[str], rows: list[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
 
 
 def fmt(v: float, digits: int = 4) -> str:

@@ -23,16 +23,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
 import pandas as pd
 
-from echoavc.annotations.boxes import VALVE_LABEL, ValveBox, atomic_write_text, csv_text
+from echoavc.annotations.boxes import VALVE_LABEL, ValveBox
 from echoavc.annotations.yolo import yolo_line
 from echoavc.dataset.augment import (
     ONLINE, OnlineAugmenter, apply_variant, augmentation_name, class_weights, duplicate_minority,
@@ -41,6 +41,7 @@ from echoavc.dataset.augment import (
 from echoavc.dataset.split import PARTS, Split, paper_image_split
 from echoavc.dataset.table import DatasetTable
 from echoavc.errors import EchoAVCError
+from echoavc.files import atomic_write_text, csv_text, progress_bar
 from echoavc.settings import AugmentSettings, CropSettings
 
 CROP_COLUMNS = ["file", "part", "calcified", "grade", "patient_id", "study_id", "key", "variant", "duplicate", "weight"]
@@ -239,8 +240,8 @@ def materialise(table: DatasetTable | str | Path, split: Split | str | Path | No
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
-        with _Progress(progress, len(written), "materialise") as bar:
-            crop_rows = _write_all(table, written, tmp, crops, cs, rng, bar)
+        with progress_bar("materialise", len(written), progress) as advance:
+            crop_rows = _write_all(table, written, tmp, crops, cs, rng, advance)
         if crops and balance != "none" and not leaky:
             crop_rows = _balance_crops(crop_rows, balance, tmp, rng)
         elif crops and leaky:
@@ -282,11 +283,11 @@ def materialise(table: DatasetTable | str | Path, split: Split | str | Path | No
 
 
 def _write_all(table: DatasetTable, written, root: Path, crops: bool, cs: CropSettings,
-               rng: np.random.Generator, bar: "_Progress") -> list[dict]:
+               rng: np.random.Generator, advance: Callable[[], None]) -> list[dict]:
     rows = []
     sizes = dict(zip(table.frame["key"], table.frame["std_size"]))
     for it, img in written:
-        bar.advance()
+        advance()
         stem = it.stem
         dst = root / "images" / it.part / f"{stem}.png"
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -380,27 +381,3 @@ def _data_yaml(path: Path, parts: list[str], meta: dict) -> str:
               f"echoavc_fold: {meta.get('fold') if meta.get('fold') is not None else 'null'}",
               f"echoavc_table: {q(meta['table_fingerprint'])}"]
     return "\n".join(lines) + "\n"
-
-
-class _Progress:
-    def __init__(self, enabled: bool, total: int, label: str):
-        self.enabled, self.total, self.label = enabled and total > 0, total, label
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self._p = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                               console=Console(file=sys.stderr))
-            self._p.__enter__()
-            self._t = self._p.add_task(self.label, total=self.total)
-        return self
-
-    def advance(self):
-        if self.enabled:
-            self._p.advance(self._t)
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self._p.__exit__(*exc)

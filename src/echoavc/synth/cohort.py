@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from echoavc.errors import EchoAVCError
+from echoavc.files import progress_bar
 from echoavc.settings import SynthSettings
 from echoavc.synth import anatomy as A
 from echoavc.synth import dicom as D
@@ -381,7 +382,7 @@ def make_cohort(out_dir: str | Path, patients: int, seed: int = 0, prevalence: f
     workers = settings.workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     workers = max(1, min(workers, patients))
     results: list[tuple[list[dict], list[dict]] | None] = [None] * patients
-    with _progress(progress, patients) as advance:
+    with progress_bar("synth patients", patients, progress) as advance:
         if workers == 1:
             for i, job in enumerate(jobs):
                 results[i] = make_patient(job)
@@ -413,24 +414,3 @@ def _worker_init() -> None:
 
     cv2.setNumThreads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-
-class _progress:
-    def __init__(self, show: bool, total: int):
-        self.show, self.total = show, total
-
-    def __enter__(self):
-        if not self.show:
-            return lambda: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
-
-        self._p = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                           TimeElapsedColumn(), TimeRemainingColumn())
-        self._p.__enter__()
-        task = self._p.add_task("synth patients", total=self.total)
-        return lambda: self._p.advance(task)
-
-    def __exit__(self, *exc):
-        if self.show:
-            self._p.__exit__(*exc)
-        return False
