@@ -17,3 +17,32 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def key_path(tmp_path_factory) -> Path:
     """A fresh pseudonym key location, outside any output folder."""
     return tmp_path_factory.mktemp("keys") / "echoavc.key"
+
+
+@pytest.fixture(scope="session")
+def synthetic_study(tmp_path_factory):
+    """A small generated cohort taken through the whole data path once per session:
+    synth -> ingest -> dataset build -> patient split. Later stages train their tiny models on it.
+
+    Fields: root, cohort (CohortPaths: frames, labels, maxqda, dicom folder), ingested (folder), key,
+    table (DatasetTable), split (Split: 60/20/20 by patient, k=0).
+    """
+    from types import SimpleNamespace
+
+    from echoavc.dataset import make_split
+    from echoavc.dataset.table import build_dataset
+    from echoavc.ingest import ingest
+    from echoavc.settings import SplitSettings
+    from echoavc.synth.cohort import make_cohort
+
+    root = tmp_path_factory.mktemp("synthetic_study")
+    cohort = make_cohort(root / "cohort", 10, seed=5, frames_per_exam=6, exams_per_patient=1, workers=1,
+                         progress=False)
+    key = root / "keys" / "echoavc.key"
+    report = ingest([root / "cohort" / "dicom"], root / "ingested", key, workers=1, progress=False)
+    assert not report.failures, report.failures
+    table = build_dataset(root / "ingested" / "manifest.csv", cohort.maxqda, "maxqda", cohort.labels, key,
+                          cohort.frames, out=root / "table")
+    assert not table.errors, [p.line() for p in table.errors]
+    split = make_split(table.frame, SplitSettings(k=0, train=0.6, val=0.2, test=0.2), table.fingerprint)
+    return SimpleNamespace(root=root, cohort=cohort, ingested=root / "ingested", key=key, table=table, split=split)

@@ -1,0 +1,564 @@
+"""``echoavc ingest``: DICOM files in, de-identified standard frames and a manifest out.
+
+For each input file (folders are walked, zip archives opened): parse, check the
+modality, decode the kept frames, find the cone once per clip, black out
+everything outside it, crop and letterbox to the standard square, write one PNG
+per frame. The manifest (one row per frame) is the contract every later stage
+reads; ``source_sha256`` + ``frame_index`` is its join key.
+
+Batches never stop on a bad file: it becomes one line in ``failures.csv``. Every
+file is written atomically and a file's state record last, so a re-run skips
+what is done (by content hash) and the result is byte-identical to an
+uninterrupted run. Anything naming original paths or identifiers is written
+beside the key, never into the output folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import zipfile
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from echoavc.cone import Cone, find_cone
+from echoavc.cone.transform import StandardTransform
+from echoavc.dicom.deid import PseudonymKey, deidentify_dataset, pseudonym
+from echoavc.dicom.read import (
+    DicomClip,
+    decode_frames,
+    frame_indices,
+    open_dicom,
+    region_spacing_mm,
+    sha256_bytes,
+    tissue_regions,
+)
+from echoavc.errors import EchoAVCError
+from echoavc.files import atomic_write_bytes, csv_text, progress_bar, remove_stale_temporaries
+from echoavc.settings import IngestSettings
+
+MANIFEST_COLUMNS = [
+    "source_sha256", "frame_index", "image_path",
+    "patient_id", "patient_id_source", "study_id", "series_id", "instance_number",
+    "n_frames", "frame_time_ms", "heart_rate_bpm",
+    "modality", "manufacturer", "model", "transfer_syntax", "photometric",
+    "original_rows", "original_cols", "channels",
+    "cone_source", "cone_kind", "cone_flag", "cone",
+    "crop_x", "crop_y", "crop_w", "crop_h", "scale", "pad_x", "pad_y", "std_size",
+    "pixel_spacing_x_mm", "pixel_spacing_y_mm", "overlay_in_cone", "burned_in_annotation",
+]
+FAILURE_COLUMNS = ["source_sha256", "reason"]
+STATE_DIR = ".state"
+
+
+# ---------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input file: on disk, or a member of a zip archive."""
+
+    path: Path
+    member: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.path}!{self.member}" if self.member else str(self.path)
+
+    def read(self) -> bytes:
+        try:
+            if self.member is None:
+                return self.path.read_bytes()
+            with zipfile.ZipFile(self.path) as zf:
+                return zf.read(self.member)
+        except (OSError, zipfile.BadZipFile, KeyError) as exc:
+            raise EchoAVCError(f"cannot read ({type(exc).__name__}: {exc.args[-1] if exc.args else ''})", self.name) from exc
+
+
+def find_sources(inputs: Iterable[str | Path]) -> tuple[list[Source], list[tuple[str, str]]]:
+    """Expand files, folders (recursively) and zip archives; return (sources, problems)."""
+    sources: list[Source] = []
+    problems: list[tuple[str, str]] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.is_file() and not _ignored(f))
+        elif p.is_file():
+            files = [p]
+        else:
+            problems.append((str(p), "no such file or folder"))
+            continue
+        for f in files:
+            if zipfile.is_zipfile(f) and f.suffix.lower() == ".zip":
+                try:
+                    with zipfile.ZipFile(f) as zf:
+                        members = sorted(
+                            m.filename for m in zf.infolist()
+                            if not m.is_dir() and not _ignored(Path(m.filename))
+                        )
+                except zipfile.BadZipFile as exc:
+                    problems.append((str(f), f"corrupt zip archive ({exc})"))
+                    continue
+                sources.extend(Source(f, m) for m in members)
+            else:
+                sources.append(Source(f))
+    return sources, problems
+
+
+def _ignored(path: Path) -> bool:
+    # hidden files (.DS_Store, ._x) and DICOMDIR indexes carry no images
+    return any(part.startswith(".") for part in path.parts[-1:]) or path.name.upper() == "DICOMDIR"
+
+
+# ---------------------------------------------------------------- one file
+
+
+@dataclass
+class FileResult:
+    """What processing one file produced. ``pairs`` holds originals: it never leaves the main process's memory
+    except into the pseudonym map beside the key."""
+
+    sha256: str
+    status: str  # "done" | "skipped" | "failed"
+    reason: str = ""
+    rows: list[dict] = field(default_factory=list)
+    pairs: list[tuple[str, str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def process_file(data: bytes, name: str, out_dir: Path, secret: bytes, settings: IngestSettings,
+                 threads: int = 1) -> FileResult:
+    """Ingest one file's bytes, with ``threads`` for its frames. Never raises for bad input: a failure is a
+    result."""
+    sha = sha256_bytes(data)
+    try:
+        clip = open_dicom(data, name)
+        modality = clip.modality.upper()
+        if settings.modalities and modality not in {m.upper() for m in settings.modalities}:
+            return FileResult(sha, "skipped", f"modality {modality or 'missing'} not in {','.join(settings.modalities)}")
+        return _ingest_clip(clip, out_dir, secret, settings, threads)
+    except EchoAVCError as exc:
+        return FileResult(sha, "failed", exc.reason)
+    except MemoryError:
+        return FileResult(sha, "failed", "out of memory while decoding")
+    except Exception as exc:  # a decoder bug must not stop the batch
+        return FileResult(sha, "failed", f"unexpected error: {type(exc).__name__}: {' '.join(str(exc).split())[:160]}")
+
+
+def identities(ds, secret: bytes, sha: str) -> tuple[dict, list[tuple[str, str, str]], list[str]]:
+    """Pseudonymous patient, study and series ids, with the originals for the key-side map."""
+    pairs, warnings = [], []
+    pid = str(ds.get("PatientID", "") or "").strip()
+    study_uid = str(ds.get("StudyInstanceUID", "") or "").strip()
+    series_uid = str(ds.get("SeriesInstanceUID", "") or "").strip()
+    if pid:
+        # the bare PatientID, so a labels file written by hand pseudonymises to the same id
+        original, source = pid, "PatientID"
+    elif study_uid:
+        original, source = f"study:{study_uid}", "StudyInstanceUID"
+        warnings.append("no PatientID: the study stands in for the patient")
+    else:
+        original, source = f"file:{sha}", "file"
+        warnings.append("no PatientID and no StudyInstanceUID: the file stands in for the patient")
+    ids = {"patient_id": pseudonym(secret, "patient", original), "patient_id_source": source}
+    pairs.append(("patient", original, ids["patient_id"]))
+    for kind, uid in (("study", study_uid), ("series", series_uid)):
+        value = uid or f"file:{sha}"
+        ids[f"{kind}_id"] = pseudonym(secret, kind, value)
+        pairs.append((kind, value, ids[f"{kind}_id"]))
+    return ids, pairs, warnings
+
+
+def _ingest_clip(clip: DicomClip, out_dir: Path, secret: bytes, settings: IngestSettings,
+                 threads: int = 1) -> FileResult:
+    ds = clip.dataset
+    ids, pairs, warnings = identities(ds, secret, clip.sha256)
+    kept = frame_indices(clip.n_frames, settings.every_nth)
+
+    # Decode a sample first to find the cone once per clip; keep it so nothing decodes twice.
+    n_sample = min(len(kept), settings.cone.sample_frames)
+    sample_idx = sorted({kept[int(round(i))] for i in np.linspace(0, len(kept) - 1, n_sample)})
+    decoded = dict(decode_frames(clip, sample_idx))
+    sample = np.stack([decoded[i] for i in sample_idx])
+    try:
+        cone = find_cone(sample, tissue_regions(ds), settings.cone)
+    except EchoAVCError as exc:
+        raise exc.at(clip.name)
+    shape = sample.shape[1:3]
+    mask = cone.mask(shape).astype(np.uint8)
+    transform = StandardTransform.fit(*cone.bbox(shape), settings.size)
+    grey = sample.ndim == 3 or _is_grey(sample, mask)
+    overlay = _overlay_in_cone(sample, mask)
+
+    names = _names(ids, ds, clip.sha256)
+    frames_dir = out_dir / "frames" / ids["study_id"]
+    frames_dir.mkdir(parents=True, exist_ok=True)
+    spacing = region_spacing_mm(ds, _centre(cone, shape))
+    frame_time = _frame_times(ds, clip.n_frames)
+    base = {
+        "source_sha256": clip.sha256,
+        **ids,
+        "instance_number": _int_or_empty(ds.get("InstanceNumber")),
+        "n_frames": clip.n_frames,
+        "heart_rate_bpm": _int_or_empty(ds.get("HeartRate")),
+        "modality": clip.modality,
+        "manufacturer": str(ds.get("Manufacturer", "") or ""),
+        "model": str(ds.get("ManufacturerModelName", "") or ""),
+        "transfer_syntax": clip.transfer_syntax,
+        "photometric": clip.photometric,
+        "original_rows": shape[0],
+        "original_cols": shape[1],
+        "channels": 1 if grey else 3,
+        "cone_source": cone.source,
+        "cone_kind": cone.kind,
+        "cone_flag": cone.flag,
+        "cone": json.dumps(cone.to_dict(), separators=(",", ":")),
+        **{k: v for k, v in transform.to_dict().items() if k != "size"},
+        "std_size": transform.size,
+        "pixel_spacing_x_mm": spacing[0] if spacing else "",
+        "pixel_spacing_y_mm": spacing[1] if spacing else "",
+        "overlay_in_cone": overlay,
+        "burned_in_annotation": str(ds.get("BurnedInAnnotation", "") or ""),
+    }
+
+    def write_frame(index: int, frame: np.ndarray) -> tuple[dict, np.ndarray | None]:
+        if grey and frame.ndim == 3:
+            frame = frame[..., 0] if _channels_equal(frame) else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        masked = cv2.bitwise_and(frame, frame, mask=mask)
+        rel = Path("frames") / ids["study_id"] / f"{names}-f{index:04d}.png"
+        _write_png(out_dir / rel, transform.apply(masked), settings.png_compression)
+        row = {**base, "frame_index": index, "image_path": rel.as_posix(),
+               "frame_time_ms": frame_time[index] if frame_time else ""}
+        return row, (masked if settings.write_dicom else None)
+
+    def frames() -> Iterator[tuple[int, np.ndarray]]:
+        stream = decode_frames(clip, [i for i in kept if i not in decoded])
+        for index in kept:
+            yield index, (decoded.pop(index) if index in decoded else next(stream)[1])
+
+    if threads > 1:
+        # decoding holds the GIL; masking, resizing and PNG encoding release it, so they overlap
+        results, pending = [], deque()
+        with ThreadPoolExecutor(threads) as pool:
+            for index, frame in frames():
+                pending.append(pool.submit(write_frame, index, frame))
+                while len(pending) > 2 * threads:  # bounded: a long clip never sits in memory whole
+                    results.append(pending.popleft().result())
+            results.extend(f.result() for f in pending)
+    else:
+        results = [write_frame(index, frame) for index, frame in frames()]
+    rows = [r for r, _ in results]
+    masked_frames = [m for _, m in results if m is not None]
+    if settings.qc:
+        _write_qc(out_dir / "qc" / ids["study_id"] / f"{names}.png", sample[0], cone, mask, transform, grey,
+                  settings.png_compression)
+    if settings.write_dicom:
+        _write_deidentified_dicom(
+            out_dir / "dicom" / ids["study_id"] / f"{names}.dcm", clip, masked_frames, secret, ids, kept,
+        )
+    if cone.flag:
+        warnings.append(f"cone: {cone.flag}")
+    return FileResult(clip.sha256, "done", "", [{c: r.get(c, "") for c in MANIFEST_COLUMNS} for r in rows],
+                      pairs, warnings)
+
+
+def _names(ids: dict, ds, sha: str) -> str:
+    inst = _int_or_empty(ds.get("InstanceNumber"))
+    # the hash prefix keeps two instances that share series and number apart
+    return f"{ids['series_id']}-i{int(inst) if inst != '' else 0:04d}-{sha[:8]}"
+
+
+def _centre(cone: Cone, shape) -> tuple[float, float]:
+    x, y, w, h = cone.bbox(shape)
+    return (x + w / 2, y + h / 2)
+
+
+def _frame_times(ds, n: int) -> list[float] | None:
+    """Offset of each frame from the first, in ms."""
+    try:
+        if "FrameTimeVector" in ds:
+            v = [float(x) for x in ds.FrameTimeVector]
+            return list(np.cumsum([0.0] + v[1:n])) if len(v) >= n else None
+        if "FrameTime" in ds and ds.FrameTime not in (None, ""):
+            return [round(i * float(ds.FrameTime), 3) for i in range(n)]
+    except (TypeError, ValueError):
+        return None
+    return None
+
+
+def _int_or_empty(value) -> int | str:
+    try:
+        return int(value) if value not in (None, "") else ""
+    except (TypeError, ValueError):
+        return ""
+
+
+def _channels_equal(frame: np.ndarray) -> bool:
+    return bool(np.array_equal(frame[..., 0], frame[..., 1]) and np.array_equal(frame[..., 1], frame[..., 2]))
+
+
+def _is_grey(sample: np.ndarray, mask: np.ndarray) -> bool:
+    """A colour file whose field is grey (most B-mode files are stored as RGB or YBR)."""
+    inside = sample[:, mask.astype(bool)]
+    chroma = inside.max(axis=-1).astype(np.int16) - inside.min(axis=-1)
+    # lossy YBR leaves a few levels of chroma; colour Doppler or marks leave much more
+    return float(np.mean(chroma > 24)) < 0.002
+
+
+def _overlay_in_cone(sample: np.ndarray, mask: np.ndarray) -> str:
+    """Detectable marks burned in inside the field (callipers, labels): a mask cannot remove these."""
+    inside = mask.astype(bool)
+    if sample.ndim == 4:
+        px = sample[:, inside]
+        chroma = px.max(axis=-1).astype(np.int16) - px.min(axis=-1)
+        coloured = chroma > 60
+        if 20 <= int(coloured.any(axis=0).sum()) and coloured.mean() < 0.05:
+            return "coloured marks"
+        grey = px.mean(axis=-1)
+    else:
+        grey = sample[:, inside].astype(np.float32)
+    if grey.shape[0] >= 3:
+        static_bright = (grey.min(axis=0) >= 200) & (grey.std(axis=0) < 2.0)
+        if int(static_bright.sum()) >= 30:
+            return "static bright marks"
+    return ""
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _write_png(path: Path, image: np.ndarray, compression: int) -> None:
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    # SUB filter + RLE: a third of zlib's default time on echo frames, and smaller files (docs/benchmarks.md)
+    ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, int(compression),
+                                           cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB,
+                                           cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE])
+    if not ok:
+        raise EchoAVCError("PNG encoding failed", path)
+    atomic_write_bytes(path, buf.tobytes())
+
+
+def _write_qc(path: Path, frame: np.ndarray, cone: Cone, mask: np.ndarray, transform: StandardTransform,
+              grey: bool, compression: int) -> None:
+    """Before (cone outlined) and after, side by side. Outside the cone the original is pixelated,
+    so burned-in names and dates stay unreadable while the field's edge can still be judged."""
+    rgb = frame if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
+    h, w = rgb.shape[:2]
+    block = max(8, min(h, w) // 40)
+    coarse = cv2.resize(cv2.resize(rgb, (max(1, w // block), max(1, h // block)), interpolation=cv2.INTER_AREA),
+                        (w, h), interpolation=cv2.INTER_NEAREST)
+    before = np.where(mask[..., None].astype(bool), rgb, (coarse * 0.6).astype(np.uint8))
+    pts = np.round(np.asarray(cone.polygon, dtype=np.float64)).astype(np.int32).reshape(-1, 1, 2)
+    cv2.polylines(before, [pts], True, (0, 255, 0), max(1, min(h, w) // 240), cv2.LINE_AA)
+    after = transform.apply(cv2.bitwise_and(rgb, rgb, mask=mask))
+    if grey:
+        after = cv2.cvtColor(cv2.cvtColor(after, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    height = 480
+    before = cv2.resize(before, (max(1, round(w * height / h)), height), interpolation=cv2.INTER_AREA)
+    after = cv2.resize(after, (height, height), interpolation=cv2.INTER_AREA)
+    gap = np.full((height, 8, 3), 255, np.uint8)
+    _write_png(path, np.hstack([before, gap, after]), compression)
+
+
+def _write_deidentified_dicom(path: Path, clip: DicomClip, frames: list[np.ndarray], secret: bytes, ids: dict,
+                              kept: Sequence[int]) -> None:
+    """The kept frames, masked, uncompressed, under the Basic Profile with keyed pseudonyms."""
+    import pydicom
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    key = _SecretKey(secret)
+    ds = pydicom.dcmread(io.BytesIO(clip.data))
+    deidentify_dataset(ds, key, ids["patient_id"])
+    arr = np.stack(frames)
+    colour = arr.ndim == 4
+    for tag in list(ds.keys()):
+        kw = pydicom.datadict.keyword_for_tag(tag)
+        if kw.endswith(("PaletteColorLookupTableDescriptor", "PaletteColorLookupTableData",
+                        "PaletteColorLookupTableUID")) or kw in {"FrameTimeVector"}:
+            del ds[tag]
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SamplesPerPixel = 3 if colour else 1
+    ds.PhotometricInterpretation = "RGB" if colour else "MONOCHROME2"
+    if colour:
+        ds.PlanarConfiguration = 0
+    elif "PlanarConfiguration" in ds:
+        del ds.PlanarConfiguration
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.NumberOfFrames = len(frames)
+    if "FrameTime" in ds and len(kept) > 1:
+        ds.FrameTime = f"{float(ds.FrameTime) * (kept[1] - kept[0]):.3f}"
+    ds.PixelData = arr.tobytes()
+    ds["PixelData"].VR = "OB"
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+class _SecretKey:
+    """The pseudonym side of PseudonymKey, for workers that hold only the secret."""
+
+    def __init__(self, secret: bytes):
+        self.secret = secret
+
+    def uid(self, value: str) -> str:
+        from echoavc.dicom.deid import keyed_uid
+
+        return keyed_uid(self.secret, value)
+
+
+# ---------------------------------------------------------------- the batch
+
+
+@dataclass
+class IngestReport:
+    out_dir: Path
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    resumed: int = 0
+    frames: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (name, reason): for the terminal only
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def manifest(self) -> Path:
+        return self.out_dir / "manifest.csv"
+
+
+def ingest(
+    inputs: Sequence[str | Path],
+    out_dir: str | Path,
+    key_path: str | Path,
+    settings: IngestSettings = IngestSettings(),
+    workers: int = 1,
+    progress: bool = True,
+) -> IngestReport:
+    """Ingest DICOM files, folders and zip archives into ``out_dir``; see the module docstring."""
+    out_dir = Path(out_dir)
+    key = PseudonymKey(key_path)
+    if out_dir.resolve() == key.path.parent.resolve() or key.path.resolve().is_relative_to(out_dir.resolve()):
+        raise EchoAVCError("the key must live outside the output folder (it re-identifies everything)", key_path)
+    state = out_dir / STATE_DIR
+    state.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out_dir)  # left by a run that was killed mid-write
+    report = IngestReport(out_dir)
+    # a file done with other settings (size, frames kept, QC, DICOM) is done again
+    fingerprint = sha256_bytes(json.dumps(asdict(settings), sort_keys=True, default=list).encode())[:16]
+    sources, problems = find_sources(inputs)
+    source_log: list[list[str]] = [[name, "", "failed", reason] for name, reason in problems]
+    report.failures.extend(problems)
+    report.failed += len(problems)
+
+    def finish(src: Source, result: FileResult) -> None:
+        key.remember(result.pairs)  # the map first: a state record must never outlive a lost pseudonym
+        record = {"sha256": result.sha256, "status": result.status, "reason": result.reason, "rows": result.rows,
+                  "settings": fingerprint}
+        atomic_write_bytes(state / f"{result.sha256}.json", json.dumps(record, sort_keys=True).encode())
+        _count(report, src, result)
+        source_log.append([src.name, result.sha256, result.status, result.reason])
+
+    todo: list[tuple[Source, bytes]] = []
+    seen: set[str] = set()
+    for src in sources:
+        try:
+            data = src.read()
+        except EchoAVCError as exc:
+            report.failed += 1
+            report.failures.append((src.name, exc.reason))
+            source_log.append([src.name, "", "failed", exc.reason])
+            continue
+        sha = sha256_bytes(data)
+        record = _load_state(state, sha)
+        done_alike = record and record["status"] in ("done", "skipped") and record.get("settings") == fingerprint
+        if sha in seen or done_alike:
+            report.resumed += 1
+            source_log.append([src.name, sha, "already done", ""])
+            seen.add(sha)
+            continue
+        seen.add(sha)
+        todo.append((src, data))
+
+    with progress_bar("ingest", len(todo), progress) as advance:
+        if workers <= 1 or len(todo) <= 1:
+            # one file at a time; its frames share the workers
+            for src, data in todo:
+                finish(src, process_file(data, src.name, out_dir, key.secret, settings, threads=workers))
+                advance()
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                futures = {pool.submit(process_file, data, src.name, out_dir, key.secret, settings): src
+                           for src, data in todo}
+                for fut in as_completed(futures):
+                    finish(futures[fut], fut.result())
+                    advance()
+
+    _write_tables(out_dir, state)
+    _write_source_log(key, out_dir, source_log)
+    return report
+
+
+def _count(report: IngestReport, src: Source, result: FileResult) -> None:
+    if result.status == "done":
+        report.done += 1
+        report.frames += len(result.rows)
+    elif result.status == "skipped":
+        report.skipped += 1
+    else:
+        report.failed += 1
+        report.failures.append((src.name, result.reason))
+    report.warnings.extend((src.name, w) for w in result.warnings)
+
+
+def _load_state(state: Path, sha: str) -> dict | None:
+    p = state / f"{sha}.json"
+    if not p.exists():
+        return None
+    try:
+        return json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None  # a damaged record means: do the file again
+
+
+def _write_tables(out_dir: Path, state: Path) -> None:
+    """Manifest and failures from every state record, in a fixed order (byte-identical on re-runs)."""
+    rows, failures = [], []
+    for p in sorted(state.glob("*.json")):
+        rec = _load_state(state, p.stem)
+        if rec is None:
+            continue
+        if rec["status"] == "done":
+            rows.extend(rec["rows"])
+        elif rec["status"] == "failed":
+            failures.append({"source_sha256": rec["sha256"], "reason": rec["reason"]})
+    rows.sort(key=lambda r: (r["patient_id"], r["study_id"], r["series_id"], str(r["instance_number"]),
+                             r["source_sha256"], int(r["frame_index"])))
+    atomic_write_bytes(out_dir / "manifest.csv", csv_text(MANIFEST_COLUMNS, rows).encode())
+    atomic_write_bytes(out_dir / "failures.csv", csv_text(FAILURE_COLUMNS, failures).encode())
+
+
+def _write_source_log(key: PseudonymKey, out_dir: Path, log: list[list[str]]) -> None:
+    """Original paths -> hashes and outcomes, beside the key: folder names are often patient names."""
+    path = key.path.with_name(key.path.name + ".sources.csv")
+    fresh = not path.exists()
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    with open(path, "a", newline="") as fh:
+        if fresh:
+            os.chmod(path, 0o600)
+        w = csv.writer(fh)
+        if fresh:
+            w.writerow(["time", "out_dir", "source", "source_sha256", "status", "reason"])
+        for row in log:
+            w.writerow([stamp, str(out_dir.resolve()), *row])
+
+
+__all__ = ["ingest", "IngestReport", "MANIFEST_COLUMNS", "find_sources", "process_file", "Source"]
