@@ -77,10 +77,22 @@ class ClipPlan:
     series_number: int
 
 
+#: Where the receiver noise floor sits on the display: its RMS as a share of the dynamic range
+#: above black (0.2 with a grey map exponent of 1.8 is grey level 14).
+FLOOR_DISPLAY = (0.17, 0.25)
+#: Frame interval (ms) over which consecutive frames keep ``Acquisition.frame_correlation`` of
+#: their scatterers; frames further apart decorrelate more (correlation ** (interval / this)).
+CORRELATION_INTERVAL_MS = 33.0
+
+
 def _acquisition(rng: np.random.Generator, view: str) -> S.Acquisition:
     depth = float(rng.uniform(150, 200) if view == "a4c" else rng.uniform(130, 185))
     # display: the echo level shown white (dB above unit echogenicity, before gain) and the range below it
     gain, dr, white = float(rng.uniform(-5, 5)), float(rng.uniform(45, 65)), float(rng.uniform(33, 42))
+    # receiver noise floor: placed where the display shows it as a faint grey (a share of the
+    # displayed dynamic range above black), as on real scanners where the field is never black
+    floor_x = float(rng.uniform(*FLOOR_DISPLAY))
+    floor_db = floor_x * dr - (dr - white) - gain
     return S.Acquisition(
         depth_mm=depth,
         sector_deg=float(rng.uniform(70, 90)),
@@ -94,6 +106,7 @@ def _acquisition(rng: np.random.Generator, view: str) -> S.Acquisition:
         tissue_level_db=dr - white,
         grey_gamma=float(rng.uniform(1.5, 2.1)),
         noise_db=float(rng.uniform(-54, -40)),
+        floor_db=floor_db,
         tgc_error_db=tuple(float(x) for x in rng.normal(0, 2.5, 5)),
         frame_correlation=float(rng.uniform(0.3, 0.7)),
     )
@@ -126,6 +139,10 @@ def render_clip(heart: A.Heart, plan: ClipPlan, rng: np.random.Generator, heart_
     conv = S.ScanConverter(r_disp, grid.th_rad, disp)
     start = float(rng.uniform(0, 1))
     scat = None
+    # speckle decorrelates with time (tissue motion, probe motion, breathing): frames of a short
+    # clip, spread over a whole cardiac cycle, are far apart and share little of their speckle
+    interval_ms = 60000.0 / heart_rate / max(plan.n_frames, 1)
+    corr = acq.frame_correlation ** (interval_ms / CORRELATION_INTERVAL_MS)
     frames, truth = [], []
     for i in range(plan.n_frames):
         phase = (start + i / plan.n_frames) % 1.0
@@ -134,7 +151,7 @@ def render_clip(heart: A.Heart, plan: ClipPlan, rng: np.random.Generator, heart_
         scene = A.render(plan.view, heart, jit, phase, acq.depth_mm, half, rng, tex=tex)
         echo_p = S.sample_polar(scene.echo, grid, scene.x0_mm, scene.z0_mm, scene.res_mm)
         att_p = S.sample_polar(scene.atten, grid, scene.x0_mm, scene.z0_mm, scene.res_mm)
-        scat = S.speckle_field(echo_p.shape, rng, scat, acq.frame_correlation)
+        scat = S.speckle_field(echo_p.shape, rng, scat, corr)
         beam = S.beamform(echo_p, att_p, grid, acq, rng, scatterers=scat)
         img = conv(S.log_compress(beam.envelope, acq))
         gray = np.clip(np.rint(img), 0, 255).astype(np.uint8)

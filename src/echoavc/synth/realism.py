@@ -271,3 +271,41 @@ def baseline_accuracy(cohort_dir, thresholds: tuple[int, ...] = BASELINE_THRESHO
             "positives": int(truth.sum()),
         }
     return out
+
+
+def cone_agreement(cohort_dir, manifest) -> list[dict]:
+    """Compare the cone that ingest detected (manifest column ``cone``) with the true sector.
+
+    One row per synthetic file: ``file``, ``iou`` (detected vs true cone mask), ``kind``/``source``
+    of the detected cone, and ``valve_inside`` (every true valve box of the file lies inside
+    the detected cone's bounding box; True when the file has no valve box), ``zoomed``.
+    """
+    import pandas as pd
+
+    from echoavc.cone import Cone
+    from echoavc.cone.geometry import mask_bbox
+
+    cohort_dir = Path(cohort_dir)
+    df = pd.read_csv(cohort_dir / "frames.csv")
+    man = pd.read_csv(manifest).drop_duplicates("source_sha256").set_index("source_sha256")
+    out = []
+    for sha, g in df.groupby("source_sha256", sort=False):
+        r = g.iloc[0]
+        shape = (int(r["rows"]), int(r["columns"]))
+        true = sector_of(r.to_dict()).mask(shape, erode=0)
+        if sha not in man.index:
+            out.append({"file": r["file"], "iou": 0.0, "kind": "missing", "source": "", "valve_inside": False,
+                        "zoomed": bool(r["zoomed"])})
+            continue
+        m = man.loc[sha]
+        det = Cone.from_dict(json.loads(m["cone"])).mask(shape)
+        union = np.count_nonzero(det | true)
+        iou = np.count_nonzero(det & true) / union if union else 0.0
+        bx, by, bw, bh = mask_bbox(det)
+        inside = True
+        for v in g.dropna(subset=["valve_x1"]).itertuples():
+            if v.valve_x1 < bx - 1 or v.valve_y1 < by - 1 or v.valve_x2 > bx + bw + 1 or v.valve_y2 > by + bh + 1:
+                inside = False
+        out.append({"file": r["file"], "iou": float(iou), "kind": m["cone_kind"], "source": m["cone_source"],
+                    "valve_inside": inside, "zoomed": bool(r["zoomed"])})
+    return out

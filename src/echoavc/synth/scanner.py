@@ -5,8 +5,10 @@ Follows the classic recipe of convolution simulators (Bamber and Dickinson
 whose amplitudes follow an echogenicity map, convolution with a point-spread
 function (axial: Gaussian-windowed RF pulse at the probe frequency; lateral:
 Gaussian beam whose width grows away from the focus), envelope detection
-(analytic signal), depth attenuation and time-gain compensation, log
-compression to a dynamic range, gain, a grey map, and scan conversion to the
+(analytic signal), depth attenuation and time-gain compensation, electronic
+noise (thermal noise at the receiver input, which TGC amplifies with depth, and
+a noise floor after the TGC amplifier, which keeps the whole sector faintly
+grey as on real scanners), log compression to a dynamic range, gain, a grey map, and scan conversion to the
 sector. Strong attenuators (calcium) shadow everything behind them along the
 beam because attenuation is integrated along each line.
 
@@ -45,6 +47,10 @@ class Acquisition:
     tissue_level_db: float = 20.0  #: where unit echogenicity sits above black before gain
     grey_gamma: float = 1.3  #: grey map exponent (>1 darkens low levels)
     noise_db: float = -48.0  #: electronic noise relative to unit-echogenicity signal at the skin
+    #: receiver noise floor after the TGC amplifier (digitiser, beamformer), relative to unit
+    #: echogenicity with attenuation compensated: constant over depth, it keeps the whole sector
+    #: at a faint, flickering grey where there is no echo
+    floor_db: float = -30.0
     tgc_error_db: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, 0.0)  #: TGC mismatch at knots spread over depth
     axial_decimation: int = 4  #: envelope kept every this many RF samples (lambda/2)
     frame_correlation: float = 0.5  #: scatterer correlation between consecutive frames of a clip
@@ -219,9 +225,15 @@ def beamform(echo_polar: np.ndarray, atten_polar: np.ndarray, grid: PolarGrid, a
     noise_sigma = 10.0 ** (acq.noise_db / 20.0) / math.sqrt(2.0)
     analytic += noise_sigma * (rng.standard_normal((n_r, n_l), dtype=np.float32)
                                + 1j * rng.standard_normal((n_r, n_l), dtype=np.float32))
-    env = np.abs(analytic).astype(np.float32) / math.sqrt(2.0)  # unit echogenicity -> RMS 1
     if tgc:
-        env *= np.power(10.0, tgc_db(grid.r_mm, acq) / 20.0).astype(np.float32)[:, None]
+        analytic *= np.power(10.0, tgc_db(grid.r_mm, acq) / 20.0).astype(np.float32)[:, None]
+    # receiver noise after the (analog) TGC amplifier: the same at every depth, so the emptiest
+    # parts of the sector (lung, blood, the near-field sides) sit at a low grey, not black
+    # (per quadrature component: the detected noise then has RMS 10^(floor_db/20) like unit echo)
+    floor_sigma = 10.0 ** (acq.floor_db / 20.0)
+    analytic += floor_sigma * (rng.standard_normal((n_r, n_l), dtype=np.float32)
+                               + 1j * rng.standard_normal((n_r, n_l), dtype=np.float32))
+    env = np.abs(analytic).astype(np.float32) / math.sqrt(2.0)  # unit echogenicity -> RMS 1
     # keep every d-th sample: the envelope is band-limited by the pulse, and subsampling
     # (unlike averaging) keeps its first-order statistics (Rayleigh, mean/std 1.91)
     d = acq.axial_decimation
