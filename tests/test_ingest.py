@@ -216,3 +216,29 @@ def test_qc_pictures(small_batch, tmp_path, key_path):
         # the cone outline is drawn in green
         green = (img[..., 1] > 200) & (img[..., 0] < 80) & (img[..., 2] < 80)
         assert green.sum() > 200
+
+
+@pytest.mark.parametrize("colour, expected", [((255, 255, 0), "coloured marks"), ((255, 255, 255), "static bright marks")])
+def test_marks_burned_in_inside_the_field_are_flagged(tmp_path, key_path, colour, expected):
+    """A mask cannot remove text inside the image field: such clips are flagged in the manifest."""
+    import cv2
+
+    ds = pydicom.dcmread(shipped_file("examples_ybr_color.dcm"))
+    frames = ds.pixel_array.copy()
+    for f in frames:  # a calliper label in the middle of the sector, the same on every frame
+        cv2.putText(f, "LVOT 2.1cm", (110, 140), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+    ds.PixelData = frames.tobytes()
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    ds.PhotometricInterpretation = "RGB"
+    ds.PlanarConfiguration = 0
+    src = tmp_path / "in" / "marked.dcm"
+    src.parent.mkdir()
+    ds.save_as(src, enforce_file_format=True)
+    clean = write_variant("examples_ybr_color.dcm", tmp_path / "in2" / "clean.dcm", "PAT9")
+    ingest([src, clean], tmp_path / "out", key_path, progress=False)
+    m = pd.read_csv(tmp_path / "out" / "manifest.csv", keep_default_na=False).drop_duplicates("source_sha256")
+    flags = dict(zip(m.patient_id_source + m.source_sha256, m.overlay_in_cone))
+    from echoavc.dicom.read import sha256_bytes
+
+    assert flags["PatientID" + sha256_bytes(src.read_bytes())] == expected
+    assert flags["PatientID" + sha256_bytes(clean.read_bytes())] == ""
