@@ -230,9 +230,13 @@ def beamform(echo_polar: np.ndarray, atten_polar: np.ndarray, grid: PolarGrid, a
     # receiver noise after the (analog) TGC amplifier: the same at every depth, so the emptiest
     # parts of the sector (lung, blood, the near-field sides) sit at a low grey, not black
     # (per quadrature component: the detected noise then has RMS 10^(floor_db/20) like unit echo)
+    # The receiver's band is the pulse's band: filter the noise with it (white noise would make the
+    # grain finer than on any real scanner), then restore its RMS.
     floor_sigma = 10.0 ** (acq.floor_db / 20.0)
-    analytic += floor_sigma * (rng.standard_normal((n_r, n_l), dtype=np.float32)
-                               + 1j * rng.standard_normal((n_r, n_l), dtype=np.float32))
+    floor = (rng.standard_normal((n_r, n_l), dtype=np.float32)
+             + 1j * rng.standard_normal((n_r, n_l), dtype=np.float32))
+    floor = np.fft.ifft(np.fft.fft(floor, axis=0) * spec[:, None], axis=0)
+    analytic += floor * (floor_sigma / math.sqrt(float(np.mean(np.abs(spec) ** 2)) + 1e-12))
     env = np.abs(analytic).astype(np.float32) / math.sqrt(2.0)  # unit echogenicity -> RMS 1
     # keep every d-th sample: the envelope is band-limited by the pulse, and subsampling
     # (unlike averaging) keeps its first-order statistics (Rayleigh, mean/std 1.91)
