@@ -10,12 +10,13 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from echoavc.cliutil import STATE, err, fail
 from echoavc.errors import EchoAVCError
 from echoavc.settings import IngestSettings
 
@@ -26,21 +27,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-err = Console(stderr=True)
 console = Console()
-_state = {"debug": False}
 
 
 @app.callback()
 def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False) -> None:
-    _state["debug"] = debug
-
-
-def _fail(exc: BaseException) -> None:
-    if _state["debug"]:
-        raise exc
-    err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
+    STATE["debug"] = debug
 
 
 @app.command()
@@ -68,7 +60,7 @@ def ingest(
     try:
         report = run_ingest(src, out, key, settings, workers=workers, progress=progress)
     except EchoAVCError as exc:
-        _fail(exc)
+        fail(exc)
     for name, reason in report.failures:
         err.print(f"[red]failed:[/red] {name}: {reason}", highlight=False, soft_wrap=True)
     for name, warning in report.warnings:
@@ -127,7 +119,7 @@ def synth(
                             exams_per_patient=exams_per_patient, workers=workers, progress=progress)
         sheet = make_gallery(out) if gallery else None
     except EchoAVCError as exc:
-        _fail(exc)
+        fail(exc)
     typer.echo(f"{patients} patients -> {paths.frames}, {paths.labels}, {paths.maxqda}"
                + (f", {sheet}" if sheet else ""))
 
@@ -136,6 +128,18 @@ from echoavc.dataset.cli import augment_app, dataset_app  # noqa: E402  (sub-app
 
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(augment_app, name="augment")
+
+from echoavc.experiments.cli import experiments_app  # noqa: E402
+
+app.add_typer(experiments_app, name="experiments")
+
+from echoavc.detector.cli import detector_app  # noqa: E402
+
+app.add_typer(detector_app, name="detector")
+
+from echoavc.classifier.cli import classifier_app  # noqa: E402
+
+app.add_typer(classifier_app, name="classifier")
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from echoavc.cliutil import fail
 from echoavc.errors import EchoAVCError
 from echoavc.settings import (
     CropSettings, DatasetSettings, LabelColumns, MaxqdaColumns, SplitSettings,
@@ -26,13 +27,6 @@ err = Console(stderr=True)
 out = Console(soft_wrap=True)
 
 
-def _fail(exc: EchoAVCError) -> None:
-    from echoavc.cli import _state
-
-    if _state.get("debug"):
-        raise exc
-    err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
 
 
 def _pairs(values: list[str], what: str) -> dict[str, str]:
@@ -85,9 +79,9 @@ def build_cmd(
         settings = replace(DatasetSettings(), space=space, ids=ids, unknown_view=unknown_view, maxqda=mq, labels=lc)
         table = build_dataset(manifest, boxes, fmt, labels, key, views, settings, ingest_dir, out_dir)
     except EchoAVCError as exc:
-        _fail(exc)
+        fail(exc)
     except TypeError as exc:  # an unknown NAME in --column / --label-column
-        _fail(EchoAVCError(f"unknown column name ({exc})"))
+        fail(EchoAVCError(f"unknown column name ({exc})"))
     _problem_lines(table.problems)
     if table.errors:
         err.print(f"{len(table.errors)} error(s), {len(table.warnings)} warning(s): no table written; "
@@ -117,7 +111,7 @@ def split_cmd(
         s = make_split(t.frame, SplitSettings(train=train, val=val, test=test, k=k, seed=seed), t.fingerprint)
         s.save(out_file)
     except EchoAVCError as exc:
-        _fail(exc)
+        fail(exc)
     summary = "; ".join(f"{p}: {sum(v.values())} patients" for p, v in s.summary().items())
     out.print(f"{summary}; k={s.k}; {s.fingerprint} -> {out_file}", highlight=False)
 
@@ -160,9 +154,9 @@ def materialise_cmd(
                           paper_fractions=dict(zip(("train", "val", "test"), fr)), overwrite=overwrite,
                           progress=progress)
     except EchoAVCError as exc:
-        _fail(exc)
+        fail(exc)
     except ValueError as exc:
-        _fail(EchoAVCError(str(exc)))
+        fail(EchoAVCError(str(exc)))
     for r in rep.rejected:
         err.print(f"[yellow]rejected:[/yellow] {r['key']} {r['variant']}: {r['reason']}", highlight=False,
                   soft_wrap=True)
@@ -190,7 +184,7 @@ def export_cmd(
         t = DatasetTable.load(table)
         n = export_boxes(t, out_path, fmt, space, background)
     except EchoAVCError as exc:
-        _fail(exc)
+        fail(exc)
     out.print(f"{n} box(es), {fmt}, {space} space -> {out_path}", highlight=False)
 
 
@@ -248,6 +242,6 @@ def augment_cmd(
                     err.print(f"[yellow]rejected:[/yellow] {r['key']} {a.name}: {a.reason}", highlight=False,
                               soft_wrap=True)
     except EchoAVCError as exc:
-        _fail(exc)
+        fail(exc)
     out.print(f"{len(rows)} valve frames -> {len(rows) + kept} images with {augmentation} "
               f"({kept} variants kept, {rejected} rejected); applied to the training part only", highlight=False)
