@@ -46,3 +46,49 @@ def synthetic_study(tmp_path_factory):
     assert not table.errors, [p.line() for p in table.errors]
     split = make_split(table.frame, SplitSettings(k=0, train=0.6, val=0.2, test=0.2), table.fingerprint)
     return SimpleNamespace(root=root, cohort=cohort, ingested=root / "ingested", key=key, table=table, split=split)
+
+
+@pytest.fixture(scope="session")
+def smoke_classifier(synthetic_study, tmp_path_factory):
+    """The ``smoke`` classifier preset trained once (seconds) on ``synthetic_study``'s patient split.
+
+    Fields: model_dir (model.safetensors + classifier.json), trained (echoavc.classifier.train.Trained),
+    settings, table, split, seconds.
+    """
+    import time
+    import warnings
+    from types import SimpleNamespace
+
+    from echoavc.classifier.train import train_classifier
+    from echoavc.settings import classifier_preset
+
+    out = tmp_path_factory.mktemp("smoke_classifier") / "model"
+    settings = classifier_preset("smoke", threads=1)  # 1: robust when other jobs share the cores
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trained = train_classifier(synthetic_study.table, synthetic_study.split, out, settings)
+    return SimpleNamespace(model_dir=out, trained=trained, settings=settings, table=synthetic_study.table,
+                           split=synthetic_study.split, seconds=time.perf_counter() - t0)
+
+
+@pytest.fixture(scope="session")
+def tiny_detector(synthetic_study, tmp_path_factory):
+    """The ``smoke`` detector preset (yolov5n at 96 px, 2 epochs, from scratch) trained once per session on
+    ``synthetic_study``'s main split. It learns little; tests use it for plumbing (weights, names, export,
+    backends agreeing), never for accuracy.
+
+    Fields: result (TrainResult: best, last, model_name, info), run (folder), split_file, table_dir, study.
+    """
+    import copy
+    from types import SimpleNamespace
+
+    from echoavc.detector.train import train_from_table
+    from echoavc.settings import detector_preset
+
+    root = tmp_path_factory.mktemp("tiny_detector")
+    split = copy.copy(synthetic_study.split)
+    split_file = split.save(root / "split.json")
+    result = train_from_table(synthetic_study.table, split, root / "run", detector_preset("smoke"))
+    return SimpleNamespace(result=result, run=root / "run", split_file=split_file,
+                           table_dir=synthetic_study.root / "table", study=synthetic_study)

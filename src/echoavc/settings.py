@@ -364,8 +364,8 @@ class DetectorSettings:
 DETECTOR_PRESETS: dict[str, DetectorSettings] = {
     # the paper: YOLOv5s (built as YOLOv5su), 640, batch 32, 75 epochs
     "paper": DetectorSettings(),
-    # yolov5n at 192 px from scratch, mosaic/scale/translate on, 25 epochs: held-out mAP50 0.95 in ~5 minutes
-    "cpu": DetectorSettings(model="yolov5n", imgsz=192, batch=16, epochs=25, online_augment=True,
+    # yolov5n at 192 px from scratch, mosaic/scale/translate on, 40 epochs (docs/detector.md: held-out mAP50 0.98)
+    "cpu": DetectorSettings(model="yolov5n", imgsz=192, batch=16, epochs=40, online_augment=True,
                             optimizer="AdamW", lr0=0.002, warmup_epochs=1.0),
     "smoke": DetectorSettings(model="yolov5n", imgsz=96, batch=8, epochs=2, workers=0, cache=False, threads=1,
                               pretrained="none", optimizer="AdamW", lr0=0.002, warmup_epochs=0.0),

@@ -1,0 +1,210 @@
+"""``echoavc detector train | evaluate | predict | export`` (registered by :mod:`echoavc.cli`).
+
+Options mirror :mod:`echoavc.detector`'s functions; presets and defaults live in ``DetectorSettings``.
+User errors print one line ``<file>: <reason>`` (exit 2).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from echoavc.cliutil import fail
+from echoavc.errors import EchoAVCError
+
+detector_app = typer.Typer(name="detector", help="Train, evaluate, run and export the valve detector "
+                           "(Ultralytics YOLO; docs/detector.md).", no_args_is_help=True,
+                           pretty_exceptions_enable=False, add_completion=False)
+err = Console(stderr=True)
+out = Console(soft_wrap=True)
+
+PresetOpt = Annotated[str, typer.Option("--preset", help="paper (yolov5s 640, batch 32, 75 epochs) | cpu (minutes on "
+                                        "2 cores) | smoke (tests).")]
+
+
+
+
+def _settings(preset: str, **overrides):
+    from echoavc.settings import detector_preset
+
+    try:
+        return detector_preset(preset, **overrides)
+    except ValueError as exc:
+        raise EchoAVCError(str(exc)) from None
+
+
+@detector_app.command("train")
+def train_cmd(
+    out_dir: Annotated[Path, typer.Option("--out", help="Run folder: data/, train/weights/best.pt, detector.json.")],
+    table: Annotated[Optional[Path], typer.Option("--table", help="Dataset table folder (echoavc dataset build).")]
+    = None,
+    split: Annotated[Optional[Path], typer.Option("--split", help="The shared split file (echoavc dataset split).")]
+    = None,
+    data: Annotated[Optional[Path], typer.Option("--data", help="Instead of --table/--split: a materialised YOLO "
+                                                 "folder or its data.yaml.")] = None,
+    fold: Annotated[Optional[int], typer.Option("--fold", help="Fold of the split (default: main train/val/test).")]
+    = None,
+    augmentation: Annotated[str, typer.Option("--augmentation", help="Offline augmentation (Table 1 name or 1-7).")]
+    = "original",
+    preset: PresetOpt = "cpu",
+    model: Annotated[Optional[str], typer.Option("--model", help="yolov5n | yolov5s | yolo11n | yolo11s")] = None,
+    imgsz: Annotated[Optional[int], typer.Option("--imgsz", min=32)] = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", min=1)] = None,
+    batch: Annotated[Optional[int], typer.Option("--batch", min=1)] = None,
+    online_augment: Annotated[Optional[bool], typer.Option("--online-augment/--no-online-augment",
+                                                           help="Ultralytics' mosaic/scale/translate/HSV.")] = None,
+    weights: Annotated[Optional[Path], typer.Option("--weights", help="Start from this local checkpoint "
+                                                    "(COCO-pretrained or an earlier run).")] = None,
+    pretrained: Annotated[Optional[str], typer.Option("--pretrained", help="Without --weights: auto (hub when "
+                                                      "reachable, else from scratch) | none.")] = None,
+    device: Annotated[Optional[str], typer.Option("--device", help="cpu, 0, ... (default: GPU when present).")]
+    = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", min=0)] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed")] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", min=0, help="Torch threads (0: every core; 1 is "
+                                                   "faster on a machine busy with other work).")] = None,
+    time_hours: Annotated[Optional[float], typer.Option("--time-hours", help="Stop after this many hours.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Ultralytics' progress output.")] = False,
+) -> None:
+    """Train the detector from the table and the shared split (or a materialised YOLO folder)."""
+    from echoavc.detector.train import train, train_from_table
+
+    try:
+        s = _settings(preset, model=model, imgsz=imgsz, epochs=epochs, batch=batch, online_augment=online_augment,
+                      pretrained=pretrained, device=device, workers=workers, seed=seed, time_hours=time_hours,
+                      threads=threads)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if data is not None:
+                if table is not None or split is not None:
+                    raise EchoAVCError("give either --data or --table with --split, not both")
+                res = train(data, out_dir, s, weights, verbose)
+            else:
+                if table is None or split is None:
+                    raise EchoAVCError("give --table and --split (the shared split file), or --data")
+                from echoavc.dataset import DatasetTable, Split
+
+                res = train_from_table(DatasetTable.load(table), Split.load(split), out_dir, s, fold, augmentation,
+                                       weights=weights, verbose=verbose)
+    except EchoAVCError as exc:
+        fail(exc)
+    for w in caught:
+        if "pretrained" in str(w.message) or "from scratch" in str(w.message):
+            err.print(f"[yellow]warning:[/yellow] {w.message}", highlight=False, soft_wrap=True)
+    v = res.info.get("ultralytics_val_on_best") or {}
+    out.print(f"{res.model_name}: {res.info['epochs_run']} epochs in {res.info['train_seconds']:.0f} s "
+              f"({res.info['seconds_per_image_epoch']:.3f} s per image per epoch); val mAP50 "
+              f"{v.get('metrics/mAP50(B)', float('nan')):.3f} -> {res.best}, {res.metrics_file}", highlight=False)
+
+
+@detector_app.command("evaluate")
+def evaluate_cmd(
+    weights: Annotated[Path, typer.Option("--weights", help="best.pt (PyTorch) or model.onnx (onnxruntime).")],
+    table: Annotated[Path, typer.Option("--table", help="Dataset table folder.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder: evaluation.json, evaluation.md, predictions.csv.")],
+    split: Annotated[Optional[Path], typer.Option("--split", help="The shared split file; without it every frame "
+                                                  "of the table is evaluated (a held-out cohort).")] = None,
+    part: Annotated[str, typer.Option("--part", help="train | val | test")] = "test",
+    fold: Annotated[Optional[int], typer.Option("--fold")] = None,
+    conf: Annotated[Optional[float], typer.Option("--conf", min=0.0, max=1.0, help="Detection threshold.")] = None,
+    n_boot: Annotated[int, typer.Option("--n-boot", min=100)] = 2000,
+    baseline: Annotated[bool, typer.Option("--mean-box-baseline", help="Also score the mean training box "
+                                           "(needs --split).")] = False,
+) -> None:
+    """Precision, recall, F1, mAP50, mAP50-95, mean IoU, patient hit rate, false detections, with 95% intervals."""
+    from echoavc.dataset import DatasetTable, Split
+    from echoavc.detector.evaluate import METRICS, MeanBoxPredictor, evaluate, training_boxes, write_report
+    from echoavc.detector.predict import Detector
+    from echoavc.settings import DetectorSettings
+
+    try:
+        t = DatasetTable.load(table)
+        sp = Split.load(split) if split is not None else None
+        s = DetectorSettings()
+        c = s.conf if conf is None else conf
+        det = Detector(weights, settings=s)
+        rep = evaluate(det, t, sp, part, fold, c, n_boot)
+        paths = write_report(rep, out_dir)
+        base = None
+        if baseline:
+            if sp is None:
+                raise EchoAVCError("--mean-box-baseline needs --split (the training boxes)")
+            base = evaluate(MeanBoxPredictor(training_boxes(t, sp, fold)), t, sp, part, fold, c, n_boot)
+            write_report(base, out_dir / "mean_box_baseline")
+    except EchoAVCError as exc:
+        fail(exc)
+    out.print(f"{rep['model_name']} on {rep['n_images']} frames ({rep['n_with_valve']} valve, "
+              f"{rep['n_background']} other views), {rep['n_patients']} patients:", highlight=False)
+    for k in METRICS:
+        line = f"  {k:<22}{rep['metrics'][k].format(3)}"
+        if base is not None:
+            line += f"   (mean training box: {base['metrics'][k].format(3)})"
+        out.print(line, highlight=False)
+    out.print(f"  {len(rep['no_detection'])} valve frame(s) without a detection -> {paths['markdown']}",
+              highlight=False)
+
+
+@detector_app.command("predict")
+def predict_cmd(
+    weights: Annotated[Path, typer.Option("--weights", help="model.onnx (onnxruntime) or best.pt (PyTorch).")],
+    images: Annotated[list[Path], typer.Argument(help="Standard 640 frames (PNG/JPEG files or folders).")],
+    out_file: Annotated[Path, typer.Option("--out", help="CSV: image, found, x1, y1, x2, y2, score.")],
+    conf: Annotated[Optional[float], typer.Option("--conf", min=0.0, max=1.0)] = None,
+    backend: Annotated[str, typer.Option("--backend", help="auto (by file suffix) | onnx | torch")] = "auto",
+) -> None:
+    """The valve's top box in each image (the image's own pixel coordinates)."""
+    import pandas as pd
+
+    from echoavc.annotations.boxes import atomic_write_text
+    from echoavc.detector.predict import Detector, read_image
+    from echoavc.detector.train import IMAGE_SUFFIXES
+
+    try:
+        files: list[Path] = []
+        for p in images:
+            if p.is_dir():
+                files += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+            elif p.is_file():
+                files.append(p)
+            else:
+                raise EchoAVCError("no such image or folder", p)
+        if not files:
+            raise EchoAVCError("no images found", images[0])
+        det = Detector(weights, backend=backend)
+        rows = []
+        bs = det.settings.predict_batch
+        for i in range(0, len(files), bs):
+            chunk = files[i:i + bs]
+            top = det.top([read_image(f) for f in chunk], conf)
+            for f, b, sc, ok in zip(chunk, top.boxes, top.scores, top.found):
+                rows.append({"image": str(f), "found": int(ok),
+                             **{k: (round(float(v), 2) if ok else "") for k, v in zip(("x1", "y1", "x2", "y2"), b)},
+                             "score": round(float(sc), 4) if ok else ""})
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out_file, pd.DataFrame(rows).to_csv(index=False))
+    except EchoAVCError as exc:
+        fail(exc)
+    n = sum(r["found"] for r in rows)
+    out.print(f"{det.name} ({det.backend.kind}): valve found in {n} of {len(rows)} images -> {out_file}",
+              highlight=False)
+
+
+@detector_app.command("export")
+def export_cmd(
+    weights: Annotated[Path, typer.Option("--weights", help="Checkpoint to export (train/weights/best.pt).")],
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="ONNX file (default: beside the weights).")] = None,
+    imgsz: Annotated[Optional[int], typer.Option("--imgsz", help="Default: the training size.")] = None,
+    dynamic: Annotated[bool, typer.Option("--dynamic/--static", help="Dynamic batch axis.")] = True,
+) -> None:
+    """Export to ONNX (simplified with onnxslim) for `echoavc detector predict` with onnxruntime."""
+    from echoavc.detector.export import export_onnx
+
+    try:
+        path = export_onnx(weights, out_file, imgsz, dynamic)
+    except EchoAVCError as exc:
+        fail(exc)
+    out.print(f"ONNX -> {path}", highlight=False)
