@@ -1,0 +1,174 @@
+"""``echoavc classifier ...``: train, evaluate, explain (Grad-CAM), export (ONNX). Registered by echoavc.cli."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from echoavc.cliutil import fail
+from echoavc.errors import EchoAVCError
+
+classifier_app = typer.Typer(name="classifier", help="Calcification classifier on valve crops (docs/classifier.md).",
+                             no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+err = Console(stderr=True)
+out = Console(soft_wrap=True)
+
+
+
+
+def _split_path(data: Path, split: Optional[Path]) -> Path:
+    return split if split is not None else data / "split.json"
+
+
+@classifier_app.command("train")
+def train_cmd(
+    data: Annotated[Path, typer.Option("--data", help="Dataset table folder (echoavc dataset build).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Model folder: model.safetensors, classifier.json.")],
+    split: Annotated[Optional[Path], typer.Option("--split", help="Patient split file (default DATA/split.json).")]
+    = None,
+    preset: Annotated[str, typer.Option("--preset", help="paper | cpu | smoke")] = "cpu",
+    fold: Annotated[Optional[int], typer.Option("--fold", help="Validate on this fold of the split.")] = None,
+    backbone: Annotated[Optional[str], typer.Option("--backbone", help="timm name (paper's six: efficientnet_b0, "
+                                                    "efficientnet_b4, resnetv2_50, resnetv2_152, "
+                                                    "mobilenetv3_small_100, mobilenetv3_large_100).")] = None,
+    pooling: Annotated[Optional[str], typer.Option("--pooling", help="none | max | avg")] = None,
+    pretrained: Annotated[Optional[str], typer.Option("--pretrained", help="Weights file, 'auto', 'hub' or 'none'.")]
+    = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", min=1)] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1)] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr")] = None,
+    patience: Annotated[Optional[int], typer.Option("--patience", min=0, help="0: no early stopping.")] = None,
+    crop_size: Annotated[Optional[int], typer.Option("--crop-size", min=32)] = None,
+    margin: Annotated[Optional[float], typer.Option("--margin", min=0.0)] = None,
+    jitter: Annotated[Optional[float], typer.Option("--jitter", min=0.0, max=0.5)] = None,
+    noise_reduction: Annotated[Optional[bool], typer.Option("--noise-reduction/--no-noise-reduction")] = None,
+    balance: Annotated[Optional[str], typer.Option("--balance", help="duplicate | weights | none")] = None,
+    rotation: Annotated[Optional[str], typer.Option("--rotation", help="copies | online | none")] = None,
+    calibration: Annotated[Optional[str], typer.Option("--calibration", help="temperature | isotonic | none")]
+    = None,
+    threshold_rule: Annotated[Optional[str], typer.Option("--threshold-rule", help="recall | youden | fixed")] = None,
+    min_recall: Annotated[Optional[float], typer.Option("--min-recall", min=0.0, max=1.0)] = None,
+    cross_validate: Annotated[Optional[str], typer.Option("--cross-validate", help="auto | always | never")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed")] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", min=0, help="0: every core.")] = None,
+) -> None:
+    """Train, calibrate and save a classifier on the patient split (augment and balance the training part only)."""
+    from echoavc.classifier.train import train_classifier
+    from echoavc.settings import CropSettings, classifier_preset
+
+    try:
+        base = classifier_preset(preset)
+        crop = None
+        if crop_size is not None or margin is not None or jitter is not None:
+            c = base.crop
+            crop = CropSettings(size=crop_size or c.size, margin=c.margin if margin is None else margin,
+                                jitter=c.jitter if jitter is None else jitter)
+        s = classifier_preset(preset, backbone=backbone, pooling=pooling, pretrained=pretrained, epochs=epochs,
+                              batch_size=batch_size, lr=lr, patience=patience, crop=crop,
+                              noise_reduction=noise_reduction, balance=balance, rotation=rotation,
+                              calibration=calibration, threshold_rule=threshold_rule, min_recall=min_recall,
+                              cross_validate=cross_validate, seed=seed, threads=threads)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            trained = train_classifier(data, _split_path(data, split), out_dir, s, fold=fold,
+                                       log=lambda m: err.print(m, highlight=False))
+        for w in caught:
+            if "pretrained" in str(w.message) or "calibration" in str(w.message) or "threshold" in str(w.message):
+                err.print(f"[yellow]warning:[/yellow] {w.message}", highlight=False, soft_wrap=True)
+    except (EchoAVCError, ValueError) as exc:
+        fail(exc if isinstance(exc, EchoAVCError) else EchoAVCError(str(exc)))
+    m = trained.meta
+    out.print(f"{s.backbone}/{s.pooling} ({m['weights_source']}): calibration {trained.calibration.method} on "
+              f"{m['calibration_data']['kind']} ({m['calibration_data']['crops']} crops), threshold "
+              f"{trained.threshold:.3f} ({s.threshold_rule}) -> {out_dir}", highlight=False)
+
+
+def _load(model: Path, backend: str):
+    from echoavc.classifier.predict import Classifier
+
+    return Classifier.load(model, backend=backend)
+
+
+@classifier_app.command("evaluate")
+def evaluate_cmd(
+    model: Annotated[Path, typer.Option("--model", help="Model folder (echoavc classifier train).")],
+    data: Annotated[Path, typer.Option("--data", help="Dataset table folder.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="report.json, predictions.csv, reliability.png.")],
+    split: Annotated[Optional[Path], typer.Option("--split", help="Split file (default DATA/split.json; "
+                                                  "--all for a held-out cohort).")] = None,
+    part: Annotated[str, typer.Option("--part", help="train | val | test")] = "test",
+    all_crops: Annotated[bool, typer.Option("--all", help="Every labelled crop of DATA (a held-out cohort).")]
+    = False,
+    backend: Annotated[str, typer.Option("--backend", help="torch | onnx")] = "torch",
+    n_boot: Annotated[int, typer.Option("--n-boot", min=100)] = 2000,
+) -> None:
+    """Metrics with 95% intervals (patient bootstrap, Wilson/Clopper-Pearson), recall by grade and vendor,
+    reliability diagram; the paper's baseline on the same crops."""
+    from echoavc.classifier.evaluate import evaluate_classifier
+
+    try:
+        clf = _load(model, backend)
+        res = evaluate_classifier(clf, data, None if all_crops else _split_path(data, split), part, out_dir,
+                                  n_boot=n_boot)
+    except EchoAVCError as exc:
+        fail(exc)
+    r = res["report"]
+    out.print(f"{res['n_crops']} crops, {res['n_patients']} patients, threshold {res['threshold']:.3f}:",
+              highlight=False)
+    for name, iv in r["metrics"].items():
+        out.print(f"  {name:18s} {iv}", highlight=False)
+    for g, e in r["recall_by_grade"].items():
+        out.print(f"  recall grade {g:<5} {e['primary']}", highlight=False)
+    for t, b in res.get("baseline", {}).items():
+        out.print(f"  paper baseline {t}: accuracy {b['metrics']['accuracy']}", highlight=False)
+    out.print(f"-> {out_dir}", highlight=False)
+
+
+@classifier_app.command("explain")
+def explain_cmd(
+    model: Annotated[Path, typer.Option("--model", help="Model folder.")],
+    data: Annotated[Path, typer.Option("--data", help="Dataset table folder.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the Grad-CAM overlays (PNG) and index.csv.")],
+    split: Annotated[Optional[Path], typer.Option("--split")] = None,
+    part: Annotated[str, typer.Option("--part")] = "test",
+    n: Annotated[int, typer.Option("--n", min=1, help="Crops to explain.")] = 8,
+) -> None:
+    """Grad-CAM heat maps over classified crops, saved as overlays."""
+    import pandas as pd
+
+    from echoavc.classifier.data import CropSource, load_samples
+    from echoavc.classifier.gradcam import explain
+    from echoavc.dataset.split import Split
+    from echoavc.dataset.table import DatasetTable
+
+    try:
+        clf = _load(model, "torch")
+        table = DatasetTable.load(data)
+        sp = Split.load(_split_path(data, split))
+        samples = [s for s in load_samples(table, sp) if s.part == part][:n]
+        if not samples:
+            raise EchoAVCError(f"no crops in part {part!r}")
+        crops = CropSource(table, clf.crop, clf.noise_reduction).batch(samples)
+        names = [f"{s.key.split(':')[0][:12]}_{s.key.split(':')[-1]}_{'calc' if s.label else 'norm'}" for s in samples]
+        rows = explain(clf, crops, out_dir, names)
+    except EchoAVCError as exc:
+        fail(exc)
+    pd.DataFrame(rows).to_csv(Path(out_dir) / "index.csv", index=False)
+    out.print(f"{len(rows)} overlays -> {out_dir}", highlight=False)
+
+
+@classifier_app.command("export")
+def export_cmd(model: Annotated[Path, typer.Option("--model", help="Model folder.")]) -> None:
+    """Export the network to ONNX (model.onnx beside the weights); the settings stay in classifier.json."""
+    from echoavc.classifier.predict import ONNX_FILE, export_onnx, load_model
+
+    try:
+        net, _ = load_model(model)
+        path = export_onnx(net, Path(model) / ONNX_FILE)
+    except EchoAVCError as exc:
+        fail(exc)
+    out.print(f"-> {path}", highlight=False)

@@ -1,0 +1,123 @@
+"""The classifier network: a timm backbone, the paper's pooling choice, Dense(120), ReLU, one logit.
+
+Keras ``include_top=False, pooling=None | "max" | "avg"`` is ``forward_features`` here: the last
+convolutional feature map (C x h x w). ``none`` flattens it (C*h*w features, so the dense layer
+depends on the input size), ``max`` / ``avg`` pool it to C features. Then ``Linear(.., hidden)``,
+ReLU, and ``Linear(hidden, 1)``: one logit, sigmoid outside the model (calibration acts on logits).
+
+Weights: a local file (``pretrained=PATH``, .pth or .safetensors, loaded by timm); the Hugging Face hub
+when it answers (checked first with ``runtime.hub_reachable``, so timm never retries an unreachable
+hub for 46 s); otherwise from scratch, with a warning.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from echoavc import runtime
+from echoavc.errors import EchoAVCError
+from echoavc.settings import CLASSIFIER_BACKBONES, CLASSIFIER_POOLINGS
+
+__all__ = ["AVCNet", "build", "create_backbone", "PretrainedWarning"]
+
+
+class PretrainedWarning(UserWarning):
+    """Pretrained weights were asked for but could not be had: the backbone starts from scratch."""
+
+
+def create_backbone(name: str, pretrained: str | Path | None = "none") -> tuple[nn.Module, str]:
+    """A timm backbone without classifier; returns it and where its weights came from
+    (``file:PATH``, ``hub``, or ``scratch``)."""
+    import timm
+
+    runtime.configure()
+    if not timm.is_model(name):
+        raise EchoAVCError(f"unknown timm backbone {name!r} (the paper's: {', '.join(CLASSIFIER_BACKBONES)})")
+    kw = dict(num_classes=0, global_pool="")
+    spec = "none" if pretrained is None else str(pretrained)
+    if spec.lower() in ("none", "", "scratch", "false"):
+        return timm.create_model(name, pretrained=False, **kw), "scratch"
+    if spec.lower() not in ("auto", "hub"):
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise EchoAVCError("pretrained weights file not found", path)
+        try:
+            model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)), **kw)
+        except Exception as exc:  # a wrong file for this architecture
+            raise EchoAVCError(f"cannot load weights for {name}: {str(exc).splitlines()[0][:200]}", path) from None
+        return model, f"file:{path}"
+    if runtime.hub_reachable():
+        try:
+            return timm.create_model(name, pretrained=True, **kw), "hub"
+        except Exception as exc:  # hub up but the download failed
+            reason = str(exc).splitlines()[0][:200]
+    else:
+        reason = "the model hub is not reachable (offline)"
+    warnings.warn(f"{name}: no pretrained weights ({reason}); training from scratch. Pass a local weights "
+                  "file with --pretrained PATH for transfer learning.", PretrainedWarning, stacklevel=2)
+    return timm.create_model(name, pretrained=False, **kw), "scratch"
+
+
+class AVCNet(nn.Module):
+    """Backbone -> pooling (none | max | avg) -> [dropout] -> Linear(hidden) -> ReLU -> Linear(1)."""
+
+    def __init__(self, backbone: nn.Module, pooling: str, input_size: int, hidden: int = 120,
+                 dropout: float = 0.0, in_chans: int = 3):
+        super().__init__()
+        if pooling not in CLASSIFIER_POOLINGS:
+            raise EchoAVCError(f"pooling must be one of {', '.join(CLASSIFIER_POOLINGS)}, not {pooling!r}")
+        self.backbone = backbone
+        self.pooling = pooling
+        self.input_size = int(input_size)
+        self.feature_shape = self._feature_shape(in_chans)  # (C, h, w) at input_size
+        c, h, w = self.feature_shape
+        self.pool = {"none": nn.Identity(), "max": nn.AdaptiveMaxPool2d(1), "avg": nn.AdaptiveAvgPool2d(1)}[pooling]
+        self.flatten = nn.Flatten(1)
+        self.n_features = c * h * w if pooling == "none" else c
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.dense = nn.Linear(self.n_features, hidden)
+        self.act = nn.ReLU()
+        self.out = nn.Linear(hidden, 1)
+
+    def _feature_shape(self, in_chans: int) -> tuple[int, int, int]:
+        was = self.backbone.training
+        self.backbone.eval()  # no batch-norm statistics from the dummy input
+        with torch.no_grad():
+            f = self.backbone.forward_features(torch.zeros(1, in_chans, self.input_size, self.input_size))
+        self.backbone.train(was)
+        return tuple(int(v) for v in f.shape[1:])
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone's last feature map (N, C, h, w): what Grad-CAM explains."""
+        return self.backbone.forward_features(x)
+
+    def pooled(self, feats: torch.Tensor) -> torch.Tensor:
+        """The dense layer's input (N, n_features): the flattened map (none) or the pooled channels."""
+        return self.flatten(self.pool(feats))
+
+    def head(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.out(self.act(self.dense(self.dropout(self.pooled(feats))))).squeeze(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits, shape (N,)."""
+        return self.head(self.features(x))
+
+
+def build(backbone: str, pooling: str, pretrained_path: str | Path | None = None, input_size: int = 224,
+          hidden: int = 120, dropout: float = 0.0, pretrained: str | None = None) -> AVCNet:
+    """The classifier for ``backbone`` (a timm name) and ``pooling`` (none | max | avg).
+
+    ``pretrained_path`` loads local weights; otherwise ``pretrained`` is "none" (default), "auto"/"hub"
+    (the hub when reachable, else from scratch with a ``PretrainedWarning``). ``model.weights_source``
+    says which happened.
+    """
+    spec = str(pretrained_path) if pretrained_path is not None else (pretrained or "none")
+    net, source = create_backbone(backbone, spec)
+    model = AVCNet(net, pooling, input_size, hidden, dropout)
+    model.backbone_name = backbone
+    model.weights_source = source
+    return model

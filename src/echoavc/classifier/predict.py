@@ -1,0 +1,156 @@
+"""Prepared crops in, calibrated probabilities out: one interface over PyTorch and ONNX Runtime.
+
+    clf = Classifier.load("runs/classifier")            # or backend="onnx" (exports model.onnx once)
+    crop = clf.prepare(image, box)                       # the stored crop size, margin and noise reduction
+    p = clf.predict_proba(np.stack([crop]))             # calibrated P(calcified)
+    calls = p >= clf.threshold
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from echoavc.classifier.calibrate import Calibration
+from echoavc.classifier.data import normalise, prepare_crop
+from echoavc.classifier.model import AVCNet, build
+from echoavc.classifier.train import META_FILE, MODEL_FILE, MODEL_FORMAT
+from echoavc.errors import EchoAVCError
+from echoavc.settings import CropSettings
+
+__all__ = ["Classifier", "load_model", "export_onnx", "ONNX_FILE"]
+
+ONNX_FILE = "model.onnx"
+
+
+def read_meta(folder: str | Path) -> dict:
+    folder = Path(folder)
+    path = folder / META_FILE
+    if not path.is_file():
+        raise EchoAVCError(f"no {META_FILE}: not a classifier folder (echoavc classifier train)", folder)
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise EchoAVCError("classifier settings are not JSON", path) from None
+    if meta.get("format") != MODEL_FORMAT:
+        raise EchoAVCError(f"not an echoavc classifier (format {meta.get('format')!r})", path)
+    return meta
+
+
+def load_model(folder: str | Path) -> tuple[AVCNet, dict]:
+    """The network (eval mode) and its stored settings. Weights are a safetensors state dict, never a pickle."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    meta = read_meta(folder)
+    if not (folder / MODEL_FILE).is_file():
+        raise EchoAVCError(f"no {MODEL_FILE}", folder)
+    model = build(meta["backbone"], meta["pooling"], input_size=int(meta["input_size"]), hidden=int(meta["hidden"]),
+                  dropout=float(meta.get("dropout", 0.0)), pretrained="none")
+    try:
+        model.load_state_dict(load_file(str(folder / MODEL_FILE)))
+    except RuntimeError as exc:
+        raise EchoAVCError(f"weights do not fit {meta['backbone']}/{meta['pooling']}: {str(exc)[:200]}",
+                           folder / MODEL_FILE) from None
+    model.eval()
+    return model, meta
+
+
+def export_onnx(model: AVCNet, path: str | Path, opset: int = 17) -> Path:
+    """Export to ONNX (input ``crops`` float32 N x 3 x S x S, output ``logits`` N; dynamic batch)."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x = torch.zeros(1, 3, model.input_size, model.input_size)
+    tmp = path.with_name(f".{path.name}.tmp")
+    model.eval()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(model, (x,), str(tmp), input_names=["crops"], output_names=["logits"],
+                          dynamic_axes={"crops": {0: "n"}, "logits": {0: "n"}}, opset_version=opset, dynamo=False)
+    tmp.replace(path)
+    return path
+
+
+class _TorchBackend:
+    def __init__(self, model: AVCNet):
+        self.model = model.eval()
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return self.model(torch.from_numpy(x)).float().numpy()
+
+
+class _OnnxBackend:
+    def __init__(self, path: Path, threads: int = 0):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(["logits"], {"crops": x})[0].astype(np.float32)
+
+
+class Classifier:
+    """A trained classifier with its preprocessing, calibration and threshold."""
+
+    def __init__(self, meta: dict, backend, model: AVCNet | None = None, folder: Path | None = None):
+        self.meta = meta
+        self.backend = backend
+        self.model = model
+        self.folder = folder
+        self.crop = CropSettings(**meta["crop"])
+        self.noise_reduction = bool(meta["noise_reduction"])
+        self.mean = meta["normalisation"]["mean"]
+        self.std = meta["normalisation"]["std"]
+        self.calibration = Calibration.from_dict(meta["calibration"])
+        self.threshold = float(meta["threshold"])
+
+    @classmethod
+    def load(cls, folder: str | Path, backend: str = "torch", threads: int = 0) -> "Classifier":
+        """``backend``: ``torch`` or ``onnx`` (exports ``model.onnx`` beside the weights on first use)."""
+        folder = Path(folder)
+        if backend == "torch":
+            model, meta = load_model(folder)
+            return cls(meta, _TorchBackend(model), model, folder)
+        if backend == "onnx":
+            onnx_path = folder / ONNX_FILE
+            meta = read_meta(folder)
+            if not onnx_path.is_file() or onnx_path.stat().st_mtime < (folder / MODEL_FILE).stat().st_mtime:
+                model, _ = load_model(folder)
+                export_onnx(model, onnx_path)
+            return cls(meta, _OnnxBackend(onnx_path, threads), None, folder)
+        raise EchoAVCError(f"backend must be torch or onnx, not {backend!r}")
+
+    def prepare(self, image: np.ndarray, box) -> np.ndarray:
+        """The prepared crop of ``box`` in a standard image, with the model's stored crop settings."""
+        return prepare_crop(image, box, self.crop, self.noise_reduction)
+
+    def logits(self, crops: np.ndarray, batch: int = 64) -> np.ndarray:
+        crops = np.asarray(crops)
+        if crops.ndim == 2:
+            crops = crops[None]
+        if crops.shape[1:] != (self.crop.size, self.crop.size):
+            raise EchoAVCError(f"crops must be {self.crop.size}x{self.crop.size} (use Classifier.prepare), "
+                               f"got {crops.shape[1:]}")
+        out = [self.backend(normalise(crops[i:i + batch], self.mean, self.std)) for i in range(0, len(crops), batch)]
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+    def predict_proba(self, crops: np.ndarray) -> np.ndarray:
+        """Calibrated P(calcified) per prepared crop."""
+        return self.calibration(self.logits(crops))
+
+    def predict(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities, calls at the stored threshold)."""
+        p = self.predict_proba(crops)
+        return p, p >= self.threshold
