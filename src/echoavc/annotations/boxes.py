@@ -26,7 +26,6 @@ import pandas as pd
 
 from echoavc.cone.transform import StandardTransform
 from echoavc.errors import EchoAVCError
-from echoavc.files import atomic_write_bytes, atomic_write_text, csv_text  # noqa: F401  (re-exported)
 
 SPACES = ("original", "standard")
 #: The one object class: the aortic valve seen in short axis.

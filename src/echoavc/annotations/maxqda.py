@@ -19,8 +19,9 @@ from pathlib import Path
 import pandas as pd
 
 from echoavc.annotations.boxes import (
-    SPACES, BoxFile, FrameIndex, Problem, ValveBox, atomic_write_text, boxes_in_space, check_space, csv_text, fmt,
+    SPACES, BoxFile, FrameIndex, Problem, ValveBox, boxes_in_space, check_space, fmt,
 )
+from echoavc.files import atomic_write_text, csv_text
 from echoavc.errors import EchoAVCError
 from echoavc.settings import MaxqdaColumns
 

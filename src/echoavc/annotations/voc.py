@@ -16,8 +16,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from echoavc.annotations.boxes import (
-    VALVE_LABEL, BoxFile, FrameIndex, Problem, ValveBox, atomic_write_bytes, boxes_in_space, check_space,
+    VALVE_LABEL, BoxFile, FrameIndex, Problem, ValveBox, boxes_in_space, check_space,
 )
+from echoavc.files import atomic_write_bytes
 from echoavc.annotations.coco import size_problem
 from echoavc.errors import EchoAVCError
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from echoavc.annotations.boxes import (
-    VALVE_LABEL, BoxFile, FrameIndex, Problem, ValveBox, atomic_write_text, boxes_in_space, check_space,
+    VALVE_LABEL, BoxFile, FrameIndex, Problem, ValveBox, boxes_in_space, check_space,
 )
+from echoavc.files import atomic_write_text
 from echoavc.errors import EchoAVCError
 
 

@@ -291,7 +291,7 @@ def save_model(trained: Trained, out: str | Path, extra: dict | None = None) -> 
     """Write ``model.safetensors`` and ``classifier.json`` into ``out`` (atomic per file)."""
     from safetensors.torch import save_file
 
-    from echoavc.annotations.boxes import atomic_write_text
+    from echoavc.files import atomic_write_text
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -203,7 +203,7 @@ def augment_cmd(
     import cv2
     import numpy as np
 
-    from echoavc.annotations.boxes import atomic_write_bytes
+    from echoavc.files import atomic_write_bytes
     from echoavc.dataset.augment import ONLINE, augment, parse_augmentation, preview_grid
     from echoavc.dataset.table import DatasetTable
 

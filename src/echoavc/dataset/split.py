@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from echoavc.annotations.boxes import atomic_write_text
+from echoavc.files import atomic_write_text
 from echoavc.errors import EchoAVCError
 from echoavc.settings import SplitSettings
 

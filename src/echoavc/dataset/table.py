@@ -33,9 +33,9 @@ import pandas as pd
 
 from echoavc.annotations import read_boxes
 from echoavc.annotations.boxes import (
-    TRANSFORM_COLUMNS, BoxFile, FrameIndex, Problem, ValveBox, atomic_write_text, csv_text, frame_key,
-    read_manifest,
+    TRANSFORM_COLUMNS, BoxFile, FrameIndex, Problem, ValveBox, frame_key, read_manifest,
 )
+from echoavc.files import atomic_write_text, csv_text
 from echoavc.annotations.labels import ExamLabels, read_labels
 from echoavc.errors import EchoAVCError
 from echoavc.settings import DatasetSettings

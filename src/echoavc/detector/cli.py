@@ -159,7 +159,7 @@ def predict_cmd(
     """The valve's top box in each image (the image's own pixel coordinates)."""
     import pandas as pd
 
-    from echoavc.annotations.boxes import atomic_write_text
+    from echoavc.files import atomic_write_text
     from echoavc.detector.predict import Detector, read_image
     from echoavc.detector.train import IMAGE_SUFFIXES
 

@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from echoavc.annotations.boxes import atomic_write_text
+from echoavc.files import atomic_write_text
 from echoavc.dataset.split import PARTS, Split
 from echoavc.dataset.table import DatasetTable
 from echoavc.detector.predict import Detections, read_image

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from echoavc import runtime
-from echoavc.annotations.boxes import atomic_write_text
+from echoavc.files import atomic_write_text
 from echoavc.detector.model import WeightsChoice, built_name, describe, resolve_weights, yaml_name
 from echoavc.errors import EchoAVCError
 from echoavc.settings import DetectorSettings

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from echoavc.annotations.boxes import atomic_write_text
+from echoavc.files import atomic_write_text
 from echoavc.dataset.augment import augmentation_name, parse_augmentation
 from echoavc.dataset.split import Split
 from echoavc.dataset.table import DatasetTable

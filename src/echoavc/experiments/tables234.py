@@ -205,7 +205,7 @@ def run_table(table: str, data: DatasetTable | str | Path, split: Split | str | 
     res = TableResult(table, result_rows, reported, details)
     res.markdown = _markdown(table, preset, result_rows, reported, details)
     if out is not None:
-        from echoavc.annotations.boxes import atomic_write_text
+        from echoavc.files import atomic_write_text
         from echoavc.evaluate.tables import write_csv
 
         out = Path(out)
