@@ -31,7 +31,7 @@ from echoavc.dataset.table import DatasetTable
 from echoavc.errors import EchoAVCError
 from echoavc.evaluate import classification_report
 from echoavc.evaluate.intervals import Interval
-from echoavc.evaluate.tables import REPORTED_LABEL, ResultRow, paper_entry, to_csv, to_markdown
+from echoavc.evaluate.tables import REPORTED_LABEL, ResultRow, to_markdown
 from echoavc.settings import ClassifierSettings, CropSettings, classifier_preset
 
 __all__ = ["TABLES", "Row", "table_rows", "run_table", "leakage", "PROTOCOLS", "LEAKY_LABEL", "CLEAN_LABEL"]
@@ -164,7 +164,7 @@ def run_table(table: str, data: DatasetTable | str | Path, split: Split | str | 
     """Run ``table``'s rows (``rows``: experiment numbers, default all) under ``protocols`` with ``preset``;
     write ``<table>.md``, ``<table>.csv`` and ``<table>_details.json`` into ``out``."""
     from echoavc import runtime
-    from echoavc.classifier.data import CropSource, load_samples
+    from echoavc.classifier.data import load_samples
     from echoavc.classifier.train import set_threads
 
     runtime.configure()
