@@ -200,11 +200,23 @@ def sector_of(row) -> Sector:
                   float(get("cone_r_max_px")), half, half, clip)
 
 
+def _grey_frames(cohort_dir: Path, df):
+    """(row, grey frame) for each frame-table row, decoding each DICOM file once (rows are grouped by file)."""
+    from pydicom import dcmread
+
+    current, frames = None, None
+    for r in df.itertuples():
+        if r.file != current:
+            ds = dcmread(cohort_dir / r.file)
+            arr = ds.pixel_array
+            current, frames = r.file, (arr if int(ds.get("NumberOfFrames", 1) or 1) > 1 else arr[None])
+        yield r, to_gray(frames[int(r.frame_index)])
+
+
 def cohort_stats(cohort_dir, views: tuple[str, ...] | None = None, max_frames: int | None = None,
                  every: int = 1) -> list[dict[str, float]]:
     """Statistics of the frames of a synthetic cohort (decoded from its DICOM files)."""
     import pandas as pd
-    from pydicom import dcmread
 
     cohort_dir = Path(cohort_dir)
     df = pd.read_csv(cohort_dir / "frames.csv")
@@ -213,14 +225,8 @@ def cohort_stats(cohort_dir, views: tuple[str, ...] | None = None, max_frames: i
     df = df.iloc[::every]
     if max_frames:
         df = df.head(max_frames)
-    rows, cache = [], {}
-    for r in df.itertuples():
-        if r.file not in cache:
-            cache.clear()
-            ds = dcmread(cohort_dir / r.file)
-            arr = ds.pixel_array
-            cache[r.file] = arr if int(ds.get("NumberOfFrames", 1) or 1) > 1 else arr[None]
-        gray = to_gray(cache[r.file][int(r.frame_index)])
+    rows = []
+    for r, gray in _grey_frames(cohort_dir, df):
         mask = sector_of(r).mask(gray.shape)
         rows.append({"file": r.file, "frame": int(r.frame_index), "view": r.view, **frame_stats(gray, mask)})
     return rows
@@ -239,21 +245,14 @@ def baseline_accuracy(cohort_dir, thresholds: tuple[int, ...] = BASELINE_THRESHO
     Returns {threshold: {accuracy, precision, recall, n, positives}}.
     """
     import pandas as pd
-    from pydicom import dcmread
 
     cohort_dir = Path(cohort_dir)
     df = pd.read_csv(cohort_dir / "frames.csv")
     df = df[(df.view == "psax_av") & df.valve_x1.notna()]
     if phase:
         df = df[df.cardiac_phase == phase]
-    maxima, truth, cache = [], [], {}
-    for r in df.itertuples():
-        if r.file not in cache:
-            cache.clear()
-            ds = dcmread(cohort_dir / r.file)
-            arr = ds.pixel_array
-            cache[r.file] = arr if int(ds.get("NumberOfFrames", 1) or 1) > 1 else arr[None]
-        gray = to_gray(cache[r.file][int(r.frame_index)])
+    maxima, truth = [], []
+    for r, gray in _grey_frames(cohort_dir, df):
         x1, y1 = int(math.floor(r.valve_x1)), int(math.floor(r.valve_y1))
         x2, y2 = int(math.ceil(r.valve_x2)), int(math.ceil(r.valve_y2))
         maxima.append(int(gray[y1:y2, x1:x2].max()))
