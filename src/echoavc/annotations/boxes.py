@@ -202,6 +202,16 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
 # ---------------------------------------------------------------- small shared I/O helpers
 
 
+def label_files(path: str | Path, suffix: str, skip: tuple[str, ...] = ()) -> list[Path]:
+    """One label file, or every ``*suffix`` file below a folder (sorted; names in ``skip`` left out)."""
+    path = Path(path)
+    if path.is_dir():
+        return sorted(p for p in path.rglob(f"*{suffix}") if p.name not in skip)
+    if path.is_file():
+        return [path]
+    raise EchoAVCError("no such file or folder", path)
+
+
 def fmt(v: float, digits: int = 4) -> str:
     """A coordinate as short text: no trailing zeros, no ``-0``."""
     s = f"{float(v):.{digits}f}".rstrip("0").rstrip(".")

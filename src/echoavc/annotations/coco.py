@@ -38,6 +38,22 @@ def size_problem(where: str, got: tuple, want: tuple, space: str) -> Problem | N
     return None
 
 
+def join_image(frames: FrameIndex, where: str, refs: tuple, size: tuple, space: str,
+               problems: list[Problem]) -> str | None:
+    """The frame key an annotation file's image refers to, if it joins the manifest and its size fits
+    ``space``; otherwise one problem is recorded and None returned."""
+    try:
+        key = frames.resolve(*refs)
+    except KeyError as exc:
+        problems.append(Problem("error", where, f"image not joined: {exc.args[0]}"))
+        return None
+    p = size_problem(where, size, frames[key].size(space), space)
+    if p:
+        problems.append(p)
+        return None
+    return key
+
+
 def read_coco(path: str | Path, frames: FrameIndex, space: str = "standard") -> BoxFile:
     check_space(space)
     path = Path(path)
@@ -48,14 +64,9 @@ def read_coco(path: str | Path, frames: FrameIndex, space: str = "standard") -> 
     out, images = BoxFile(), {}
     for im in doc["images"]:
         where = f"{path.name} image {im.get('id')}"
-        try:
-            key = frames.resolve(im.get("file_name"), im.get("source_sha256"), im.get("frame_index"))
-        except KeyError as exc:
-            out.problems.append(Problem("error", where, f"image not joined: {exc.args[0]}"))
-            continue
-        p = size_problem(where, (im.get("width"), im.get("height")), frames[key].size(space), space)
-        if p:
-            out.problems.append(p)
+        key = join_image(frames, where, (im.get("file_name"), im.get("source_sha256"), im.get("frame_index")),
+                         (im.get("width"), im.get("height")), space, out.problems)
+        if key is None:
             continue
         images[im.get("id")] = key
     for a in doc["annotations"]:

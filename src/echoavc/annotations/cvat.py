@@ -20,7 +20,7 @@ from echoavc.annotations.boxes import (
     VALVE_LABEL, BoxFile, FrameIndex, Problem, ValveBox, boxes_in_space, check_space,
 )
 from echoavc.files import atomic_write_bytes
-from echoavc.annotations.coco import size_problem
+from echoavc.annotations.coco import join_image
 from echoavc.errors import EchoAVCError
 
 
@@ -38,14 +38,8 @@ def read_cvat(path: str | Path, frames: FrameIndex, space: str = "standard") -> 
     out = BoxFile()
     for im in root.iter("image"):
         where = f"{path.name} image {im.get('id')}"
-        try:
-            key = frames.resolve(im.get("name"))
-        except KeyError as exc:
-            out.problems.append(Problem("error", where, f"image not joined: {exc.args[0]}"))
-            continue
-        p = size_problem(where, (im.get("width"), im.get("height")), frames[key].size(space), space)
-        if p:
-            out.problems.append(p)
+        key = join_image(frames, where, (im.get("name"),), (im.get("width"), im.get("height")), space, out.problems)
+        if key is None:
             continue
         for n, b in enumerate(im.iter("box")):
             try:

@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from echoavc.annotations.boxes import (
-    VALVE_LABEL, BoxFile, FrameIndex, Problem, ValveBox, boxes_in_space, check_space,
+    label_files, VALVE_LABEL, BoxFile, FrameIndex, Problem, ValveBox, boxes_in_space, check_space,
 )
 from echoavc.files import atomic_write_bytes
 from echoavc.annotations.coco import size_problem
@@ -26,13 +26,7 @@ from echoavc.errors import EchoAVCError
 def read_voc(path: str | Path, frames: FrameIndex, space: str = "standard") -> BoxFile:
     """Read a folder of VOC XML files (or one file)."""
     check_space(space)
-    path = Path(path)
-    if path.is_dir():
-        files = sorted(path.rglob("*.xml"))
-    elif path.is_file():
-        files = [path]
-    else:
-        raise EchoAVCError("no such file or folder", path)
+    files = label_files(path, ".xml")
     out = BoxFile()
     for f in files:
         try:

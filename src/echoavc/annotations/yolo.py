@@ -13,10 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from echoavc.annotations.boxes import (
-    VALVE_LABEL, BoxFile, FrameIndex, Problem, ValveBox, boxes_in_space, check_space,
+    label_files, VALVE_LABEL, BoxFile, FrameIndex, Problem, ValveBox, boxes_in_space, check_space,
 )
 from echoavc.files import atomic_write_text
-from echoavc.errors import EchoAVCError
 
 
 def yolo_line(box: ValveBox, width: int, height: int, cls: int = 0) -> str:
@@ -36,13 +35,7 @@ def parse_yolo_line(line: str, width: int, height: int) -> tuple[int, float, flo
 def read_yolo(path: str | Path, frames: FrameIndex, space: str = "standard") -> BoxFile:
     """Read a folder of YOLO label files (or one file)."""
     check_space(space)
-    path = Path(path)
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*.txt") if p.name != "classes.txt")
-    elif path.is_file():
-        files = [path]
-    else:
-        raise EchoAVCError("no such file or folder", path)
+    files = label_files(path, ".txt", skip=("classes.txt",))
     out = BoxFile()
     for f in files:
         try:
