@@ -178,26 +178,73 @@ def identities(ds, secret: bytes, sha: str) -> tuple[dict, list[tuple[str, str, 
     return ids, pairs, warnings
 
 
-def _ingest_clip(clip: DicomClip, out_dir: Path, secret: bytes, settings: IngestSettings,
-                 threads: int = 1) -> FileResult:
-    ds = clip.dataset
-    ids, pairs, warnings = identities(ds, secret, clip.sha256)
-    kept = frame_indices(clip.n_frames, settings.every_nth)
+@dataclass
+class PreparedClip:
+    """What turns a clip's frames into standard frames: found once per clip, from a sample of its frames.
 
-    # Decode a sample first to find the cone once per clip; keep it so nothing decodes twice.
+    ``ingest`` writes the standard frames as PNGs; ``predict`` uses them in memory. Both go through
+    :meth:`standard`, so screening sees exactly the pixels the models were trained on.
+    """
+
+    clip: DicomClip
+    kept: list[int]
+    cone: Cone
+    mask: np.ndarray
+    transform: StandardTransform
+    grey: bool
+    overlay: str
+    sample: np.ndarray
+    #: decoded sample frames not yet handed out by :meth:`frames` (nothing decodes twice)
+    decoded: dict[int, np.ndarray]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.sample.shape[1:3]
+
+    def frames(self, indices: Sequence[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Decoded frames (original size) in order, the sample frames from memory."""
+        wanted = self.kept if indices is None else list(indices)
+        stream = decode_frames(self.clip, [i for i in wanted if i not in self.decoded])
+        for index in wanted:
+            yield index, (self.decoded.pop(index) if index in self.decoded else next(stream)[1])
+
+    def masked(self, frame: np.ndarray) -> np.ndarray:
+        """The frame with everything outside the cone black (grey files as 2-D)."""
+        if self.grey and frame.ndim == 3:
+            frame = frame[..., 0] if _channels_equal(frame) else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        return cv2.bitwise_and(frame, frame, mask=self.mask)
+
+    def standard(self, frame: np.ndarray) -> np.ndarray:
+        """The masked frame cropped to the cone and letterboxed to the standard square."""
+        return self.transform.apply(self.masked(frame))
+
+
+def prepare_clip(clip: DicomClip, settings: IngestSettings) -> PreparedClip:
+    """Find the cone once per clip, on a sample of its kept frames; raises EchoAVCError naming the clip."""
+    kept = frame_indices(clip.n_frames, settings.every_nth)
     n_sample = min(len(kept), settings.cone.sample_frames)
     sample_idx = sorted({kept[int(round(i))] for i in np.linspace(0, len(kept) - 1, n_sample)})
     decoded = dict(decode_frames(clip, sample_idx))
     sample = np.stack([decoded[i] for i in sample_idx])
     try:
-        cone = find_cone(sample, tissue_regions(ds), settings.cone)
+        cone = find_cone(sample, tissue_regions(clip.dataset), settings.cone)
     except EchoAVCError as exc:
         raise exc.at(clip.name)
     shape = sample.shape[1:3]
     mask = cone.mask(shape).astype(np.uint8)
     transform = StandardTransform.fit(*cone.bbox(shape), settings.size)
     grey = sample.ndim == 3 or _is_grey(sample, mask)
-    overlay = _overlay_in_cone(sample, mask)
+    return PreparedClip(clip, kept, cone, mask, transform, grey, _overlay_in_cone(sample, mask), sample, decoded)
+
+
+def _ingest_clip(clip: DicomClip, out_dir: Path, secret: bytes, settings: IngestSettings,
+                 threads: int = 1) -> FileResult:
+    ds = clip.dataset
+    ids, pairs, warnings = identities(ds, secret, clip.sha256)
+    prep = prepare_clip(clip, settings)
+    cone, mask, transform, grey, sample = prep.cone, prep.mask, prep.transform, prep.grey, prep.sample
+    shape = prep.shape
+    overlay = prep.overlay
 
     names = _names(ids, ds, clip.sha256)
     frames_dir = out_dir / "frames" / ids["study_id"]
@@ -231,20 +278,14 @@ def _ingest_clip(clip: DicomClip, out_dir: Path, secret: bytes, settings: Ingest
     }
 
     def write_frame(index: int, frame: np.ndarray) -> tuple[dict, np.ndarray | None]:
-        if grey and frame.ndim == 3:
-            frame = frame[..., 0] if _channels_equal(frame) else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-        masked = cv2.bitwise_and(frame, frame, mask=mask)
+        masked = prep.masked(frame)
         rel = Path("frames") / ids["study_id"] / f"{names}-f{index:04d}.png"
         _write_png(out_dir / rel, transform.apply(masked), settings.png_compression)
         row = {**base, "frame_index": index, "image_path": rel.as_posix(),
                "frame_time_ms": frame_time[index] if frame_time else ""}
         return row, (masked if settings.write_dicom else None)
 
-    def frames() -> Iterator[tuple[int, np.ndarray]]:
-        stream = decode_frames(clip, [i for i in kept if i not in decoded])
-        for index in kept:
-            yield index, (decoded.pop(index) if index in decoded else next(stream)[1])
-
+    frames = prep.frames
     if threads > 1:
         # decoding holds the GIL; masking, resizing and PNG encoding release it, so they overlap
         results, pending = [], deque()
@@ -263,7 +304,7 @@ def _ingest_clip(clip: DicomClip, out_dir: Path, secret: bytes, settings: Ingest
                   settings.png_compression)
     if settings.write_dicom:
         _write_deidentified_dicom(
-            out_dir / "dicom" / ids["study_id"] / f"{names}.dcm", clip, masked_frames, secret, ids, kept,
+            out_dir / "dicom" / ids["study_id"] / f"{names}.dcm", clip, masked_frames, secret, ids, prep.kept,
         )
     if cone.flag:
         warnings.append(f"cone: {cone.flag}")
