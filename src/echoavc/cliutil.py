@@ -18,3 +18,27 @@ def fail(exc: BaseException) -> NoReturn:
         raise exc
     err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
+
+
+# ---------------------------------------------------------------- options shared by the sub-commands
+# One spelling everywhere a dataset folder (the output of ``echoavc dataset build``: table.csv, usually
+# split.json) or a split file is passed. ``--table`` was the old name in some sub-commands; it still works.
+
+from pathlib import Path  # noqa: E402
+from typing import Annotated, Optional  # noqa: E402
+
+DATA_HELP = "Dataset folder (echoavc dataset build: table.csv, usually split.json); --table is the old name."
+SPLIT_HELP = "Patient split file (echoavc dataset split); default DATA/split.json."
+
+#: ``--data DATASET`` (``--table`` still accepted): the dataset table folder.
+DataOpt = Annotated[Path, typer.Option("--data", "--table", metavar="DATASET", help=DATA_HELP, show_default=False)]
+#: ``--split SPLIT``: the patient split file; ``None`` means ``DATA/split.json`` (see :func:`split_file`).
+SplitOpt = Annotated[Optional[Path], typer.Option("--split", metavar="SPLIT", help=SPLIT_HELP, show_default=False)]
+
+
+def split_file(data: Path, split: Optional[Path]) -> Path:
+    """The ``--split`` file: as given, else ``DATA/split.json`` (DATA a dataset folder or its table.csv)."""
+    if split is not None:
+        return Path(split)
+    data = Path(data)
+    return (data.parent if data.suffix == ".csv" else data) / "split.json"

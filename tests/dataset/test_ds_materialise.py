@@ -160,23 +160,23 @@ def test_valve_crop_letterboxes_and_jitters_reproducibly():
 
 def test_cli_split_materialise_export_and_preview(built, tmp_path):
     _, folder = built
-    r = CliRunner().invoke(app, ["dataset", "split", "--table", str(folder), "--out", str(tmp_path / "s.json"),
+    r = CliRunner().invoke(app, ["dataset", "split", "--data", str(folder), "--out", str(tmp_path / "s.json"),
                                  "--k", "3"])
     assert r.exit_code == 0, r.output
-    r = CliRunner().invoke(app, ["dataset", "materialise", "--table", str(folder), "--split", str(tmp_path / "s.json"),
+    r = CliRunner().invoke(app, ["dataset", "materialise", "--data", str(folder), "--split", str(tmp_path / "s.json"),
                                  "--out", str(tmp_path / "m"), "--augmentation", "4", "--fold", "0", "--no-progress"])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "m" / "data.yaml").is_file()
-    r = CliRunner().invoke(app, ["dataset", "materialise", "--table", str(folder), "--out", str(tmp_path / "p"),
+    r = CliRunner().invoke(app, ["dataset", "materialise", "--data", str(folder), "--out", str(tmp_path / "p"),
                                  "--protocol", "paper", "--no-progress"])
     assert r.exit_code == 0 and "LEAKY" in r.output
     for fmt in ("yolo", "coco"):
-        r = CliRunner().invoke(app, ["dataset", "export", "--table", str(folder), "--format", fmt, "--space",
+        r = CliRunner().invoke(app, ["dataset", "export", "--data", str(folder), "--format", fmt, "--space",
                                      "original", "--out", str(tmp_path / f"e.{fmt}")])
         assert r.exit_code == 0, r.output
-    r = CliRunner().invoke(app, ["augment", "--table", str(folder), "--preview", str(tmp_path / "grid.png"), "--n", "2"])
+    r = CliRunner().invoke(app, ["augment", "--data", str(folder), "--preview", str(tmp_path / "grid.png"), "--n", "2"])
     assert r.exit_code == 0, r.output
     grid = cv2.imread(str(tmp_path / "grid.png"))
     assert grid.shape == (2 * 192, 9 * 192, 3)
-    r = CliRunner().invoke(app, ["augment", "--table", str(folder), "--augmentation", "zoom"])
+    r = CliRunner().invoke(app, ["augment", "--data", str(folder), "--augmentation", "zoom"])
     assert r.exit_code == 0 and "valve frames ->" in r.output

@@ -25,11 +25,14 @@ def _one_line_error(res, text):
 
 
 def test_train_missing_split_is_one_line(tiny_detector, tmp_path):
-    res = _run("detector", "train", "--table", tiny_detector.table_dir, "--split", tmp_path / "nope.json",
+    res = _run("detector", "train", "--data", tiny_detector.table_dir, "--split", tmp_path / "nope.json",
                "--out", tmp_path / "run", "--preset", "smoke")
     _one_line_error(res, "no such split file")
-    res = _run("detector", "train", "--table", tiny_detector.table_dir, "--out", tmp_path / "run")
-    _one_line_error(res, "give --table and --split")
+    res = _run("detector", "train", "--data", tiny_detector.table_dir, "--out", tmp_path / "run")  # DATA/split.json
+    _one_line_error(res, "no such split file")
+    res = _run("detector", "train", "--data", tiny_detector.run / "data", "--split", tiny_detector.split_file,
+               "--out", tmp_path / "run")  # a materialised YOLO folder has its parts already
+    _one_line_error(res, "--split is for a dataset folder")
 
 
 def test_train_missing_or_mismatched_weights_is_one_line(tiny_detector, tmp_path):
@@ -42,8 +45,12 @@ def test_train_missing_or_mismatched_weights_is_one_line(tiny_detector, tmp_path
 
 
 def test_evaluate_and_predict_missing_weights(tiny_detector, tmp_path):
-    _one_line_error(_run("detector", "evaluate", "--weights", tmp_path / "x.onnx", "--table", tiny_detector.table_dir,
+    _one_line_error(_run("detector", "evaluate", "--weights", tmp_path / "x.onnx", "--data", tiny_detector.table_dir,
                          "--split", tiny_detector.split_file, "--out", tmp_path / "ev"), "no such weights file")
+    ev = ["detector", "evaluate", "--weights", tmp_path / "x.onnx", "--data", tiny_detector.table_dir,
+          "--out", tmp_path / "ev"]
+    _one_line_error(_run(*ev), "no such split file")  # the default DATA/split.json; --all for a held-out cohort
+    _one_line_error(_run(*ev, "--all", "--split", tiny_detector.split_file), "give --split or --all")
     _one_line_error(_run("detector", "predict", "--weights", tmp_path / "x.onnx", tmp_path, "--out",
                          tmp_path / "p.csv"), "no images found")
     _one_line_error(_run("detector", "export", "--weights", tmp_path / "x.pt"), "no such weights file")
@@ -64,7 +71,7 @@ def test_export_predict_evaluate(tiny_detector, tmp_path):
     assert ((df[["x1", "x2"]] >= 0) & (df[["x1", "x2"]] <= 640)).all().all()
     assert "yolov5nu, from scratch (onnx)" in res.output
 
-    res = _run("detector", "evaluate", "--weights", onnx, "--table", tiny_detector.table_dir, "--split",
+    res = _run("detector", "evaluate", "--weights", onnx, "--data", tiny_detector.table_dir, "--split",
                tiny_detector.split_file, "--out", tmp_path / "ev", "--n-boot", "200", "--mean-box-baseline")
     assert res.exit_code == 0, res.output
     for name in ("evaluation.json", "evaluation.md", "predictions.csv"):

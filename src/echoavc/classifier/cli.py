@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from echoavc.cliutil import fail
+from echoavc.cliutil import DataOpt, SplitOpt, fail, split_file
 from echoavc.errors import EchoAVCError
 
 classifier_app = typer.Typer(name="classifier", help="Calcification classifier on valve crops (docs/classifier.md).",
@@ -20,16 +20,11 @@ out = Console(soft_wrap=True)
 
 
 
-def _split_path(data: Path, split: Optional[Path]) -> Path:
-    return split if split is not None else data / "split.json"
-
-
 @classifier_app.command("train")
 def train_cmd(
-    data: Annotated[Path, typer.Option("--data", help="Dataset table folder (echoavc dataset build).")],
+    data: DataOpt,
     out_dir: Annotated[Path, typer.Option("--out", help="Model folder: model.safetensors, classifier.json.")],
-    split: Annotated[Optional[Path], typer.Option("--split", help="Patient split file (default DATA/split.json).")]
-    = None,
+    split: SplitOpt = None,
     preset: Annotated[str, typer.Option("--preset", help="paper | cpu | smoke")] = "cpu",
     fold: Annotated[Optional[int], typer.Option("--fold", help="Validate on this fold of the split.")] = None,
     backbone: Annotated[Optional[str], typer.Option("--backbone", help="timm name (paper's six: efficientnet_b0, "
@@ -74,7 +69,7 @@ def train_cmd(
                               cross_validate=cross_validate, seed=seed, threads=threads)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            trained = train_classifier(data, _split_path(data, split), out_dir, s, fold=fold,
+            trained = train_classifier(data, split_file(data, split), out_dir, s, fold=fold,
                                        log=lambda m: err.print(m, highlight=False))
         for w in caught:
             if "pretrained" in str(w.message) or "calibration" in str(w.message) or "threshold" in str(w.message):
@@ -96,12 +91,12 @@ def _load(model: Path, backend: str):
 @classifier_app.command("evaluate")
 def evaluate_cmd(
     model: Annotated[Path, typer.Option("--model", help="Model folder (echoavc classifier train).")],
-    data: Annotated[Path, typer.Option("--data", help="Dataset table folder.")],
+    data: DataOpt,
     out_dir: Annotated[Path, typer.Option("--out", help="report.json, predictions.csv, reliability.png.")],
-    split: Annotated[Optional[Path], typer.Option("--split", help="Split file (default DATA/split.json; "
-                                                  "--all for a held-out cohort).")] = None,
+    split: SplitOpt = None,
     part: Annotated[str, typer.Option("--part", help="train | val | test")] = "test",
-    all_crops: Annotated[bool, typer.Option("--all", help="Every labelled crop of DATA (a held-out cohort).")]
+    all_crops: Annotated[bool, typer.Option("--all", help="Every labelled crop of DATA, no split "
+                                                       "(a held-out cohort).")]
     = False,
     backend: Annotated[str, typer.Option("--backend", help="torch | onnx")] = "torch",
     n_boot: Annotated[int, typer.Option("--n-boot", min=100)] = 2000,
@@ -112,7 +107,7 @@ def evaluate_cmd(
 
     try:
         clf = _load(model, backend)
-        res = evaluate_classifier(clf, data, None if all_crops else _split_path(data, split), part, out_dir,
+        res = evaluate_classifier(clf, data, None if all_crops else split_file(data, split), part, out_dir,
                                   n_boot=n_boot)
     except EchoAVCError as exc:
         fail(exc)
@@ -131,9 +126,9 @@ def evaluate_cmd(
 @classifier_app.command("explain")
 def explain_cmd(
     model: Annotated[Path, typer.Option("--model", help="Model folder.")],
-    data: Annotated[Path, typer.Option("--data", help="Dataset table folder.")],
+    data: DataOpt,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the Grad-CAM overlays (PNG) and index.csv.")],
-    split: Annotated[Optional[Path], typer.Option("--split")] = None,
+    split: SplitOpt = None,
     part: Annotated[str, typer.Option("--part")] = "test",
     n: Annotated[int, typer.Option("--n", min=1, help="Crops to explain.")] = 8,
 ) -> None:
@@ -148,7 +143,7 @@ def explain_cmd(
     try:
         clf = _load(model, "torch")
         table = DatasetTable.load(data)
-        sp = Split.load(_split_path(data, split))
+        sp = Split.load(split_file(data, split))
         samples = [s for s in load_samples(table, sp) if s.part == part][:n]
         if not samples:
             raise EchoAVCError(f"no crops in part {part!r}")

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from echoavc.cliutil import fail
+from echoavc.cliutil import DataOpt, SplitOpt, fail, split_file
 from echoavc.errors import EchoAVCError
 from echoavc.settings import (
     CropSettings, DatasetSettings, LabelColumns, MaxqdaColumns, SplitSettings,
@@ -94,8 +94,9 @@ def build_cmd(
 
 @dataset_app.command("split")
 def split_cmd(
-    table: Annotated[Path, typer.Option("--table", help="Table folder from dataset build.")],
-    out_file: Annotated[Path, typer.Option("--out", help="Split file (JSON).")],
+    data: DataOpt,
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Split file (JSON; default DATA/split.json, "
+                                                     "where every stage looks for it).")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     k: Annotated[int, typer.Option("--k", min=0, help="Folds over the train+val patients (0: none).")] = 5,
     train: Annotated[float, typer.Option("--train")] = 0.8,
@@ -107,7 +108,8 @@ def split_cmd(
     from echoavc.dataset.table import DatasetTable
 
     try:
-        t = DatasetTable.load(table)
+        t = DatasetTable.load(data)
+        out_file = split_file(data, out_file)
         s = make_split(t.frame, SplitSettings(train=train, val=val, test=test, k=k, seed=seed), t.fingerprint)
         s.save(out_file)
     except EchoAVCError as exc:
@@ -118,10 +120,9 @@ def split_cmd(
 
 @dataset_app.command("materialise")
 def materialise_cmd(
-    table: Annotated[Path, typer.Option("--table", help="Table folder from dataset build.")],
+    data: DataOpt,
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder (YOLO + crops).")],
-    split: Annotated[Optional[Path], typer.Option("--split", help="Split file (not needed for --protocol paper).")]
-    = None,
+    split: SplitOpt = None,
     fold: Annotated[Optional[int], typer.Option("--fold", help="Fold (default: the main train/val/test).")] = None,
     part: Annotated[list[str], typer.Option("--part", help="Parts to write (default: train, val, test).")] = [],
     augmentation: Annotated[str, typer.Option("--augmentation", help="Table 1: original, zoom, translation, "
@@ -131,7 +132,8 @@ def materialise_cmd(
     = "none",
     protocol: Annotated[str, typer.Option("--protocol", help="patient | paper (LEAKY image-level split).")]
     = "patient",
-    paper_fractions: Annotated[str, typer.Option("--paper-fractions", help="train,val,test for --protocol paper.")]
+    paper_fractions: Annotated[str, typer.Option("--paper-fractions", help="train,val,test for --protocol paper "
+                                                  "(which needs no --split).")]
     = "0.8,0.1,0.1",
     crops: Annotated[bool, typer.Option("--crops/--no-crops", help="Write classifier crops.")] = True,
     crop_size: Annotated[int, typer.Option("--crop-size", min=16)] = 224,
@@ -148,7 +150,8 @@ def materialise_cmd(
         fr = [float(x) for x in paper_fractions.split(",")]
         if len(fr) != 3:
             raise EchoAVCError("--paper-fractions needs three numbers: train,val,test")
-        rep = materialise(table, split, out_dir, fold=fold, parts=tuple(part) or ("train", "val", "test"),
+        sp = split if protocol == "paper" else split_file(data, split)  # the paper's protocol needs none
+        rep = materialise(data, sp, out_dir, fold=fold, parts=tuple(part) or ("train", "val", "test"),
                           augmentation=augmentation, balance=balance, protocol=protocol, crops=crops,
                           crop_settings=CropSettings(size=crop_size, margin=margin, jitter=jitter), seed=seed,
                           paper_fractions=dict(zip(("train", "val", "test"), fr)), overwrite=overwrite,
@@ -170,7 +173,7 @@ def materialise_cmd(
 
 @dataset_app.command("export")
 def export_cmd(
-    table: Annotated[Path, typer.Option("--table", help="Table folder from dataset build.")],
+    data: DataOpt,
     out_path: Annotated[Path, typer.Option("--out", help="File (coco, maxqda, labelstudio, cvat) or folder (yolo, voc).")],
     fmt: Annotated[str, typer.Option("--format", help="yolo | coco (and maxqda, voc, labelstudio, cvat).")] = "coco",
     space: Annotated[str, typer.Option("--space", help="original | standard")] = "standard",
@@ -181,7 +184,7 @@ def export_cmd(
     from echoavc.dataset.table import DatasetTable, export_boxes
 
     try:
-        t = DatasetTable.load(table)
+        t = DatasetTable.load(data)
         n = export_boxes(t, out_path, fmt, space, background)
     except EchoAVCError as exc:
         fail(exc)
@@ -190,7 +193,7 @@ def export_cmd(
 
 @augment_app.callback(invoke_without_command=True)
 def augment_cmd(
-    table: Annotated[Path, typer.Option("--table", help="Table folder from dataset build.")],
+    data: DataOpt,
     augmentation: Annotated[str, typer.Option("--augmentation", help="Table 1 experiment (name or 1-7) or "
                                               "techniques joined by '+'.")] = "all",
     preview: Annotated[Optional[Path], typer.Option("--preview", help="Write a PNG grid of augmented images with "
@@ -208,13 +211,13 @@ def augment_cmd(
     from echoavc.dataset.table import DatasetTable
 
     try:
-        t = DatasetTable.load(table)
+        t = DatasetTable.load(data)
         techniques = parse_augmentation(augmentation)
         if techniques == ONLINE:
             raise EchoAVCError("the preview shows the fixed variants; name an experiment or techniques")
         valve = t.frame[t.frame["role"] == "valve"]
         if valve.empty:
-            raise EchoAVCError("the table has no valve frames", table)
+            raise EchoAVCError("the table has no valve frames", data)
         rows = valve.to_dict("records")
 
         def load(r):

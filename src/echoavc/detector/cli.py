@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from echoavc.cliutil import fail
+from echoavc.cliutil import DataOpt, SplitOpt, fail, split_file
 from echoavc.errors import EchoAVCError
 
 detector_app = typer.Typer(name="detector", help="Train, evaluate, run and export the valve detector "
@@ -37,15 +37,19 @@ def _settings(preset: str, **overrides):
         raise EchoAVCError(str(exc)) from None
 
 
+def _is_yolo_folder(data: Path) -> bool:
+    """True for a materialised YOLO folder or its data.yaml, False for a dataset folder (table.csv)."""
+    data = Path(data)
+    if data.suffix.lower() in (".yaml", ".yml"):
+        return True
+    return data.is_dir() and not (data / "table.csv").is_file() and (data / "data.yaml").is_file()
+
+
 @detector_app.command("train")
 def train_cmd(
+    data: DataOpt,
     out_dir: Annotated[Path, typer.Option("--out", help="Run folder: data/, train/weights/best.pt, detector.json.")],
-    table: Annotated[Optional[Path], typer.Option("--table", help="Dataset table folder (echoavc dataset build).")]
-    = None,
-    split: Annotated[Optional[Path], typer.Option("--split", help="The shared split file (echoavc dataset split).")]
-    = None,
-    data: Annotated[Optional[Path], typer.Option("--data", help="Instead of --table/--split: a materialised YOLO "
-                                                 "folder or its data.yaml.")] = None,
+    split: SplitOpt = None,
     fold: Annotated[Optional[int], typer.Option("--fold", help="Fold of the split (default: main train/val/test).")]
     = None,
     augmentation: Annotated[str, typer.Option("--augmentation", help="Offline augmentation (Table 1 name or 1-7).")]
@@ -70,7 +74,8 @@ def train_cmd(
     time_hours: Annotated[Optional[float], typer.Option("--time-hours", help="Stop after this many hours.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", help="Ultralytics' progress output.")] = False,
 ) -> None:
-    """Train the detector from the table and the shared split (or a materialised YOLO folder)."""
+    """Train the detector from the dataset folder and the shared split; DATA may also be an already
+    materialised YOLO folder (or its data.yaml), trained on as it is (no --split, --fold, --augmentation)."""
     from echoavc.detector.train import train, train_from_table
 
     try:
@@ -79,16 +84,16 @@ def train_cmd(
                       threads=threads)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            if data is not None:
-                if table is not None or split is not None:
-                    raise EchoAVCError("give either --data or --table with --split, not both")
+            if _is_yolo_folder(data):
+                if split is not None:
+                    raise EchoAVCError("--split is for a dataset folder; this is a materialised YOLO folder "
+                                       "(its parts are fixed)", data)
                 res = train(data, out_dir, s, weights, verbose)
             else:
-                if table is None or split is None:
-                    raise EchoAVCError("give --table and --split (the shared split file), or --data")
                 from echoavc.dataset import DatasetTable, Split
 
-                res = train_from_table(DatasetTable.load(table), Split.load(split), out_dir, s, fold, augmentation,
+                t = DatasetTable.load(data)
+                res = train_from_table(t, Split.load(split_file(data, split)), out_dir, s, fold, augmentation,
                                        weights=weights, verbose=verbose)
     except EchoAVCError as exc:
         fail(exc)
@@ -104,16 +109,17 @@ def train_cmd(
 @detector_app.command("evaluate")
 def evaluate_cmd(
     weights: Annotated[Path, typer.Option("--weights", help="best.pt (PyTorch) or model.onnx (onnxruntime).")],
-    table: Annotated[Path, typer.Option("--table", help="Dataset table folder.")],
+    data: DataOpt,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder: evaluation.json, evaluation.md, predictions.csv.")],
-    split: Annotated[Optional[Path], typer.Option("--split", help="The shared split file; without it every frame "
-                                                  "of the table is evaluated (a held-out cohort).")] = None,
+    split: SplitOpt = None,
     part: Annotated[str, typer.Option("--part", help="train | val | test")] = "test",
+    all_frames: Annotated[bool, typer.Option("--all", help="Every frame of DATA, no split (a held-out cohort).")]
+    = False,
     fold: Annotated[Optional[int], typer.Option("--fold")] = None,
     conf: Annotated[Optional[float], typer.Option("--conf", min=0.0, max=1.0, help="Detection threshold.")] = None,
     n_boot: Annotated[int, typer.Option("--n-boot", min=100)] = 2000,
     baseline: Annotated[bool, typer.Option("--mean-box-baseline", help="Also score the mean training box "
-                                           "(needs --split).")] = False,
+                                           "(not with --all).")] = False,
 ) -> None:
     """Precision, recall, F1, mAP50, mAP50-95, mean IoU, patient hit rate, false detections, with 95% intervals."""
     from echoavc.dataset import DatasetTable, Split
@@ -122,8 +128,10 @@ def evaluate_cmd(
     from echoavc.settings import DetectorSettings
 
     try:
-        t = DatasetTable.load(table)
-        sp = Split.load(split) if split is not None else None
+        t = DatasetTable.load(data)
+        if all_frames and split is not None:
+            raise EchoAVCError("give --split or --all (every frame, no split), not both")
+        sp = None if all_frames else Split.load(split_file(data, split))
         s = DetectorSettings()
         c = s.conf if conf is None else conf
         det = Detector(weights, settings=s)
@@ -132,7 +140,7 @@ def evaluate_cmd(
         base = None
         if baseline:
             if sp is None:
-                raise EchoAVCError("--mean-box-baseline needs --split (the training boxes)")
+                raise EchoAVCError("--mean-box-baseline needs a split (the training boxes), not --all")
             base = evaluate(MeanBoxPredictor(training_boxes(t, sp, fold)), t, sp, part, fold, c, n_boot)
             write_report(base, out_dir / "mean_box_baseline")
     except EchoAVCError as exc:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from echoavc.cliutil import DataOpt, SplitOpt, split_file
+
 experiments_app = typer.Typer(name="experiments", help="Reproduce the paper's Tables 1-4 (reported numbers are "
                               "references from private data and an image-level split, not targets).",
                               no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -17,10 +19,9 @@ from typing import Annotated, Optional  # noqa: E402
 
 def _table_command(table: str, what: str):
     def command(
-        data: Annotated[Path, typer.Option("--data", help="Dataset table folder (echoavc dataset build).")],
+        data: DataOpt,
         preset: Annotated[str, typer.Option("--preset", help="smoke | cpu | paper")] = "cpu",
-        split: Annotated[Optional[Path], typer.Option("--split", help="Patient split (default DATA/split.json).")]
-        = None,
+        split: SplitOpt = None,
         out: Annotated[Optional[Path], typer.Option("--out", help="Folder for TABLE.md, TABLE.csv, TABLE_details.json "
                                                     "(default runs/experiments).")] = None,
         rows: Annotated[Optional[str], typer.Option("--rows", help="Experiment numbers, e.g. 1,14,17 (default all).")]
@@ -39,8 +40,8 @@ def _table_command(table: str, what: str):
         protocols = PROTOCOLS if protocol == "both" else (protocol,)
         try:
             picked = [int(v) for v in rows.split(",")] if rows else None
-            res = run_table(table, data, split if split is not None or "patient" not in protocols
-                            else data / "split.json", preset=preset, out=out or Path("runs/experiments"),
+            res = run_table(table, data, split if "patient" not in protocols
+                            else split_file(data, split), preset=preset, out=out or Path("runs/experiments"),
                             rows=picked, protocols=protocols, n_boot=n_boot, seed=seed, threads=threads,
                             log=lambda m: err.print(m, highlight=False))
         except (EchoAVCError, ValueError) as exc:
@@ -67,11 +68,11 @@ experiments_app.command("table4")(_table_command("table4", "Table 4: six backbon
 
 @experiments_app.command("table1")
 def table1_cmd(
-    data: Annotated[Path, typer.Option("--data", help="Dataset table folder (echoavc dataset build).")],
+    data: DataOpt,
     folds: Annotated[int, typer.Option("--folds", min=0, help="Patient folds of the split file (0 or 1: its main "
                                        "train/val/test parts).")] = 5,
     preset: Annotated[str, typer.Option("--preset", help="smoke | cpu | paper")] = "cpu",
-    split: Annotated[Optional[Path], typer.Option("--split", help="Patient split (default DATA/split.json).")] = None,
+    split: SplitOpt = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Folder for table1.md, table1.csv, table1_details.json "
                                                 "and the runs (default runs/experiments/table1).")] = None,
     experiments: Annotated[Optional[str], typer.Option("--experiments", help="Experiment numbers, e.g. 1,4,6 "
@@ -100,7 +101,7 @@ def table1_cmd(
     try:
         picked = [int(v) for v in experiments.split(",")] if experiments else list(EXPERIMENTS)
         settings = detector_preset(preset, epochs=epochs, device=device, workers=workers)
-        res = run_table1(data, split or data / "split.json", out or Path("runs/experiments/table1"), folds, preset,
+        res = run_table1(data, split_file(data, split), out or Path("runs/experiments/table1"), folds, preset,
                          picked, time_cap, weights, eval_part, n_boot, seed, settings,
                          log=lambda m: err.print(m, highlight=False))
     except (EchoAVCError, ValueError) as exc:
