@@ -7,6 +7,7 @@ size go into the ONNX metadata (``echoavc_model_name``, ``imgsz``).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -71,3 +72,42 @@ def _stamp(path: Path, meta: dict) -> None:
         else:
             model.metadata_props.add(key=k, value=str(v))
     onnx.save(model, str(path))
+
+
+def export_state(weights: str | Path, out: str | Path) -> Path:
+    """Write the checkpoint's network as ``out`` (``.safetensors``) plus ``<out>.json`` (its architecture:
+    the model yaml, class names, image size); returns ``out``.
+
+    Ultralytics checkpoints are pickles, and unpickling runs code: a model bundle carries these two files
+    instead, which :class:`echoavc.detector.predict.StateBackend` loads without unpickling anything.
+    """
+    import torch
+    from safetensors.torch import save_file
+
+    from echoavc.files import atomic_write_text
+
+    weights, out = Path(weights), Path(out)
+    info = checkpoint_info(weights)  # one-line errors for files that are not checkpoints
+    ckpt = torch.load(weights, map_location="cpu", weights_only=False)
+    net = ckpt.get("ema") or ckpt["model"]
+    state = {k: v.detach().float().contiguous() if v.is_floating_point() else v.detach().contiguous()
+             for k, v in net.state_dict().items()}
+    ea = info.get("echoavc") or {}
+    arch = {"format": STATE_FORMAT, "yaml": net.yaml, "names": {int(k): str(v) for k, v in info["names"].items()},
+            "imgsz": int(ea.get("imgsz") or (info.get("imgsz") or 640)),
+            "model_name": ea.get("model_name") or f"{info['model']}, from {weights.name}", "model": info["model"]}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    save_file(state, str(tmp))
+    os.replace(tmp, out)
+    atomic_write_text(state_arch_path(out), json.dumps(arch, indent=1, default=str))
+    return out
+
+
+#: Version of the state + architecture pair written by :func:`export_state`.
+STATE_FORMAT = "echoavc-detector-state/1"
+
+
+def state_arch_path(state: str | Path) -> Path:
+    p = Path(state)
+    return p.with_name(p.name + ".json")

@@ -186,6 +186,50 @@ class TorchBackend:
         return y.float().cpu().numpy()
 
 
+class StateBackend(TorchBackend):
+    """The network rebuilt from its architecture (``<state>.json``) and a safetensors state dict: PyTorch
+    without unpickling anything (what a model bundle holds; :func:`echoavc.detector.export.export_state`)."""
+
+    kind = "torch"
+
+    def __init__(self, path: Path, device: str = "cpu", threads: int = 0):
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        from echoavc.detector.export import STATE_FORMAT, state_arch_path
+
+        arch_path = state_arch_path(path)
+        try:
+            arch = json.loads(arch_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise EchoAVCError(f"missing or unreadable architecture file {arch_path.name} ({type(exc).__name__})",
+                               path) from None
+        if not isinstance(arch, dict) or arch.get("format") != STATE_FORMAT or not isinstance(arch.get("yaml"), dict):
+            raise EchoAVCError(f"not an echoavc detector architecture ({STATE_FORMAT} expected)", arch_path)
+        try:
+            state = load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise EchoAVCError(f"not a readable safetensors file ({type(exc).__name__})", path) from None
+        from ultralytics.nn.tasks import DetectionModel
+
+        names = {int(k): v for k, v in (arch.get("names") or {}).items()}
+        net = DetectionModel(cfg=dict(arch["yaml"]), ch=3, nc=len(names) or int(arch["yaml"].get("nc", 1)),
+                             verbose=False)
+        missing, unexpected = net.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise EchoAVCError(f"weights do not fit the architecture ({len(missing)} missing, {len(unexpected)} "
+                               "unexpected tensors)", path)
+        net.names = names
+        runtime.all_cores()  # building an Ultralytics model may lower torch's thread count
+        self.model = net.float().fuse().eval().to(device)
+        self.device = device
+        self.threads = threads
+        self.meta = arch
+        self.imgsz = int(arch.get("imgsz") or 640)
+        self.name = arch.get("model_name") or f"{arch.get('model', 'detector')}, from {path.name}"
+        self.batch_fixed = None
+
+
 class OnnxBackend:
     """The exported ONNX model in onnxruntime (CPU, all cores; CUDA when asked and available)."""
 
@@ -236,7 +280,8 @@ def _first(v):
 
 
 class Detector:
-    """Valve boxes from a checkpoint (``.pt``, PyTorch) or an exported model (``.onnx``, onnxruntime).
+    """Valve boxes from a checkpoint (``.pt``, PyTorch), a state dict (``.safetensors`` + its ``.json``
+    architecture, PyTorch without unpickling) or an exported model (``.onnx``, onnxruntime).
 
     >>> det = Detector("runs/cpu/train/weights/best.pt")        # or "model.onnx"
     >>> top = det.top(images)                                   # standard 640 images in, boxes in them out
@@ -250,14 +295,22 @@ class Detector:
             raise EchoAVCError("no such weights file", p)
         if backend not in BACKENDS:
             raise EchoAVCError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+        suffix = p.suffix.lower()
         if backend == "auto":
-            backend = "onnx" if p.suffix.lower() == ".onnx" else "torch"
-        if backend == "onnx" and p.suffix.lower() != ".onnx":
+            backend = "onnx" if suffix == ".onnx" else "torch"
+        if backend == "onnx" and suffix != ".onnx":
             raise EchoAVCError("the onnx backend needs an .onnx file (echoavc detector export)", p)
+        if backend == "torch" and suffix == ".onnx":
+            raise EchoAVCError("the torch backend needs a .pt or .safetensors file, not ONNX", p)
         self.settings = settings or DetectorSettings()
         self.path = p
         threads = self.settings.threads or runtime.all_cores()
-        self.backend = OnnxBackend(p, device, threads) if backend == "onnx" else TorchBackend(p, device, threads)
+        if backend == "onnx":
+            self.backend = OnnxBackend(p, device, threads)
+        elif suffix == ".safetensors":
+            self.backend = StateBackend(p, device, threads)
+        else:
+            self.backend = TorchBackend(p, device, threads)
 
     @property
     def name(self) -> str:
