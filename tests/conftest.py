@@ -92,3 +92,49 @@ def tiny_detector(synthetic_study, tmp_path_factory):
     result = train_from_table(synthetic_study.table, split, root / "run", detector_preset("smoke"))
     return SimpleNamespace(result=result, run=root / "run", split_file=split_file,
                            table_dir=synthetic_study.root / "table", study=synthetic_study)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_detector, smoke_classifier, tmp_path_factory):
+    """A model bundle assembled from ``tiny_detector`` and ``smoke_classifier`` (with ONNX exports): for the
+    bundle's format and safety checks, not for accuracy. Returns its folder; copy it before changing it."""
+    from echoavc.bundle import save_bundle
+    from echoavc.settings import IngestSettings, ScreeningSettings
+
+    return save_bundle(tmp_path_factory.mktemp("tiny_bundle") / "bundle",
+                       detector_weights=tiny_detector.result.best, classifier_dir=smoke_classifier.model_dir,
+                       ingest=IngestSettings(), screening=ScreeningSettings(), exam_threshold=0.5,
+                       training={"fixture": "tiny_bundle"}, validation={"note": "none: a fixture"})
+
+
+@pytest.fixture(scope="session")
+def screening_bundle(synthetic_study, tmp_path_factory):
+    """A bundle made by ``echoavc train``'s function on ``synthetic_study`` (detector: yolov5n at 128 px, long
+    enough to tell the valve view from the others; classifier: the smoke preset, which learns little).
+
+    Fields: bundle (folder), split_file, test_sources (DICOM files of the split's test patients), views
+    ({(file name, frame): view} from the generator's truth), study.
+    """
+    import copy
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from echoavc.settings import classifier_preset, detector_preset
+    from echoavc.train import train_bundle
+
+    root = tmp_path_factory.mktemp("screening_bundle")
+    split_file = copy.copy(synthetic_study.split).save(root / "split.json")
+    det = detector_preset("smoke", imgsz=128, epochs=int(os.environ.get("ECHOAVC_TEST_DETECTOR_EPOCHS", 30)))
+    clf = classifier_preset("smoke", threads=1)
+    bundle = train_bundle(synthetic_study.root / "table", root / "bundle", "smoke", split=split_file, detector=det,
+                          classifier=clf, progress=False, log=lambda m: None)
+    truth = pd.read_csv(synthetic_study.cohort.frames, dtype={"source_sha256": str})
+    manifest = pd.read_csv(synthetic_study.ingested / "manifest.csv", dtype=str)
+    pseudonym = dict(zip(manifest["source_sha256"], manifest["patient_id"]))
+    test = synthetic_study.split.parts()["test"]
+    cohort_dir = Path(synthetic_study.cohort.frames).parent
+    files = sorted({f for f, sha in zip(truth["file"], truth["source_sha256"]) if pseudonym.get(sha) in test})
+    views = {(Path(f).as_posix(), int(i)): v for f, i, v in zip(truth["file"], truth["frame_index"], truth["view"])}
+    return SimpleNamespace(bundle=bundle, split_file=split_file, test_sources=[cohort_dir / f for f in files],
+                           cohort_dir=cohort_dir, views=views, truth=truth, study=synthetic_study)

@@ -58,6 +58,7 @@ MANIFEST_COLUMNS = [
 ]
 FAILURE_COLUMNS = ["source_sha256", "reason"]
 STATE_DIR = ".state"
+SETTINGS_FILE = "ingest.json"
 
 
 # ---------------------------------------------------------------- inputs
@@ -186,7 +187,8 @@ class PreparedClip:
     :meth:`standard`, so screening sees exactly the pixels the models were trained on.
     """
 
-    clip: DicomClip
+    #: None for a single image (PNG/JPEG): its one frame is in ``decoded``
+    clip: DicomClip | None
     kept: list[int]
     cone: Cone
     mask: np.ndarray
@@ -204,7 +206,10 @@ class PreparedClip:
     def frames(self, indices: Sequence[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """Decoded frames (original size) in order, the sample frames from memory."""
         wanted = self.kept if indices is None else list(indices)
-        stream = decode_frames(self.clip, [i for i in wanted if i not in self.decoded])
+        rest = [i for i in wanted if i not in self.decoded]
+        if rest and self.clip is None:
+            raise EchoAVCError(f"frames {rest[:3]} were handed out already")
+        stream = decode_frames(self.clip, rest) if rest else iter(())
         for index in wanted:
             yield index, (self.decoded.pop(index) if index in self.decoded else next(stream)[1])
 
@@ -225,11 +230,20 @@ def prepare_clip(clip: DicomClip, settings: IngestSettings) -> PreparedClip:
     n_sample = min(len(kept), settings.cone.sample_frames)
     sample_idx = sorted({kept[int(round(i))] for i in np.linspace(0, len(kept) - 1, n_sample)})
     decoded = dict(decode_frames(clip, sample_idx))
-    sample = np.stack([decoded[i] for i in sample_idx])
+    return _prepare(clip, kept, decoded, tissue_regions(clip.dataset), settings, clip.name)
+
+
+def prepare_image(image: np.ndarray, settings: IngestSettings, name: str = "") -> PreparedClip:
+    """The same for one exported image (PNG/JPEG, grey or RGB): a clip of one frame without regions."""
+    return _prepare(None, [0], {0: np.asarray(image)}, None, settings, name)
+
+
+def _prepare(clip, kept, decoded, regions, settings: IngestSettings, name: str) -> PreparedClip:
+    sample = np.stack([decoded[i] for i in sorted(decoded)])
     try:
-        cone = find_cone(sample, tissue_regions(clip.dataset), settings.cone)
+        cone = find_cone(sample, regions, settings.cone)
     except EchoAVCError as exc:
-        raise exc.at(clip.name)
+        raise exc.at(name)
     shape = sample.shape[1:3]
     mask = cone.mask(shape).astype(np.uint8)
     transform = StandardTransform.fit(*cone.bbox(shape), settings.size)
@@ -495,6 +509,9 @@ def ingest(
     report = IngestReport(out_dir)
     # a file done with other settings (size, frames kept, QC, DICOM) is done again
     fingerprint = sha256_bytes(json.dumps(asdict(settings), sort_keys=True, default=list).encode())[:16]
+    # the settings travel with the frames: a model trained on them records them, and screening reuses them
+    atomic_write_bytes(out_dir / SETTINGS_FILE, json.dumps({"settings": asdict(settings), "fingerprint": fingerprint},
+                                                           indent=1, default=list).encode())
     sources, problems = find_sources(inputs)
     source_log: list[list[str]] = [[name, "", "failed", reason] for name, reason in problems]
     report.failures.extend(problems)
@@ -568,6 +585,18 @@ def _load_state(state: Path, sha: str) -> dict | None:
         return json.loads(p.read_text())
     except (OSError, json.JSONDecodeError):
         return None  # a damaged record means: do the file again
+
+
+def read_settings(out_dir: str | Path) -> IngestSettings | None:
+    """The settings an ingest folder was made with (None for folders made before they were recorded)."""
+    from echoavc.settings import ConeSettings
+
+    try:
+        d = json.loads((Path(out_dir) / SETTINGS_FILE).read_text())["settings"]
+        cone = ConeSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.pop("cone").items()})
+        return IngestSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}, cone=cone)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _write_tables(out_dir: Path, state: Path) -> None:

@@ -101,3 +101,19 @@ def all_cores() -> int:
     except ImportError:
         pass
     return n
+
+
+def versions() -> dict:
+    """Versions of the packages a trained model depends on (recorded in model bundles)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import echoavc
+
+    out = {"echoavc": echoavc.__version__}
+    for pkg in ("torch", "torchvision", "timm", "ultralytics", "onnxruntime", "numpy", "opencv-python-headless",
+                "pydicom"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out

@@ -379,3 +379,30 @@ def detector_preset(name: str, **overrides) -> DetectorSettings:
     if name not in DETECTOR_PRESETS:
         raise ValueError(f"unknown detector preset {name!r}: use one of {', '.join(DETECTOR_PRESETS)}")
     return _replace(DETECTOR_PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class ScreeningSettings:
+    """``echoavc predict``: from a valve box and a calibrated probability per frame to a call per exam.
+
+    Stored in the model bundle; the exam threshold itself is chosen on validation exams by ``echoavc train``.
+    """
+
+    #: A frame whose top valve box scores below this is "no valve": not an aortic-valve short-axis view, or
+    #: no valve found (the detector's own ``conf``, 0.25, unless set).
+    valve_conf: float = 0.25
+    #: Valve found, but with a score below this: "low confidence"; the frame is shown, not used for the exam.
+    decide_conf: float = 0.5
+    #: How an exam's decided frames become one probability: mean | median | max.
+    exam_aggregate: str = "mean"
+    #: Exam threshold rule on validation exams: "recall" (highest threshold with recall >= min_recall),
+    #: "youden", or "frame" (reuse the frame threshold).
+    exam_threshold_rule: str = "recall"
+    min_recall: float = 0.95
+    #: Locate the valve on at most this many evenly spaced frames of a clip and give each other frame the box
+    #: of its nearest located frame (the valve barely moves in a short-axis clip); 0: every frame.
+    detect_frames: int = 0
+    #: Grad-CAM overlays for the frame that drives each exam's decision (needs the PyTorch classifier).
+    explain: bool = True
+    #: Frames per batch through the detector and the classifier.
+    batch: int = 16

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import re
-from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -14,89 +13,7 @@ import pytest
 
 from echoavc.errors import EchoAVCError
 from echoavc.report import BANNER, write_overlay, write_report
-
-VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
-# Tags the report may use; anything else means input text leaked in as markup.
-ALLOWED = VOID | {"html", "head", "title", "style", "script", "body", "h1", "h2", "h3", "p", "div", "span", "b",
-                  "a", "table", "thead", "tbody", "tr", "th", "td", "dl", "dt", "dd", "ul", "li"}
-
-
-class StrictChecker(HTMLParser):
-    """Every non-void tag closed, in order; no unknown tags; collects links, ids and table rows."""
-
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.stack: list[str] = []
-        self.errors: list[str] = []
-        self.links: list[str] = []
-        self.imgs: list[dict] = []
-        self.ids: list[str] = []
-        self.doctype = None
-        self.tables: dict[str, dict] = {}
-        self._table: list[str] = []
-        self.text: list[str] = []
-
-    def handle_decl(self, decl):
-        self.doctype = decl
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if tag not in ALLOWED:
-            self.errors.append(f"unexpected tag <{tag}> at {self.getpos()}")
-        for k in ("href", "src"):
-            if k in a:
-                self.links.append(a[k])
-        if "id" in a:
-            self.ids.append(a["id"])
-        if tag == "img":
-            self.imgs.append(a)
-        if tag == "table":
-            self._table.append(a.get("id", f"anon{len(self.tables)}"))
-            self.tables[self._table[-1]] = {"body_rows": 0, "imgs": 0, "links": 0, "head": []}
-        if self._table and "tbody" in self.stack:
-            t = self.tables[self._table[-1]]
-            if tag == "tr" and self.stack[-1] == "tbody":
-                t["body_rows"] += 1
-            if tag == "img":
-                t["imgs"] += 1
-            if tag == "a":
-                t["links"] += 1
-        if tag not in VOID:
-            self.stack.append(tag)
-
-    def handle_startendtag(self, tag, attrs):
-        if tag not in VOID:
-            self.errors.append(f"self-closed non-void <{tag}/> at {self.getpos()}")
-        self.handle_starttag(tag, attrs)
-
-    def handle_endtag(self, tag):
-        if tag in VOID:
-            self.errors.append(f"end tag for void </{tag}> at {self.getpos()}")
-            return
-        if not self.stack or self.stack[-1] != tag:
-            self.errors.append(f"</{tag}> at {self.getpos()} does not close {self.stack[-1:]}")
-            return
-        self.stack.pop()
-        if tag == "table":
-            self._table.pop()
-
-    def handle_data(self, data):
-        if self.stack and self.stack[-1] in ("script", "style"):
-            return
-        self.text.append(data)
-        if self._table and self.stack and self.stack[-1] == "th":
-            self.tables[self._table[-1]]["head"].append(data)
-
-
-def check_html(text: str) -> StrictChecker:
-    p = StrictChecker()
-    p.feed(text)
-    p.close()
-    assert not p.errors, p.errors
-    assert not p.stack, f"unclosed tags: {p.stack}"
-    assert p.doctype and p.doctype.lower() == "doctype html"
-    return p
-
+from testkit import check_html
 
 EXAM_A = "A<1>&co"
 EXAM_B = "B 'q\" #2"

@@ -1,0 +1,365 @@
+"""Model bundles: both stages, their preprocessing, calibration, thresholds and provenance in one folder.
+
+A bundle is what ``echoavc train`` writes and ``echoavc predict`` reads::
+
+    BUNDLE/bundle.json                      format, preprocessing, screening settings and thresholds,
+                                            provenance, validation metrics, sha256 of every file below
+    BUNDLE/detector.safetensors(.json)      the valve detector: weights + architecture (no pickle)
+    BUNDLE/detector.onnx                    the same network for onnxruntime
+    BUNDLE/classifier/model.safetensors     the calcification classifier, classifier.json (crop,
+    BUNDLE/classifier/classifier.json       normalisation, calibration, frame threshold), model.onnx
+    BUNDLE/classifier/model.onnx
+    BUNDLE/validation/...                   the validation report (JSON, Markdown, reliability diagram)
+    BUNDLE/MODEL_CARD.md
+
+Ultralytics and PyTorch checkpoints are pickles, and unpickling a file runs whatever code it names, so a
+bundle holds safetensors, ONNX and JSON only, and :func:`load_bundle` refuses any file that is a pickle
+(whatever its name), any file whose hash differs from the one recorded, a format it does not know, and
+preprocessing settings that disagree between the parts or with what the caller asks for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import zipfile
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from echoavc.errors import EchoAVCError
+from echoavc.files import atomic_write_text
+from echoavc.settings import ConeSettings, IngestSettings, ScreeningSettings
+
+BUNDLE_FORMAT = "echoavc-bundle/1"
+BUNDLE_FILE = "bundle.json"
+DETECTOR_STATE = "detector.safetensors"
+DETECTOR_ONNX = "detector.onnx"
+CLASSIFIER_DIR = "classifier"
+INGEST_FILE = "ingest.json"
+RESEARCH_ONLY = "Research use only: not for clinical diagnosis or treatment decisions."
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def looks_like_pickle(path: Path) -> bool:
+    """True for a raw pickle (protocol 2+ starts with 0x80) or a zip holding one (PyTorch's ``.pt`` format)."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return True
+    if head[:2] == b"PK":
+        try:
+            with zipfile.ZipFile(path) as zf:
+                return any(n.endswith(".pkl") or n.endswith("/data.pkl") for n in zf.namelist())
+        except zipfile.BadZipFile:
+            return False
+    return False
+
+
+def _ingest_record(ingest: IngestSettings) -> dict:
+    # through JSON, so tuples and lists compare equal
+    return _jsonable({"standard_size": int(ingest.size), "every_nth": int(ingest.every_nth),
+                      "cone": asdict(ingest.cone)})
+
+
+def preprocessing_of(ingest: IngestSettings, detector_imgsz: int, classifier_meta: dict) -> dict:
+    """The settings that must be the same at training and screening time, as one JSON-able record."""
+    return {
+        **_ingest_record(ingest),
+        "detector_imgsz": int(detector_imgsz),
+        "crop": {k: classifier_meta["crop"][k] for k in ("size", "margin")},
+        "noise_reduction": bool(classifier_meta["noise_reduction"]),
+        "normalisation": {k: [float(v) for v in classifier_meta["normalisation"][k]] for k in ("mean", "std")},
+    }
+
+
+def _jsonable(x):
+    return json.loads(json.dumps(x, default=str))
+
+
+def _differences(want: dict, have: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k in sorted(set(want) | set(have)):
+        a, b = want.get(k), have.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k} {b!r} (expected {a!r})")
+    return out
+
+
+@dataclass
+class Bundle:
+    """A loaded bundle: its record plus lazily built models."""
+
+    folder: Path
+    meta: dict
+
+    @property
+    def preprocessing(self) -> dict:
+        return self.meta["preprocessing"]
+
+    @property
+    def screening(self) -> ScreeningSettings:
+        return ScreeningSettings(**self.meta["screening"])
+
+    @property
+    def frame_threshold(self) -> float:
+        return float(self.meta["thresholds"]["frame"])
+
+    @property
+    def exam_threshold(self) -> float:
+        return float(self.meta["thresholds"]["exam"])
+
+    @property
+    def has_onnx(self) -> bool:
+        return (self.folder / DETECTOR_ONNX).is_file() and (self.folder / CLASSIFIER_DIR / "model.onnx").is_file()
+
+    def ingest_settings(self) -> IngestSettings:
+        """The ingest settings the models were trained with (standard size, frames kept, cone finder)."""
+        p = self.preprocessing
+        return IngestSettings(size=p["standard_size"], every_nth=p["every_nth"], cone=ConeSettings(**p["cone"]))
+
+    def backend(self, backend: str = "auto") -> str:
+        if backend not in ("auto", "torch", "onnx"):
+            raise EchoAVCError(f"backend must be auto, torch or onnx, not {backend!r}")
+        if backend == "auto":
+            return "onnx" if self.has_onnx else "torch"
+        if backend == "onnx" and not self.has_onnx:
+            raise EchoAVCError("this bundle holds no ONNX exports: use --backend torch", self.folder)
+        return backend
+
+    def detector(self, backend: str = "auto", threads: int = 0):
+        from echoavc.detector.predict import Detector
+        from echoavc.settings import DetectorSettings
+
+        b = self.backend(backend)
+        path = self.folder / (DETECTOR_ONNX if b == "onnx" else DETECTOR_STATE)
+        d = self.meta.get("detector", {})
+        settings = DetectorSettings(conf=float(self.meta["screening"]["valve_conf"]),
+                                    min_score=float(d.get("min_score", DetectorSettings.min_score)),
+                                    nms_iou=float(d.get("nms_iou", DetectorSettings.nms_iou)), threads=threads)
+        return Detector(path, backend=b, settings=settings)
+
+    def classifier(self, backend: str = "auto", threads: int = 0):
+        from echoavc.classifier.predict import Classifier
+
+        b = self.backend(backend)
+        return Classifier.load(self.folder / CLASSIFIER_DIR, backend=b, threads=threads)
+
+    def card(self) -> dict:
+        """The model card shown in reports: what it is, how it was made and validated, its limits."""
+        m = self.meta
+        return {
+            "intended_use": RESEARCH_ONLY,
+            "name": m.get("name", self.folder.name),
+            "created": m.get("created"),
+            "echoavc_version": m.get("versions", {}).get("echoavc"),
+            "detector": m.get("detector", {}).get("model_name"),
+            "classifier": m.get("classifier", {}),
+            "thresholds": m.get("thresholds"),
+            "screening": m.get("screening"),
+            "training_data": m.get("training"),
+            "validation": m.get("validation_summary"),
+            "limitations": m.get("limitations"),
+        }
+
+
+def save_bundle(out: str | Path, *, detector_weights: str | Path, classifier_dir: str | Path,
+                ingest: IngestSettings, screening: ScreeningSettings, exam_threshold: float,
+                training: dict | None = None, validation: dict | None = None, validation_files: dict | None = None,
+                detector_settings=None, name: str | None = None, onnx: bool = True,
+                limitations: list[str] | None = None) -> Path:
+    """Assemble a bundle from a trained detector checkpoint and classifier folder; returns its folder.
+
+    The folder is built beside ``out`` and renamed into place, so an interrupted save leaves no half bundle.
+    """
+    from echoavc.classifier.predict import Classifier, read_meta
+    from echoavc.detector.export import export_onnx, export_state
+    from echoavc.detector.predict import Detector
+    from echoavc.runtime import versions
+
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    export_state(detector_weights, tmp / DETECTOR_STATE)
+    imgsz = Detector(tmp / DETECTOR_STATE, backend="torch").imgsz
+    if onnx:
+        export_onnx(detector_weights, tmp / DETECTOR_ONNX)
+    cdir = tmp / CLASSIFIER_DIR
+    cdir.mkdir()
+    src = Path(classifier_dir)
+    for f in ("model.safetensors", "classifier.json", "reliability_validation.png"):
+        if (src / f).is_file():
+            shutil.copy2(src / f, cdir / f)
+    cmeta = read_meta(cdir)
+    if onnx:
+        Classifier.load(cdir, backend="onnx")  # exports model.onnx beside the weights
+    for rel, content in (validation_files or {}).items():
+        p = tmp / "validation" / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, (str, Path)) and Path(content).is_file():
+            shutil.copy2(content, p)
+        else:
+            p.write_text(content if isinstance(content, str) else json.dumps(content, indent=1, default=str))
+    d = detector_settings
+    meta = {
+        "format": BUNDLE_FORMAT,
+        "name": name or out.name,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "intended_use": RESEARCH_ONLY,
+        "versions": versions(),
+        "preprocessing": preprocessing_of(ingest, imgsz, cmeta),
+        "screening": asdict(screening),
+        "thresholds": {"frame": float(cmeta["threshold"]), "frame_rule": cmeta.get("threshold_rule"),
+                       "exam": float(exam_threshold), "exam_rule": screening.exam_threshold_rule,
+                       "min_recall": screening.min_recall},
+        "detector": {"model_name": Detector(tmp / DETECTOR_STATE, backend="torch").name, "imgsz": imgsz,
+                     "min_score": getattr(d, "min_score", 0.001), "nms_iou": getattr(d, "nms_iou", 0.7)},
+        "classifier": {k: cmeta.get(k) for k in ("backbone", "pooling", "input_size", "weights_source")}
+        | {"calibration": (cmeta.get("calibration") or {}).get("method"),
+           "calibration_data": cmeta.get("calibration_data")},
+        "training": _jsonable(training or {}),
+        "validation_summary": _jsonable(validation or {}),
+        "limitations": limitations or [],
+    }
+    (tmp / "MODEL_CARD.md").write_text(model_card_markdown(meta))
+    # the ingest settings again, in a hashed file: bundle.json's copy is checked against it on loading
+    (tmp / INGEST_FILE).write_text(json.dumps(_ingest_record(ingest), indent=1) + "\n")
+    meta["files"] = {p.relative_to(tmp).as_posix(): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+    atomic_write_text(tmp / BUNDLE_FILE, json.dumps(meta, indent=1, default=str) + "\n")
+    if out.exists():
+        old = out.with_name(f".{out.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(out)
+    return out
+
+
+def load_bundle(path: str | Path, ingest: IngestSettings | None = None, verify: bool = True) -> Bundle:
+    """Read and check a bundle. ``ingest``: the ingest settings the caller will use; refused unless they are
+    the bundle's. Raises EchoAVCError (one line, naming the file) for anything unsafe or inconsistent."""
+    folder = Path(path)
+    if folder.is_file() and folder.name == BUNDLE_FILE:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise EchoAVCError("no such model bundle folder (echoavc train writes one)", folder)
+    meta_path = folder / BUNDLE_FILE
+    try:
+        meta = json.loads(meta_path.read_text())
+    except FileNotFoundError:
+        raise EchoAVCError(f"not a model bundle: no {BUNDLE_FILE}", folder) from None
+    except (OSError, ValueError) as exc:
+        raise EchoAVCError(f"unreadable {BUNDLE_FILE} ({type(exc).__name__})", meta_path) from None
+    fmt = meta.get("format") if isinstance(meta, dict) else None
+    if fmt != BUNDLE_FORMAT:
+        raise EchoAVCError(f"bundle format {fmt!r} is not {BUNDLE_FORMAT!r}: it was made by an incompatible "
+                           "echoavc version; retrain it or use the version that made it", meta_path)
+    for key in ("preprocessing", "screening", "thresholds", "files"):
+        if not isinstance(meta.get(key), dict):
+            raise EchoAVCError(f"bundle record has no {key!r} section", meta_path)
+    if verify:
+        _verify_files(folder, meta["files"])
+    bundle = Bundle(folder, meta)
+    _check_preprocessing(bundle, ingest)
+    try:
+        bundle.screening
+    except TypeError as exc:
+        raise EchoAVCError(f"unknown screening setting ({exc})", meta_path) from None
+    return bundle
+
+
+def _verify_files(folder: Path, files: dict) -> None:
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and p.name != BUNDLE_FILE and looks_like_pickle(p):
+            raise EchoAVCError("refused: the bundle contains a pickle (unpickling can run arbitrary code); "
+                               "bundles hold safetensors, ONNX and JSON only", p)
+    for rel, digest in files.items():
+        p = folder / rel
+        if ".." in Path(rel).parts or Path(rel).is_absolute():
+            raise EchoAVCError(f"refused: file entry {rel!r} points outside the bundle", folder / BUNDLE_FILE)
+        if not p.is_file():
+            raise EchoAVCError("bundle file missing", p)
+        if _sha256(p) != digest:
+            raise EchoAVCError("refused: file changed since the bundle was made (sha256 differs)", p)
+    for need in (DETECTOR_STATE, INGEST_FILE, f"{CLASSIFIER_DIR}/model.safetensors",
+                 f"{CLASSIFIER_DIR}/classifier.json"):
+        if need not in files:
+            raise EchoAVCError(f"incomplete bundle: {need} is not listed", folder / BUNDLE_FILE)
+
+
+def _check_preprocessing(bundle: Bundle, ingest: IngestSettings | None) -> None:
+    """The preprocessing record must agree with the classifier's and the detector's own, and with the caller's."""
+    from echoavc.classifier.predict import read_meta
+    from echoavc.detector.export import state_arch_path
+
+    folder = bundle.folder
+    pre = bundle.preprocessing
+    cmeta = read_meta(folder / CLASSIFIER_DIR)
+    try:
+        arch = json.loads(state_arch_path(folder / DETECTOR_STATE).read_text())
+    except (OSError, ValueError):
+        raise EchoAVCError("unreadable detector architecture", state_arch_path(folder / DETECTOR_STATE)) from None
+    try:
+        rec = json.loads((folder / INGEST_FILE).read_text())
+        ingest_own = IngestSettings(size=rec["standard_size"], every_nth=rec["every_nth"],
+                                    cone=ConeSettings(**rec["cone"]))
+        own = preprocessing_of(ingest_own, int(arch.get("imgsz", -1)), cmeta)
+    except (OSError, ValueError):
+        raise EchoAVCError("missing or unreadable preprocessing record", folder / INGEST_FILE) from None
+    except (KeyError, TypeError) as exc:
+        raise EchoAVCError(f"incomplete preprocessing record ({exc})", folder / BUNDLE_FILE) from None
+    diff = _differences(own, pre)
+    if diff:
+        raise EchoAVCError("refused: preprocessing in bundle.json disagrees with the models' own: "
+                           + "; ".join(diff[:4]), folder / BUNDLE_FILE)
+    if ingest is not None:
+        asked = preprocessing_of(ingest, own["detector_imgsz"], cmeta)
+        diff = _differences(pre, asked)
+        if diff:
+            raise EchoAVCError("refused: the bundle was trained with other preprocessing: "
+                               + "; ".join(d.replace("expected", "bundle") for d in diff[:4]), folder)
+
+
+def model_card_markdown(meta: dict) -> str:
+    """A short human-readable card; the JSON record stays the reference."""
+    lines = [f"# Model card: {meta.get('name')}", "", f"**{RESEARCH_ONLY}**", "",
+             f"Created {meta.get('created')} with echoavc {meta.get('versions', {}).get('echoavc')}.", "",
+             "## What it does",
+             "Finds the aortic valve in parasternal short-axis echo frames (detector) and gives a calibrated "
+             "probability that it is calcified (classifier); frames are combined per exam "
+             f"({meta['screening']['exam_aggregate']} of the decided frames).", "",
+             "## Models", f"- detector: {meta['detector']['model_name']} at {meta['detector']['imgsz']} px",
+             f"- classifier: {meta['classifier'].get('backbone')} / {meta['classifier'].get('pooling')} at "
+             f"{meta['classifier'].get('input_size')} px, weights: {meta['classifier'].get('weights_source')}", "",
+             "## Thresholds (chosen on validation)",
+             f"- frame: {meta['thresholds']['frame']:.4f} ({meta['thresholds'].get('frame_rule')})",
+             f"- exam: {meta['thresholds']['exam']:.4f} ({meta['thresholds'].get('exam_rule')})", "",
+             "## Validation", "```", json.dumps(meta.get("validation_summary", {}), indent=1)[:4000], "```", "",
+             "## Training data", "```", json.dumps(meta.get("training", {}), indent=1)[:3000], "```", ""]
+    if meta.get("limitations"):
+        lines += ["## Limitations", *[f"- {x}" for x in meta["limitations"]], ""]
+    return "\n".join(lines)
+
+
+def with_screening(bundle: Bundle, **overrides) -> ScreeningSettings:
+    """The bundle's screening settings with typed overrides (None values ignored)."""
+    return replace(bundle.screening, **{k: v for k, v in overrides.items() if v is not None})
+
+
+__all__ = ["Bundle", "BUNDLE_FORMAT", "save_bundle", "load_bundle", "looks_like_pickle", "preprocessing_of",
+           "RESEARCH_ONLY", "with_screening"]
