@@ -62,11 +62,11 @@ def _cpu_name() -> str:
 
 def _study(work: Path, name: str, patients: int, seed: int):
     from echoavc.dataset import DatasetTable, Split
-    from synthetic_study import make_study
+    from echoavc.synth.study import make_study
 
     folder = work / name
-    if (folder / "split.json").is_file():
-        return DatasetTable.load(folder / "table"), Split.load(folder / "split.json")
+    if (folder / "table" / "split.json").is_file():
+        return DatasetTable.load(folder / "table"), Split.load(folder / "table" / "split.json")
     t, s, info = make_study(folder, patients, seed)
     print(f"{name}: {info}", flush=True)
     return t, s

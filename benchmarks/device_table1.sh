@@ -45,7 +45,7 @@ $PY benchmarks/synthetic_study.py --out "$WORK/study" --patients "$PATIENTS" --s
 
 stamp "Table 1 experiments 1, 4, 6 ($PRESET preset, time cap $CAP_MIN min)"
 timeout $(( CAP_MIN * 60 + 120 )) $PY -m echoavc.cli experiments table1 --data "$WORK/study/table" \
-  --split "$WORK/study/split.json" --folds 1 --preset "$PRESET" --experiments 1,4,6 --time-cap "$CAP_MIN" \
+  --split "$WORK/study/table/split.json" --folds 1 --preset "$PRESET" --experiments 1,4,6 --time-cap "$CAP_MIN" \
   --workers $(( WORKERS / 2 )) --n-boot 1000 --out "$WORK/table1"
 rc=$?
 stamp "table1 exit code $rc"

@@ -1,0 +1,61 @@
+"""A synthetic study to train on: synth -> ingest -> dataset build -> patient split, in one call.
+
+Used by ``echoavc demo``, the benchmarks and the GPU scripts. Files that ingest cannot read, and DICOM files
+whose frames the dataset build rejects (e.g. a valve box outside the cone crop when the cone was found
+wrongly), are left out and counted: the point is a study to train on; ingest and the dataset build have
+their own tests and reports.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pandas as pd
+
+
+def make_study(out: str | Path, patients: int, seed: int, frames_per_exam: int = 10, k: int = 0,
+               train: float = 0.8, val: float = 0.1, test: float = 0.1, workers: int = 1, split_seed: int = 0,
+               prevalence: float = 0.36, progress: bool = False):
+    """Build the study under ``out`` (cohort/, ingested/, keys/echoavc.key, table/, table/split.json);
+    returns (DatasetTable, Split, info dict)."""
+    from echoavc.dataset import make_split
+    from echoavc.dataset.table import build_dataset
+    from echoavc.ingest import ingest
+    from echoavc.settings import SplitSettings
+    from echoavc.synth.cohort import make_cohort
+
+    out = Path(out)
+    t0 = time.perf_counter()
+    cohort = make_cohort(out / "cohort", patients, seed=seed, frames_per_exam=frames_per_exam,
+                         exams_per_patient=1, workers=workers, progress=progress,
+                         prevalence=prevalence)
+    key = out / "keys" / "echoavc.key"
+    report = ingest([out / "cohort" / "dicom"], out / "ingested", key, workers=max(1, workers), progress=progress)
+    manifest = out / "ingested" / "manifest.csv"
+    dropped_files = len(report.failures)
+    table = build_dataset(manifest, cohort.maxqda, "maxqda", cohort.labels, key, cohort.frames)
+    if table.errors:  # leave out whole DICOM files whose frames were rejected, then build again
+        bad = {re.split(r"[: ]", p.where)[0] for p in table.errors}
+        mdf = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+        keep = ~mdf["source_sha256"].isin(bad)
+        dropped_files += int(mdf.loc[~keep, "source_sha256"].nunique())
+        manifest = out / "ingested" / "manifest.kept.csv"
+        mdf[keep].to_csv(manifest, index=False)
+        boxes = pd.read_csv(cohort.maxqda, dtype=str, keep_default_na=False)
+        boxes = boxes[~boxes["image"].str.split(":").str[0].isin(bad)]
+        box_file = out / "cohort" / "maxqda_valves.kept.csv"
+        boxes.to_csv(box_file, index=False)
+        table = build_dataset(manifest, box_file, "maxqda", cohort.labels, key, cohort.frames,
+                              ingest_dir=out / "ingested")
+        if table.errors:
+            raise RuntimeError("dataset build still fails: " + "; ".join(p.line() for p in table.errors[:3]))
+    table.save(out / "table")
+    split = make_split(table.frame, SplitSettings(train=train, val=val, test=test, k=k, seed=split_seed),
+                       table.fingerprint)
+    split.save(out / "table" / "split.json")
+    roles = table.frame["role"].value_counts().to_dict()
+    info = {"patients": patients, "seed": seed, "frames": len(table.frame), "roles": roles,
+            "dropped_files": dropped_files, "seconds": round(time.perf_counter() - t0, 1)}
+    return table, split, info
