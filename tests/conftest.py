@@ -109,26 +109,29 @@ def tiny_bundle(tiny_detector, smoke_classifier, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def screening_bundle(synthetic_study, tmp_path_factory):
-    """A bundle made by ``echoavc train``'s function on ``synthetic_study`` (detector: yolov5n at 128 px, long
-    enough to tell the valve view from the others; classifier: the smoke preset, which learns little).
+    """A bundle made by ``echoavc train``'s function on ``synthetic_study`` with the smoke presets: it learns
+    little, so it serves the pipeline's plumbing, not its accuracy (``echoavc demo`` measures that with the
+    cpu preset). ``settings`` lowers the valve thresholds to quantiles of this detector's scores on the
+    held-out frames, so every frame status and every path through the pipeline occurs.
 
-    Fields: bundle (folder), split_file, test_sources (DICOM files of the split's test patients), views
-    ({(file name, frame): view} from the generator's truth), study.
+    Fields: bundle (folder), settings (ScreeningSettings), split_file, test_sources (DICOM files of the
+    split's test patients), cohort_dir, views ({(file, frame): view}), truth (frames.csv), study.
     """
     import copy
+    from dataclasses import replace
     from types import SimpleNamespace
 
     import pandas as pd
 
+    from echoavc.bundle import load_bundle
     from echoavc.settings import classifier_preset, detector_preset
     from echoavc.train import train_bundle
 
     root = tmp_path_factory.mktemp("screening_bundle")
     split_file = copy.copy(synthetic_study.split).save(root / "split.json")
-    det = detector_preset("smoke", imgsz=128, epochs=int(os.environ.get("ECHOAVC_TEST_DETECTOR_EPOCHS", 30)))
-    clf = classifier_preset("smoke", threads=1)
-    bundle = train_bundle(synthetic_study.root / "table", root / "bundle", "smoke", split=split_file, detector=det,
-                          classifier=clf, progress=False, log=lambda m: None)
+    bundle = train_bundle(synthetic_study.root / "table", root / "bundle", "smoke", split=split_file,
+                          detector=detector_preset("smoke"), classifier=classifier_preset("smoke", threads=1),
+                          progress=False, log=lambda m: None)
     truth = pd.read_csv(synthetic_study.cohort.frames, dtype={"source_sha256": str})
     manifest = pd.read_csv(synthetic_study.ingested / "manifest.csv", dtype=str)
     pseudonym = dict(zip(manifest["source_sha256"], manifest["patient_id"]))
@@ -136,5 +139,9 @@ def screening_bundle(synthetic_study, tmp_path_factory):
     cohort_dir = Path(synthetic_study.cohort.frames).parent
     files = sorted({f for f, sha in zip(truth["file"], truth["source_sha256"]) if pseudonym.get(sha) in test})
     views = {(Path(f).as_posix(), int(i)): v for f, i, v in zip(truth["file"], truth["frame_index"], truth["view"])}
-    return SimpleNamespace(bundle=bundle, split_file=split_file, test_sources=[cohort_dir / f for f in files],
-                           cohort_dir=cohort_dir, views=views, truth=truth, study=synthetic_study)
+    # the smoke detector's scores are tiny and nearly constant: accept every box, so every frame takes the
+    # whole path (crop, classifier, exam, Grad-CAM); the status rules have their own test
+    settings = replace(load_bundle(bundle).screening, valve_conf=0.0, decide_conf=0.0)
+    return SimpleNamespace(bundle=bundle, settings=settings, split_file=split_file,
+                           test_sources=[cohort_dir / f for f in files], cohort_dir=cohort_dir, views=views,
+                           truth=truth, study=synthetic_study)

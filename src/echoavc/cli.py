@@ -10,13 +10,13 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from echoavc.cliutil import STATE, err, fail
+from echoavc.cliutil import STATE, DataOpt, SplitOpt, err, fail
 from echoavc.errors import EchoAVCError
 from echoavc.settings import IngestSettings
 
@@ -122,6 +122,103 @@ def synth(
         fail(exc)
     typer.echo(f"{patients} patients -> {paths.frames}, {paths.labels}, {paths.maxqda}"
                + (f", {sheet}" if sheet else ""))
+
+
+@app.command()
+def train(
+    data: DataOpt,
+    out: Annotated[Path, typer.Option("--out", help="Model bundle folder to write.")],
+    split: SplitOpt = None,
+    preset: Annotated[str, typer.Option("--preset", help="cpu | paper | smoke (both stages).")] = "cpu",
+    work: Annotated[Optional[Path], typer.Option("--work", help="Training runs (default OUT.work); a re-run "
+                                                 "continues from the stages finished there.")] = None,
+    exam_rule: Annotated[str, typer.Option("--exam-rule", help="Exam threshold on validation exams: recall | "
+                                           "youden | frame.")] = "recall",
+    min_recall: Annotated[float, typer.Option("--min-recall", min=0.0, max=1.0)] = 0.95,
+    aggregate: Annotated[str, typer.Option("--aggregate", help="Exam probability from its frames: mean | median "
+                                           "| max.")] = "mean",
+    onnx: Annotated[bool, typer.Option("--onnx/--no-onnx", help="Also store ONNX exports (predict uses "
+                                       "onnxruntime then).")] = True,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+) -> None:
+    """Train the detector and the classifier on the patient split and write one model bundle."""
+    from echoavc.settings import ScreeningSettings
+    from echoavc.train import train_bundle
+
+    if exam_rule not in ("recall", "youden", "frame") or aggregate not in ("mean", "median", "max"):
+        fail(EchoAVCError("--exam-rule must be recall, youden or frame; --aggregate mean, median or max"))
+    screening = ScreeningSettings(exam_threshold_rule=exam_rule, min_recall=min_recall, exam_aggregate=aggregate)
+    try:
+        train_bundle(data, out, preset, split, work, screening=screening, onnx=onnx, progress=progress,
+                     log=lambda m: console.print(m, highlight=False, soft_wrap=True))
+    except (EchoAVCError, ValueError) as exc:
+        fail(exc)
+
+
+@app.command()
+def predict(
+    src: Annotated[list[Path], typer.Argument(help="DICOM files, folders (recursive), zip archives, PNG/JPEG.")],
+    model: Annotated[Path, typer.Option("--model", help="Model bundle (echoavc train).")],
+    out: Annotated[Path, typer.Option("--out", help="Results folder: exams.csv, frames.csv, results.json, "
+                                      "report.html, overlays/.")],
+    backend: Annotated[str, typer.Option("--backend", help="auto (onnxruntime when the bundle has ONNX) | onnx "
+                                         "| torch.")] = "auto",
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Files screened in parallel (processes).")] = 1,
+    threads: Annotated[int, typer.Option("--threads", min=0, help="Threads in all (0: every core).")] = 0,
+    overlays: Annotated[str, typer.Option("--overlays", help="driving (one per clip, Grad-CAM on each exam's "
+                                          "driving frame) | all | none.")] = "driving",
+    detect_frames: Annotated[Optional[int], typer.Option("--detect-frames", min=0, help="Locate the valve on at "
+                                                         "most this many frames per clip (0: every frame).")] = None,
+    aggregate: Annotated[Optional[str], typer.Option("--aggregate", help="Override the bundle's exam aggregate "
+                                                     "(the exam threshold was chosen for the bundle's).")] = None,
+    explain: Annotated[Optional[bool], typer.Option("--explain/--no-explain", help="Grad-CAM heat maps.")] = None,
+    report: Annotated[bool, typer.Option("--report/--no-report", help="Write report.html.")] = True,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+) -> None:
+    """Screen exams: valve box, calibrated calcification probability per frame, a decision per exam."""
+    from echoavc.bundle import load_bundle, with_screening
+    from echoavc.predict import predict as run_predict
+
+    try:
+        b = load_bundle(model)
+        s = with_screening(b, detect_frames=detect_frames, exam_aggregate=aggregate, explain=explain)
+        rep = run_predict(src, model, out, backend=backend, settings=s, workers=workers, threads=threads,
+                          overlays=overlays, report=report, progress=progress)
+    except EchoAVCError as exc:
+        fail(exc)
+    for f in rep.failures:
+        err.print(f"[red]failed:[/red] {f['source']}: {f['reason']}", highlight=False, soft_wrap=True)
+    calls = {}
+    for e in rep.exams:
+        calls[e["decision"]] = calls.get(e["decision"], 0) + 1
+    console.print(f"{len(rep.exams)} exams ({', '.join(f'{v} {k}' for k, v in sorted(calls.items())) or 'none'}), "
+                  f"{len(rep.frames)} frames, {rep.resumed} inputs already done, {len(rep.failures)} failed -> "
+                  f"{rep.out / 'exams.csv'}" + (f", {rep.report_html}" if report else ""), highlight=False)
+    if rep.failures:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Demo folder (everything goes here).")],
+    patients: Annotated[int, typer.Option("--patients", min=8, help="Training cohort size.")] = 60,
+    heldout: Annotated[int, typer.Option("--heldout", min=2, help="Held-out patients screened at the end.")] = 16,
+    seed: Annotated[int, typer.Option("--seed")] = 2026,
+    preset: Annotated[str, typer.Option("--preset", help="cpu | smoke | paper")] = "cpu",
+    workers: Annotated[int, typer.Option("--workers", min=1)] = 1,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+) -> None:
+    """Synthesise, ingest, train, screen held-out exams and write the HTML report: the whole pipeline."""
+    from echoavc.demo import describe, run_demo
+
+    try:
+        res = run_demo(out, patients, heldout, seed, preset, workers, progress,
+                       log=lambda m: console.print(m, highlight=False, soft_wrap=True))
+    except EchoAVCError as exc:
+        fail(exc)
+    console.print(describe(res.evaluation), highlight=False, soft_wrap=True)
+    console.print(f"time: {res.seconds}", highlight=False)
+    console.print(f"report: {res.report_html}", highlight=False, soft_wrap=True)
 
 
 from echoavc.dataset.cli import augment_app, dataset_app  # noqa: E402  (sub-apps live beside their code)

@@ -1,0 +1,276 @@
+"""``echoavc train``: both stages on the shared patient split, validated end to end, saved as one bundle.
+
+1. the detector on the training patients (Ultralytics; its own validation on the validation patients);
+2. the classifier on the training patients, calibrated and thresholded on the validation patients;
+3. the whole screening path (detector boxes, not the annotated ones) on every validation frame, which gives
+   the exam threshold (same rule as the frame threshold, on exam aggregates) and the validation report;
+4. :func:`echoavc.bundle.save_bundle`.
+
+The test part is never touched. Finished stages are kept in the work folder, so a re-run after an
+interruption continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from echoavc.bundle import load_bundle, save_bundle
+from echoavc.errors import EchoAVCError
+from echoavc.files import atomic_write_text
+from echoavc.settings import (
+    ClassifierSettings,
+    DetectorSettings,
+    IngestSettings,
+    ScreeningSettings,
+    classifier_preset,
+    detector_preset,
+)
+
+DONE = "done.json"
+
+
+def _stage_done(folder: Path, fingerprint: dict) -> dict | None:
+    try:
+        rec = json.loads((folder / DONE).read_text())
+    except (OSError, ValueError):
+        return None
+    return rec if rec.get("fingerprint") == fingerprint else None
+
+
+def _mark_done(folder: Path, fingerprint: dict, result: dict) -> None:
+    atomic_write_text(folder / DONE, json.dumps({"fingerprint": fingerprint, **result}, indent=1, default=str))
+
+
+def _ingest_settings_of(table) -> IngestSettings:
+    """The ingest settings the table's frames were made with (recorded by ``ingest``; else the defaults at the
+    table's standard size)."""
+    from echoavc.ingest import read_settings
+
+    got = read_settings(table.ingest_dir) if table.ingest_dir else None
+    if got is not None:
+        return got
+    size = int(table.frame["std_size"].iloc[0]) if "std_size" in table.frame.columns and len(table.frame) else 640
+    return replace(IngestSettings(), size=size)
+
+
+def validation_screening(bundle_dir: Path, table, split, part: str = "val", backend: str = "torch",
+                         progress: bool = False) -> list:
+    """Run the screening path over ``part``'s valve and other-view frames, clip by clip (ClipResults, with the
+    table's study id as the exam id)."""
+    from echoavc.bundle import load_bundle
+    from echoavc.detector.evaluate import part_frames
+    from echoavc.files import progress_bar
+    from echoavc.predict import ClipResult, Screener
+
+    bundle = load_bundle(bundle_dir)
+    screener = Screener(bundle, backend)
+    frames = part_frames(table, split, part)
+    clips = []
+    groups = list(frames.groupby("source_sha256", sort=True))
+    with progress_bar(f"validating on the {part} part", len(groups), enabled=progress) as advance:
+        for sha, g in groups:
+            g = g.sort_values("frame_index")
+            images = []
+            for p in g["image_path"]:
+                img = cv2.imread(str(table.image_file(p)), cv2.IMREAD_GRAYSCALE)
+                if img is None:
+                    raise EchoAVCError("cannot read frame image", table.image_file(p))
+                images.append(img)
+            exam = str(g["study_id"].iloc[0])
+            res = screener.screen(images, [int(k) for k in g["frame_index"]], exam, str(sha))
+            decided = [i for i, f in enumerate(res) if f.status == "decided"]
+            best = max(decided, key=lambda i: res[i].probability) if decided else None
+            clips.append(ClipResult(str(sha), str(sha), exam, res, best))
+            advance()
+    return clips
+
+
+def validation_report(clips, table, frame_threshold: float, exam_threshold: float, aggregate: str) -> dict:
+    """Frame- and exam-level metrics with intervals on the validation part, through the whole path."""
+    from echoavc.evaluate import classification_report
+    from echoavc.evaluate.intervals import proportion_interval
+    from echoavc.predict import exam_results
+
+    t = table.frame.set_index(["source_sha256", "frame_index"])
+    rows = []
+    for c in clips:
+        for f in c.frames:
+            r = t.loc[(c.sha256, f.frame_index)]
+            rows.append((f, str(r["role"]), r["calcified"], str(r["patient_id"]), r.get("grade", np.nan)))
+    valve = [x for x in rows if x[1] == "valve"]
+    other = [x for x in rows if x[1] != "valve"]
+
+    def prop(k, n):
+        iv = proportion_interval(k, n, "wilson") if n else None
+        return {"value": (k / n) if n else None, "low": _num(iv.lo) if iv else None,
+                "high": _num(iv.hi) if iv else None, "count": f"{k}/{n}"}
+
+    rep: dict = {
+        "valve_frames_decided": prop(sum(f.status == "decided" for f, *_ in valve), len(valve)),
+        "other_view_frames_rejected": prop(sum(f.status == "no_valve" for f, *_ in other), len(other)),
+    }
+    dec = [x for x in valve if x[0].status == "decided" and x[2] == x[2]]
+    y = np.array([int(x[2]) for x in dec])
+    if len(np.unique(y)) == 2:
+        fr = classification_report(y, np.array([x[0].probability for x in dec]), frame_threshold,
+                                   groups=[x[3] for x in dec], n_boot=1000)
+        rep["frame"] = _summary(fr)
+    exams = exam_results(clips, exam_threshold, aggregate)
+    truth = _exam_truth(table)
+    ex = [(e, truth.get(e["exam_id"])) for e in exams if e["probability"] is not None]
+    ex = [(e, v) for e, v in ex if v is not None]
+    ye = np.array([v for _, v in ex])
+    if len(np.unique(ye)) == 2:
+        er = classification_report(ye, np.array([e["probability"] for e, _ in ex]), exam_threshold,
+                                   groups=[_patient_of(table, e["exam_id"]) for e, _ in ex], n_boot=1000)
+        rep["exam"] = _summary(er)
+    rep["exams_undetermined"] = sum(e["decision"] == "undetermined" for e in exams)
+    rep["counts"] = {"frames": len(rows), "valve_frames": len(valve), "other_view_frames": len(other),
+                     "exams": len(exams), "patients": len({x[3] for x in rows})}
+    return rep
+
+
+def _summary(report: dict) -> dict:
+    """The headline metrics of a ``classification_report`` as {value, low, high} (its primary intervals)."""
+    keep = ("auroc", "auprc", "accuracy", "balanced_accuracy", "recall", "specificity", "precision", "f1", "brier")
+    out = {}
+    for k in keep:
+        m = report["metrics"].get(k)
+        if m is not None:
+            out[k] = {"value": _num(m.estimate), "low": _num(m.lo), "high": _num(m.hi)}
+    cm = report.get("confusion_matrix")
+    out["confusion_matrix"] = np.asarray(cm).tolist() if cm is not None else None
+    out["n"] = report.get("n")
+    return out
+
+
+def _num(v):
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if not np.isfinite(v) else round(v, 4)
+
+
+def _exam_truth(table) -> dict:
+    v = table.frame[(table.frame["role"] == "valve") & table.frame["calcified"].notna()]
+    return {str(s): int(g["calcified"].max()) for s, g in v.groupby("study_id")}
+
+
+def _patient_of(table, study: str) -> str:
+    m = table.frame.loc[table.frame["study_id"] == study, "patient_id"]
+    return str(m.iloc[0]) if len(m) else study
+
+
+def choose_exam_threshold(clips, table, screening: ScreeningSettings, frame_threshold: float) -> tuple[float, str]:
+    """The exam threshold on validation exams, by the screening rule; the frame threshold (with the reason) when
+    the validation exams cannot support a choice."""
+    from echoavc.evaluate.classification import choose_threshold
+    from echoavc.predict import exam_results
+
+    if screening.exam_threshold_rule == "frame":
+        return frame_threshold, "frame threshold (rule 'frame')"
+    exams = exam_results(clips, frame_threshold, screening.exam_aggregate)
+    truth = _exam_truth(table)
+    pairs = [(e["probability"], truth[e["exam_id"]]) for e in exams
+             if e["probability"] is not None and e["exam_id"] in truth]
+    y = np.array([v for _, v in pairs], dtype=int)
+    p = np.array([q for q, _ in pairs], dtype=float)
+    if y.sum() == 0 or y.sum() == len(y):
+        return frame_threshold, "frame threshold: the validation exams lack a class"
+    if screening.exam_threshold_rule == "youden":
+        from sklearn.metrics import roc_curve
+
+        fpr, tpr, thr = roc_curve(y, p)
+        k = int(np.argmax(tpr - fpr))
+        return float(min(thr[k], 1.0)), f"Youden on {len(y)} validation exams"
+    return float(choose_threshold(y, p, screening.min_recall)), \
+        f"highest with recall >= {screening.min_recall} on {len(y)} validation exams ({int(y.sum())} calcified)"
+
+
+def train_bundle(data: str | Path, out: str | Path, preset: str = "cpu", split: str | Path | None = None,
+                 work: str | Path | None = None, detector: DetectorSettings | None = None,
+                 classifier: ClassifierSettings | None = None, screening: ScreeningSettings | None = None,
+                 onnx: bool = True, progress: bool = True, log: Callable[[str], None] = print) -> Path:
+    """Train the detector and the classifier on DATA's split, validate the whole path, write the bundle ``out``."""
+    from echoavc.classifier.train import train_classifier
+    from echoavc.dataset.split import Split
+    from echoavc.dataset.table import DatasetTable
+    from echoavc.detector.train import train_from_table
+
+    data, out = Path(data), Path(out)
+    table = DatasetTable.load(data)
+    split_path = Path(split) if split else data / "split.json"
+    if not split_path.is_file():
+        raise EchoAVCError(f"no split file: run `echoavc dataset split --data {data}` first", split_path)
+    sp = Split.load(split_path)
+    det_s = detector or detector_preset(preset)
+    clf_s = classifier or classifier_preset(preset)
+    scr = screening or ScreeningSettings()
+    work = Path(work) if work else out.with_name(out.name + ".work")
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+
+    det_dir, clf_dir = work / "detector", work / "classifier"
+    det_fp = {"table": table.fingerprint, "split": sp.fingerprint, "settings": asdict(det_s)}
+    rec = _stage_done(det_dir, det_fp)
+    if rec is None:
+        log(f"[1/3] detector ({det_s.model}, {det_s.epochs} epochs at {det_s.imgsz} px) ...")
+        res = train_from_table(table, sp, det_dir, det_s)
+        if res.warning:
+            log(f"warning: {res.warning}")
+        rec = {"best": str(res.best), "model_name": res.model_name, "seconds": round(time.perf_counter() - t0, 1)}
+        _mark_done(det_dir, det_fp, rec)
+    else:
+        log("[1/3] detector: already trained (work folder)")
+    t1 = time.perf_counter()
+    clf_fp = {"table": table.fingerprint, "split": sp.fingerprint, "settings": asdict(clf_s)}
+    crec = _stage_done(clf_dir, clf_fp)
+    if crec is None:
+        log(f"[2/3] classifier ({clf_s.backbone}/{clf_s.pooling}, {clf_s.epochs} epochs at {clf_s.crop.size} px) ...")
+        train_classifier(table, sp, clf_dir, clf_s, log=log if progress else None)
+        crec = {"seconds": round(time.perf_counter() - t1, 1)}
+        _mark_done(clf_dir, clf_fp, crec)
+    else:
+        log("[2/3] classifier: already trained (work folder)")
+
+    log("[3/3] validating the whole screening path on the validation patients ...")
+    ingest = _ingest_settings_of(table)
+    common = dict(detector_weights=rec["best"], classifier_dir=clf_dir, ingest=ingest, screening=scr,
+                  detector_settings=det_s, onnx=onnx)
+    provisional = save_bundle(work / "bundle-provisional", exam_threshold=0.5, **common)
+    clips = validation_screening(provisional, table, sp, "val", "torch", progress)
+    frame_thr = load_bundle(provisional).frame_threshold
+    exam_thr, why = choose_exam_threshold(clips, table, scr, frame_thr)
+    val = validation_report(clips, table, frame_thr, exam_thr, scr.exam_aggregate)
+    val["exam_threshold_rule"] = why
+    cal = (load_bundle(provisional).meta.get("classifier") or {}).get("calibration_data") or {}
+    val["classifier_calibration"] = cal
+    if cal.get("kind") == "out-of-fold":
+        # too few validation patients: the final classifier was trained on them too (docs/classifier.md)
+        val["caveat"] = ("optimistic: the validation part was small, so the classifier was cross-validated and "
+                         "its final model was trained on the validation patients as well")
+    training = {"table_fingerprint": table.fingerprint, "split_fingerprint": sp.fingerprint,
+                "split_file": str(split_path), "preset": preset, "counts": table.counts(),
+                "split": sp.summary(), "detector_seconds": rec.get("seconds"), "classifier_seconds": crec.get("seconds"),
+                "detector_settings": asdict(det_s), "classifier_settings": asdict(clf_s)}
+    limitations = ([val["caveat"]] if "caveat" in val else []) + [
+        "Validated on the validation patients of the training data only; the thresholds are only as good as "
+        f"that part ({val['counts']['patients']} patients, {val['counts']['exams']} exams).",
+        "Frames must be parasternal short-axis views at aortic-valve level; other views are reported as 'no valve'.",
+    ]
+    path = save_bundle(out, exam_threshold=exam_thr, training=training, validation=val,
+                       validation_files={"report.json": val}, limitations=limitations, **common)
+    log(f"bundle: {path} (frame threshold {frame_thr:.3f}, exam threshold {exam_thr:.3f}: {why}; "
+        f"{time.perf_counter() - t0:.0f} s)")
+    return path
+
+
+__all__ = ["train_bundle", "validation_screening", "validation_report", "choose_exam_threshold"]

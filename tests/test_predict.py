@@ -1,0 +1,280 @@
+"""``echoavc predict``: exams in, per-frame and per-exam results, overlays and the HTML report out."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from urllib.parse import unquote
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from echoavc.predict import ClipResult, FrameResult, exam_results, located_frames, nearest_located, predict
+from testkit import check_html, shipped_file
+
+
+def _frame(exam, src, i, status="decided", p=None):
+    box = [1.0, 2.0, 30.0, 40.0] if status in ("decided", "low_confidence") else None
+    return FrameResult(exam, src, i, status, 0.9 if box else None, box, p, "")
+
+
+# ---------------------------------------------------------------- exam arithmetic (no models)
+
+
+def test_exam_is_the_mean_of_decided_frames_with_a_clip_bootstrap_interval():
+    a = ClipResult("a.dcm", "s1", "E1", [_frame("E1", "a.dcm", 0, p=0.2), _frame("E1", "a.dcm", 1, p=0.4),
+                                         _frame("E1", "a.dcm", 2, "no_valve")], best=1)
+    b = ClipResult("b.dcm", "s2", "E1", [_frame("E1", "b.dcm", 0, p=0.9),
+                                         _frame("E1", "b.dcm", 1, "low_confidence", p=0.99)], best=0)
+    (e,) = exam_results([a, b], threshold=0.5)
+    assert e["n_frames"] == 5 and e["n_decided"] == 3
+    assert e["probability"] == pytest.approx(0.5)  # low-confidence frames do not count
+    assert e["decision"] == "calcified"
+    lo, hi = e["interval"]
+    # resampling clips: the clip means are 0.3 and 0.9, so every resample lies between them
+    assert 0.2 <= lo <= 0.5 <= hi <= 0.9 and lo < hi
+    assert e["driving_frame"] == {"source": "b.dcm", "frame_index": 0, "probability": 0.9}
+    (e2,) = exam_results([a, b], threshold=0.51)
+    assert e2["decision"] == "not calcified"
+    (m,) = exam_results([a, b], threshold=0.5, aggregate="max")
+    assert m["probability"] == pytest.approx(0.9)
+
+
+def test_exams_without_decided_frames_are_undetermined_and_say_why():
+    cone = ClipResult("c.dcm", "s", "E2", [_frame("E2", "c.dcm", 0, "no_cone")])
+    other = ClipResult("d.dcm", "s", "E3", [_frame("E3", "d.dcm", 0, "no_valve"),
+                                            _frame("E3", "d.dcm", 1, "low_confidence", p=0.7)])
+    e2, e3 = exam_results([cone, other], threshold=0.5)
+    assert (e2["decision"], e2["probability"], e2["interval"]) == ("undetermined", None, None)
+    assert "cone" in e2["reason"] and "valve" in e3["reason"]
+
+
+def test_one_decided_frame_has_no_spread_and_says_so():
+    (e,) = exam_results([ClipResult("a", "s", "E", [_frame("E", "a", 0, p=0.7)], best=0)], 0.5)
+    assert e["interval"] == [0.7, 0.7] and "one decided frame" in e["reason"]
+
+
+def test_valve_located_on_a_few_frames_is_given_to_the_nearest_frames():
+    kept = list(range(0, 20, 2))
+    loc = located_frames(kept, 3)
+    assert loc == [0, 8, 18] and located_frames(kept, 0) == kept and located_frames(kept, 50) == kept
+    assert [loc[i] for i in nearest_located(kept, loc)] == [0, 0, 0, 8, 8, 8, 8, 18, 18, 18]
+
+
+# ---------------------------------------------------------------- end to end with a trained bundle
+
+
+@pytest.fixture(scope="module")
+def screened(screening_bundle, tmp_path_factory):
+    """Held-out patients' DICOM files, a corrupt DICOM and a text file, screened once."""
+    root = tmp_path_factory.mktemp("screened")
+    inputs = root / "inputs"
+    for f in screening_bundle.test_sources:
+        rel = f.relative_to(screening_bundle.cohort_dir / "dicom")
+        (inputs / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, inputs / rel)
+    good = screening_bundle.test_sources[0].read_bytes()
+    (inputs / "corrupt.dcm").write_bytes(good[: len(good) // 3])
+    (inputs / "notes.txt").write_text("not an image\n")
+    rep = predict([inputs], screening_bundle.bundle, root / "out", settings=screening_bundle.settings, progress=False)
+    return root, inputs, rep
+
+
+def test_bad_files_are_reported_and_skipped(screened, screening_bundle):
+    root, inputs, rep = screened
+    failed = {Path(f["source"]).name: f["reason"] for f in rep.failures}
+    assert set(failed) == {"corrupt.dcm", "notes.txt"}, failed
+    assert all(r for r in failed.values())
+    assert {Path(f["source"]).name for f in rep.frames} == {p.name for p in screening_bundle.test_sources}
+    csv = pd.read_csv(root / "out" / "failures.csv")
+    assert sorted(Path(s).name for s in csv["source"]) == ["corrupt.dcm", "notes.txt"]
+
+
+def test_every_frame_of_every_good_file_goes_the_whole_way(screened, screening_bundle):
+    root, inputs, rep = screened
+    n_truth = 0
+    for f in screening_bundle.test_sources:
+        rel = f.relative_to(screening_bundle.cohort_dir).as_posix()
+        n_truth += sum(1 for (name, _) in screening_bundle.views if name == rel)
+    assert len(rep.frames) == n_truth
+    thr = _thresholds(screening_bundle)["frame"]
+    for f in rep.frames:
+        assert f["status"] == "decided" and 0.0 <= f["probability"] <= 1.0 and len(f["valve_box"]) == 4
+        assert f["decision"] == ("calcified" if f["probability"] >= thr else "not calcified")
+    assert len({round(f["probability"], 6) for f in rep.frames}) > 1  # the classifier really ran per frame
+
+
+class _FixedDetector:
+    """Stands in for the detector where the status rules are under test: top boxes with chosen scores."""
+
+    def __init__(self, scores):
+        self.scores = np.asarray(scores, dtype=float)
+
+    def top(self, images, conf=0.0, batch_size=None):
+        from echoavc.detector.predict import TopBoxes
+
+        s = np.where(self.scores >= conf, self.scores, np.nan)
+        boxes = np.where(np.isfinite(s)[:, None], np.array([[250.0, 250.0, 390.0, 390.0]]), np.nan)
+        return TopBoxes(boxes, s, np.isfinite(s))
+
+
+def test_frame_status_follows_the_valve_score(screening_bundle):
+    from dataclasses import replace
+
+    from echoavc.bundle import load_bundle
+    from echoavc.predict import Screener
+
+    b = load_bundle(screening_bundle.bundle)
+    sc = Screener(b, "onnx", replace(b.screening, valve_conf=0.25, decide_conf=0.5))
+    sc.detector = _FixedDetector([0.1, 0.3, 0.49, 0.5, 0.9, np.nan])
+    images = [np.full((640, 640), 40 * i, np.uint8) for i in range(6)]
+    res = sc.screen(images, list(range(6)), "E1", "x.dcm")
+    assert [r.status for r in res] == ["no_valve", "low_confidence", "low_confidence", "decided", "decided",
+                                       "no_valve"]
+    assert [r.probability is None for r in res] == [True, False, False, False, False, True]
+    assert [bool(r.decision) for r in res] == [False, False, False, True, True, False]
+    # locating the valve on two frames only: the others take the box of the nearest located frame
+    sc.settings = replace(sc.settings, detect_frames=2)
+    sc.detector = _FixedDetector([0.9, 0.3])
+    res = sc.screen(images, list(range(6)), "E1", "x.dcm")
+    assert [r.status for r in res] == ["decided"] * 3 + ["low_confidence"] * 3
+
+
+def _thresholds(screening_bundle):
+    return json.loads((screening_bundle.bundle / "bundle.json").read_text())["thresholds"]
+
+
+def test_exam_decisions_follow_the_validated_exam_threshold(screened, screening_bundle):
+    root, inputs, rep = screened
+    thr = _thresholds(screening_bundle)["exam"]
+    truth = pd.read_csv(screening_bundle.study.cohort.labels, dtype=str)
+    from echoavc.predict import exam_id_of
+
+    ids = {exam_id_of(u) for u in truth["study_instance_uid"]}
+    assert rep.exams and all(e["exam_id"] in ids for e in rep.exams)
+    for e in rep.exams:
+        assert e["threshold"] == pytest.approx(thr)
+        if e["probability"] is not None:
+            assert e["decision"] == ("calcified" if e["probability"] >= thr else "not calcified")
+            assert e["interval"][0] <= e["probability"] <= e["interval"][1]
+            assert e["driving_frame"]["probability"] >= e["probability"] - 1e-9
+    ex = pd.read_csv(root / "out" / "exams.csv")
+    assert list(ex["exam_id"]) == [e["exam_id"] for e in rep.exams]
+    doc = json.loads((root / "out" / "results.json").read_text())
+    assert len(doc["frames"]) == len(rep.frames) and "Research use only" in doc["model"]["intended_use"]
+
+
+def test_report_is_valid_html_and_every_link_resolves(screened):
+    root, _, rep = screened
+    out = root / "out"
+    page = check_html((out / "report.html").read_text())
+    assert page.links
+    for link in page.links:
+        if not link.startswith(("data:", "#")):
+            assert (out / unquote(link)).is_file(), link
+    text = " ".join(page.text)
+    assert "Research use only" in text and all(e["exam_id"] in text for e in rep.exams)
+    # one overlay per clip, and it shows the cone, the box and the label
+    assert len(list((out / "overlays").rglob("*.png"))) == len({f["source"] for f in rep.frames})
+
+
+def test_rerun_resumes_and_gives_identical_outputs(screened, screening_bundle):
+    root, inputs, rep = screened
+    before = {n: (root / "out" / n).read_bytes() for n in ("frames.csv", "exams.csv", "failures.csv")}
+    again = predict([inputs], screening_bundle.bundle, root / "out", settings=screening_bundle.settings,
+                    progress=False)
+    assert again.resumed == len(screening_bundle.test_sources)
+    assert again.done == 2  # only the failures are tried again
+    assert {n: (root / "out" / n).read_bytes() for n in before} == before
+
+
+def test_two_workers_give_the_same_results(screened, screening_bundle, tmp_path):
+    root, inputs, _ = screened
+    predict([inputs], screening_bundle.bundle, tmp_path / "w2", settings=screening_bundle.settings, workers=2,
+            threads=2, progress=False)
+    for n in ("frames.csv", "exams.csv", "failures.csv"):
+        assert (tmp_path / "w2" / n).read_bytes() == (root / "out" / n).read_bytes(), n
+
+
+def test_exported_images_are_screened_as_one_exam_per_folder(screening_bundle, tmp_path):
+    import cv2
+
+    study = screening_bundle.study
+    frame = study.table.frame
+    pngs = [study.table.image_file(p) for p in frame.loc[frame["role"] == "valve", "image_path"][:2]]
+    for i, p in enumerate(pngs):
+        (tmp_path / "exam1").mkdir(exist_ok=True)
+        shutil.copy(p, tmp_path / "exam1" / f"img{i}.png")
+    cv2.imwrite(str(tmp_path / "exam1" / "img2.jpg"), cv2.imread(str(pngs[0])))
+    rep = predict([tmp_path / "exam1"], screening_bundle.bundle, tmp_path / "out",
+                  settings=screening_bundle.settings, progress=False)
+    assert not rep.failures and len(rep.frames) == 3 and len(rep.exams) == 1
+
+
+# ---------------------------------------------------------------- backends
+
+
+def test_pytorch_and_onnx_agree_on_synthetic_and_real_clips(screening_bundle):
+    """Same frames, same boxes: raw detector outputs within 1e-3, calibrated probabilities within 1e-4."""
+    from echoavc.bundle import load_bundle
+    from echoavc.dicom.read import open_dicom
+    from echoavc.ingest import prepare_clip
+    from echoavc.predict import Screener
+
+    b = load_bundle(screening_bundle.bundle)
+    s = screening_bundle.settings
+    torch_s, onnx_s = Screener(b, "torch", s), Screener(b, "onnx", s)
+    assert torch_s.classifier.model is not None and onnx_s.classifier.model is None
+    files = [screening_bundle.test_sources[0]] + [shipped_file(n) for n in
+                                                  ("color3d_jpeg_baseline.dcm", "JPGLosslessP14SV1_1s_1f_8b.dcm")]
+    for f in files:
+        prep = prepare_clip(open_dicom(Path(f).read_bytes(), f.name), b.ingest_settings())
+        images = [prep.standard(fr) for _, fr in prep.frames()][:24]
+        ra, _ = torch_s.detector.raw(images)
+        rb, _ = onnx_s.detector.raw(images)
+        assert np.abs(ra - rb).max() < 1e-3, f.name
+        kept = list(range(len(images)))
+        ba, sa = torch_s.boxes(images, kept)
+        bb, sb = onnx_s.boxes(images, kept)
+        assert np.array_equal(np.isfinite(sa), np.isfinite(sb))
+        assert np.nanmax(np.abs(np.nan_to_num(ba - bb)), initial=0) < 0.05
+        # the classifier on fixed central boxes too, so real clips without a valve still compare it
+        centre = np.tile([220.0, 220.0, 420.0, 420.0], (len(images), 1))
+        box = np.where(np.isfinite(ba), ba, centre)
+        pa, pb = torch_s.probabilities(images, box), onnx_s.probabilities(images, box)
+        assert np.isfinite(pa).all() and np.abs(pa - pb).max() < 1e-4, f.name
+
+
+# ---------------------------------------------------------------- command line
+
+
+def test_cli_lists_failures_and_exits_1(screened, screening_bundle, tmp_path):
+    from echoavc.cli import app
+
+    _, inputs, _ = screened
+    r = CliRunner().invoke(app, ["predict", str(inputs), "--model", str(screening_bundle.bundle), "--out",
+                                 str(tmp_path / "o"), "--no-progress", "--backend", "onnx"])
+    assert r.exit_code == 1, r.output
+    assert "failed: " in r.output and "corrupt.dcm" in r.output and "report.html" in r.output
+    # the bundle's own thresholds: this weak detector finds no valve, so no exam can be decided
+    ex = pd.read_csv(tmp_path / "o" / "exams.csv")
+    assert set(ex["decision"]) == {"undetermined"} and ex["reason"].str.contains("valve").all()
+
+
+def test_cli_refuses_a_folder_that_is_not_a_bundle(tmp_path):
+    from echoavc.cli import app
+
+    r = CliRunner().invoke(app, ["predict", str(tmp_path), "--model", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "not a model bundle" in r.output and "Traceback" not in r.output
+
+
+def test_train_without_a_split_is_a_one_line_error(synthetic_study, tmp_path):
+    from echoavc.cli import app
+
+    shutil.copytree(synthetic_study.root / "table", tmp_path / "table")
+    (tmp_path / "table" / "split.json").unlink(missing_ok=True)
+    r = CliRunner().invoke(app, ["train", "--data", str(tmp_path / "table"), "--out", str(tmp_path / "b")])
+    assert r.exit_code == 2 and "dataset split" in r.output
