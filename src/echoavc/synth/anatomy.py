@@ -8,7 +8,7 @@ pericardium) and, when calcified, nodules on cusps, commissures and annulus.
 
 - ``echo``: backscatter power relative to myocardium (blood ~0.01, myocardium
   1, valve and fibrous tissue a few, pericardium ~10, calcium tens);
-- ``atten``: attenuation, dB/mm/MHz (tissue 0.05, blood 0.015, calcium 0.12-1.5);
+- ``atten``: attenuation, dB/mm/MHz (tissue 0.05, blood 0.015, calcium 0.3-1.2);
 - ``valve``: mask of the aortic valve (root, cusps, annulus, nodules), the
   thing an annotator boxes.
 
@@ -31,6 +31,11 @@ VALVE_VIEWS = ("psax_av", "plax")
 BLOOD = 0.012
 TISSUE_ATTEN = 0.05
 BLOOD_ATTEN = 0.015
+#: Backscatter of a grade-1 nodule (log-uniform), relative to myocardium: 24-160 times the leaflet's
+#: (2.5-6.25 at grade 1). A nodule this small (smaller than the beam) is diluted by the point-spread
+#: function, so on screen it peaks about 11 dB (median; 25-75%: 8-14 dB) above the 90th percentile of the
+#: leaflet's speckle, against 13 dB for grade 2's brightest nodule (docs/synth.md, "Grade 1").
+GRADE1_ECHO = (150.0, 400.0)
 _SHIFT = 3  # cv2 sub-pixel bits
 _SCALE = 1 << _SHIFT
 
@@ -192,17 +197,22 @@ class Heart:
 def sample_nodules(rng: np.random.Generator, grade: int) -> tuple[Nodule, ...]:
     """Number, size, brightness and position of nodules for a grade.
 
-    Grade 1 is subtle: one small nodule no brighter than the normal fibrous
-    annulus, with a faint shadow. Grade 3 has many large nodules, including
-    the annulus, with dense shadows.
+    Grade 1 is mild: one small spot (radius 0.9-1.5 mm) that is clearly more
+    echogenic than the cusp it sits on (24-160 times the leaflet's backscatter;
+    on screen about 11 dB above the leaflet's bright speckle, median), as a
+    reader needs to grade it, yet mostly below the normal bright structures
+    around the valve (annulus arcs, specular wall, pericardium: the spot is the
+    brightest thing in the valve box in about a fifth of frames), with a mild shadow.
+    Grade 3 has many large nodules, including the annulus, with dense shadows.
+    See docs/synth.md, "Grade 1", for the measured contrasts.
     """
     if grade <= 0:
         return ()
     u = rng.uniform
     count = {1: 1, 2: int(rng.integers(2, 4)), 3: int(rng.integers(4, 8))}[grade]
     radius = {1: (0.9, 1.5), 2: (1.3, 2.4), 3: (1.8, 3.4)}[grade]
-    echo = {1: (20.0, 80.0), 2: (80.0, 600.0), 3: (300.0, 3000.0)}[grade]
-    atten = {1: (0.12, 0.3), 2: (0.35, 0.8), 3: (0.5, 1.2)}[grade]
+    echo = {1: GRADE1_ECHO, 2: (80.0, 600.0), 3: (300.0, 3000.0)}[grade]
+    atten = {1: (0.3, 0.6), 2: (0.35, 0.8), 3: (0.5, 1.2)}[grade]
     sites = {1: ([0.7, 0.3, 0.0]), 2: ([0.6, 0.3, 0.1]), 3: ([0.45, 0.25, 0.3])}[grade]
     out = []
     for _ in range(count):
