@@ -80,7 +80,7 @@ class SynthSettings:
     exams_per_patient: int = 1
     #: Chance that the grade rises by one between consecutive exams of a patient.
     progression_probability: float = 0.4
-    #: Among calcified valves: share of grades 1, 2, 3 (grade 1 is subtle).
+    #: Among calcified valves: share of grades 1, 2, 3 (grade 1: one small spot; docs/synth.md, "Grade 1").
     grade_weights: tuple[float, float, float] = (0.40, 0.35, 0.25)
     #: Share of an exam's frames showing other views (mid short axis, long axis, apical 4-chamber).
     distractor_fraction: float = 0.4
