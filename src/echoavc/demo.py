@@ -92,7 +92,6 @@ def run_demo(out: str | Path, patients: int = 60, heldout: int = 16, seed: int =
              workers: int = 1, progress: bool = True, log: Callable[[str], None] = print) -> DemoResult:
     from echoavc.bundle import load_bundle
     from echoavc.predict import predict
-    from echoavc.settings import detector_preset
     from echoavc.synth.cohort import make_cohort
     from echoavc.synth.study import make_study
     from echoavc.train import train_bundle
@@ -115,8 +114,7 @@ def run_demo(out: str | Path, patients: int = 60, heldout: int = 16, seed: int =
     bundle = out / "model"
     if not (bundle / "bundle.json").is_file():
         log(f"[2/4] training both stages ({preset} preset) ...")
-        det = detector_preset(preset)
-        train_bundle(study / "table", bundle, preset, detector=det, progress=progress, log=lambda m: log("      " + m))
+        train_bundle(study / "table", bundle, preset, progress=progress, log=lambda m: log("      " + m))
     else:
         log("[2/4] model bundle: already trained")
     seconds["train"] = round(time.perf_counter() - t, 1)
