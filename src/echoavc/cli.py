@@ -139,6 +139,12 @@ def train(
                                            "| max.")] = "mean",
     onnx: Annotated[bool, typer.Option("--onnx/--no-onnx", help="Also store ONNX exports (predict uses "
                                        "onnxruntime then).")] = True,
+    detector_weights: Annotated[Optional[Path], typer.Option("--detector-weights", help="Use this detector "
+                                                             "checkpoint (echoavc detector train) instead of "
+                                                             "training one.")] = None,
+    classifier_model: Annotated[Optional[Path], typer.Option("--classifier-model", help="Use this classifier "
+                                                             "folder (echoavc classifier train) instead of "
+                                                             "training one.")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """Train the detector and the classifier on the patient split and write one model bundle."""
@@ -150,7 +156,8 @@ def train(
     screening = ScreeningSettings(exam_threshold_rule=exam_rule, min_recall=min_recall, exam_aggregate=aggregate)
     try:
         train_bundle(data, out, preset, split, work, screening=screening, onnx=onnx, progress=progress,
-                     log=lambda m: console.print(m, highlight=False, soft_wrap=True))
+                     log=lambda m: console.print(m, highlight=False, soft_wrap=True),
+                     detector_weights=detector_weights, classifier_model=classifier_model)
     except (EchoAVCError, ValueError) as exc:
         fail(exc)
 

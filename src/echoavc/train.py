@@ -198,8 +198,14 @@ def choose_exam_threshold(clips, table, screening: ScreeningSettings, frame_thre
 def train_bundle(data: str | Path, out: str | Path, preset: str = "cpu", split: str | Path | None = None,
                  work: str | Path | None = None, detector: DetectorSettings | None = None,
                  classifier: ClassifierSettings | None = None, screening: ScreeningSettings | None = None,
-                 onnx: bool = True, progress: bool = True, log: Callable[[str], None] = print) -> Path:
-    """Train the detector and the classifier on DATA's split, validate the whole path, write the bundle ``out``."""
+                 onnx: bool = True, progress: bool = True, log: Callable[[str], None] = print,
+                 detector_weights: str | Path | None = None, classifier_model: str | Path | None = None) -> Path:
+    """Train the detector and the classifier on DATA's split, validate the whole path, write the bundle ``out``.
+
+    ``detector_weights`` (an Ultralytics checkpoint, e.g. from ``echoavc detector train``) or ``classifier_model``
+    (a folder from ``echoavc classifier train``) use a stage trained elsewhere instead of training it here; it
+    must not have seen DATA's validation patients (the bundle records where it came from).
+    """
     from echoavc.classifier.train import train_classifier
     from echoavc.dataset.split import Split
     from echoavc.dataset.table import DatasetTable
@@ -221,7 +227,12 @@ def train_bundle(data: str | Path, out: str | Path, preset: str = "cpu", split: 
     det_dir, clf_dir = work / "detector", work / "classifier"
     det_fp = {"table": table.fingerprint, "split": sp.fingerprint, "settings": asdict(det_s)}
     rec = _stage_done(det_dir, det_fp)
-    if rec is None:
+    if detector_weights is not None:
+        if not Path(detector_weights).is_file():
+            raise EchoAVCError("no such detector checkpoint", detector_weights)
+        log(f"[1/3] detector: given ({detector_weights})")
+        rec = {"best": str(detector_weights), "model_name": "given", "seconds": None, "given": True}
+    elif rec is None:
         log(f"[1/3] detector ({det_s.model}, {det_s.epochs} epochs at {det_s.imgsz} px) ...")
         res = train_from_table(table, sp, det_dir, det_s)
         if res.warning:
@@ -233,7 +244,14 @@ def train_bundle(data: str | Path, out: str | Path, preset: str = "cpu", split: 
     t1 = time.perf_counter()
     clf_fp = {"table": table.fingerprint, "split": sp.fingerprint, "settings": asdict(clf_s)}
     crec = _stage_done(clf_dir, clf_fp)
-    if crec is None:
+    if classifier_model is not None:
+        from echoavc.classifier.predict import read_meta
+
+        clf_dir = Path(classifier_model)
+        read_meta(clf_dir)  # one-line error for a folder that is not a classifier
+        log(f"[2/3] classifier: given ({clf_dir})")
+        crec = {"seconds": None, "given": str(clf_dir)}
+    elif crec is None:
         log(f"[2/3] classifier ({clf_s.backbone}/{clf_s.pooling}, {clf_s.epochs} epochs at {clf_s.crop.size} px) ...")
         train_classifier(table, sp, clf_dir, clf_s, log=log if progress else None)
         crec = {"seconds": round(time.perf_counter() - t1, 1)}
@@ -260,6 +278,8 @@ def train_bundle(data: str | Path, out: str | Path, preset: str = "cpu", split: 
     training = {"table_fingerprint": table.fingerprint, "split_fingerprint": sp.fingerprint,
                 "split_file": str(split_path), "preset": preset, "counts": table.counts(),
                 "split": sp.summary(), "detector_seconds": rec.get("seconds"), "classifier_seconds": crec.get("seconds"),
+                "detector_given": str(detector_weights) if detector_weights else None,
+                "classifier_given": str(classifier_model) if classifier_model else None,
                 "detector_settings": asdict(det_s), "classifier_settings": asdict(clf_s)}
     limitations = ([val["caveat"]] if "caveat" in val else []) + [
         "Validated on the validation patients of the training data only; the thresholds are only as good as "
