@@ -16,7 +16,7 @@ runner = CliRunner()
 
 #: Every sub-command that takes a dataset folder (the output of ``echoavc dataset build``).
 DATA_COMMANDS = [
-    ("dataset", "split"), ("dataset", "materialise"), ("dataset", "export"), ("augment",),
+    ("dataset", "split"), ("dataset", "materialise"), ("dataset", "export"), ("augment",), ("train",),
     ("detector", "train"), ("detector", "evaluate"),
     ("classifier", "train"), ("classifier", "evaluate"), ("classifier", "explain"),
     ("experiments", "table1"), ("experiments", "table2"), ("experiments", "table3"), ("experiments", "table4"),
