@@ -31,7 +31,7 @@ from typing import Callable, Iterable, Sequence
 import cv2
 import numpy as np
 
-from echoavc.bundle import Bundle, load_bundle, with_screening
+from echoavc.bundle import Bundle, load_bundle
 from echoavc.errors import EchoAVCError
 from echoavc.files import atomic_write_text, csv_text, progress_bar, remove_stale_temporaries
 from echoavc.settings import ScreeningSettings
@@ -358,7 +358,7 @@ def _worker_init(bundle_dir: str, backend: str, settings: dict, threads: int) ->
     _WORKER["screener"] = Screener(bundle, backend, ScreeningSettings(**settings), threads)
 
 
-def _worker_run(name: str, path: str, member: str | None, out_dir: str, overlays: str) -> tuple[str, dict | str]:
+def _worker_run(path: str, member: str | None, out_dir: str, overlays: str) -> tuple[str, dict | str]:
     from echoavc.ingest import Source
 
     return _run_one(_WORKER["screener"], Source(Path(path), member), Path(out_dir), overlays)
@@ -447,7 +447,7 @@ def predict(inputs: Sequence[str | Path], model: str | Path, out: str | Path, *,
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                      initializer=_worker_init,
                                      initargs=(str(bundle.folder), backend, asdict(s), per)) as pool:
-                futs = {pool.submit(_worker_run, src.name, str(src.path), src.member, str(out), overlays): (src, st)
+                futs = {pool.submit(_worker_run, str(src.path), src.member, str(out), overlays): (src, st)
                         for src, st in todo}
                 for fut in as_completed(futs):
                     src, st = futs[fut]
@@ -506,4 +506,4 @@ def _write_outputs(out: Path, bundle: Bundle, exams: list[dict], frames: list[di
 
 
 __all__ = ["predict", "Screener", "FrameResult", "ClipResult", "exam_results", "exam_id_of", "screen_input",
-           "PredictReport", "STATUS_TEXT", "with_screening"]
+           "PredictReport", "STATUS_TEXT"]
