@@ -43,7 +43,7 @@ from echoavc.dicom.read import (
     tissue_regions,
 )
 from echoavc.errors import EchoAVCError
-from echoavc.files import atomic_write_bytes, csv_text, progress_bar, remove_stale_temporaries
+from echoavc.files import atomic_write_bytes, csv_text, png_flags, progress_bar, remove_stale_temporaries
 from echoavc.settings import IngestSettings
 
 MANIFEST_COLUMNS = [
@@ -394,10 +394,7 @@ def _overlay_in_cone(sample: np.ndarray, mask: np.ndarray) -> str:
 def _write_png(path: Path, image: np.ndarray, compression: int) -> None:
     if image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    # SUB filter + RLE: a third of zlib's default time on echo frames, and smaller files (docs/benchmarks.md)
-    ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, int(compression),
-                                           cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB,
-                                           cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE])
+    ok, buf = cv2.imencode(".png", image, png_flags(compression))
     if not ok:
         raise EchoAVCError("PNG encoding failed", path)
     atomic_write_bytes(path, buf.tobytes())

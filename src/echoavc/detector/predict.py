@@ -241,6 +241,8 @@ class OnnxBackend:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or runtime.all_cores()
         opts.inter_op_num_threads = 1
+        # no busy-waiting between runs: decoding and the other model share the cores (benchmarks/bench_predict.py)
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
         if device not in ("cpu", "") and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")

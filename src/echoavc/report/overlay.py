@@ -11,6 +11,8 @@ import base64
 import cv2
 import numpy as np
 
+from echoavc.files import png_flags
+
 # RGB. Red for a positive call, green for a negative one, yellow when the detector found a valve
 # but no call was made (undetermined, low confidence).
 CALCIFIED_RGB = (235, 64, 52)
@@ -167,7 +169,7 @@ def encode_png(image: np.ndarray) -> bytes:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     elif image.ndim != 2:
         raise ValueError(f"encode_png needs HxW grey or HxWx3 RGB, got shape {image.shape}")
-    ok, buf = cv2.imencode(".png", image)
+    ok, buf = cv2.imencode(".png", image, png_flags())
     if not ok:
         raise ValueError(f"PNG encoding failed for an image of shape {image.shape}")
     return buf.tobytes()
