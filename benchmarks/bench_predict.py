@@ -1,0 +1,744 @@
+"""End-to-end screening speed on CPU (DICOM in, decision out), against the glue a user would write (issue 7).
+
+Everything below is measured in one run, on synthetic DICOM exams (``echoavc.synth``):
+
+  single   single-frame DICOM files
+  clips    multi-frame clips (aortic-valve short axis, 60 frames by default)
+  day      a clinic day: 30 exams x 10 images, through ``echoavc predict`` as a subprocess (wall time, peak RSS,
+           per-stage shares from its resume records), and the glue on the same files
+  trained  (with --bundle) a trained bundle: its speed, and whether locating the valve on 4 frames per clip instead
+           of every frame changes any exam decision (agreement, max |dP|) and the held-out metrics
+
+The glue ("straightforward alternative"): for each file, pydicom ``dcmread`` + ``pixel_array``; per frame a cv2
+letterbox to 640, Ultralytics ``YOLO.predict(frame, imgsz=640)`` one frame at a time, crop of the top box (the
+centre when there is none), resize to 224, timm ``mobilenetv3_large_100`` forward one crop at a time
+(eager, inference mode).
+
+Same architectures on both sides: the speed comparison uses an UNTRAINED bundle built here (yolov5s at 640 as
+Ultralytics builds it, i.e. YOLOv5su; mobilenetv3_large_100, avg pooling, crop 224), and the glue runs the very
+same detector checkpoint. An untrained detector finds no valve, which would let our pipeline skip the classifier,
+so the timed bundle has ``valve_conf = decide_conf = 0``: every frame gets a box and goes through the classifier,
+as in the glue. (A bundle with the default thresholds is also built, to show that path.)
+
+Run (2-core CPU machine, quiet: a default run takes about 13 minutes, --quick about 3):
+
+  .venv/bin/python benchmarks/bench_predict.py run [--work /tmp/bench-predict] [--json out.json]
+        [--bundle /tmp/demo1/model --heldout /tmp/demo1/heldout] [--quick]
+  .venv/bin/python benchmarks/bench_predict.py build --work DIR     # only make the inputs and the bundles
+
+Inputs and bundles are kept in --work and reused by the next run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_BUNDLE = Path("/tmp/demo1/model")
+DEMO_HELDOUT = Path("/tmp/demo1/heldout")
+
+
+# ---------------------------------------------------------------- machine
+
+
+def hardware() -> dict:
+    import onnxruntime
+    import torch
+
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "python": platform.python_version(),
+            "torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "threads": torch.get_num_threads(),
+            "platform": platform.platform()}
+
+
+def load() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')} load {load()[0]:.1f}] {msg}", flush=True)
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def cohort(out: Path, patients: int, seed: int, **kw) -> list[Path]:
+    """A synthetic cohort (made once, reused when its parameters match); returns its DICOM files."""
+    from echoavc.synth.cohort import make_cohort
+
+    want = {"patients": patients, "seed": seed, **kw}
+    stamp = out / "bench_params.json"
+    if not (stamp.is_file() and json.loads(stamp.read_text()) == want):
+        shutil.rmtree(out, ignore_errors=True)
+        t = time.perf_counter()
+        make_cohort(out, patients, seed, progress=False, **kw)
+        stamp.write_text(json.dumps(want))
+        log(f"made {out.name}: {patients} patients {kw} in {time.perf_counter() - t:.0f} s")
+    return sorted((out / "dicom").rglob("*.dcm"))
+
+
+def n_frames(files) -> int:
+    import pydicom
+
+    return sum(int(getattr(pydicom.dcmread(f, stop_before_pixels=True), "NumberOfFrames", 1) or 1) for f in files)
+
+
+# ---------------------------------------------------------------- the untrained, same-architecture bundles
+
+
+def detector_checkpoint(path: Path, model: str = "yolov5s", imgsz: int = 640) -> Path:
+    """An untrained Ultralytics checkpoint (one class), the way Ultralytics' own .pt files look."""
+    import torch
+    from ultralytics.nn.tasks import DetectionModel
+
+    from echoavc import runtime
+    from echoavc.detector.model import built_name, checkpoint_info, yaml_name
+
+    if path.is_file():
+        return path
+    runtime.configure()
+    torch.manual_seed(0)
+    net = DetectionModel(yaml_name(model), ch=3, nc=1, verbose=False)
+    net.names = {0: "aortic_valve"}
+    runtime.all_cores()
+    ckpt = {"model": net, "ema": None, "train_args": {"imgsz": imgsz},
+            "echoavc": {"imgsz": imgsz, "model_name": f"{built_name(model)}, untrained (random weights: timing only)"}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(ckpt, path)
+    info = checkpoint_info(path)
+    assert info["model"] == model, info
+    return path
+
+
+def classifier_folder(out: Path, backbone: str = "mobilenetv3_large_100", size: int = 224) -> Path:
+    """An untrained classifier saved with echoavc's own ``save_model`` (so ``Classifier.load`` reads it)."""
+    import torch
+
+    from echoavc.classifier.calibrate import Calibration
+    from echoavc.classifier.model import build
+    from echoavc.classifier.train import Trained, save_model
+    from echoavc.settings import ClassifierSettings, CropSettings
+
+    if (out / "classifier.json").is_file():
+        return out
+    s = ClassifierSettings(backbone=backbone, pooling="avg", crop=CropSettings(size=size, margin=0.1, jitter=0.1),
+                           pretrained="none")
+    torch.manual_seed(0)
+    m = build(backbone, "avg", input_size=size, hidden=s.hidden).eval()
+    save_model(Trained(m, s, Calibration("none"), 0.5, meta={"weights_source": "scratch (untrained: timing only)",
+                                                              "calibration_data": None}), out)
+    return out
+
+
+def make_bundles(work: Path) -> dict[str, Path]:
+    """``forced`` (valve_conf = decide_conf = 0: every frame is classified) and ``default`` (default screening)."""
+    from echoavc.bundle import save_bundle
+    from echoavc.settings import IngestSettings, ScreeningSettings
+
+    pt = detector_checkpoint(work / "models" / "yolov5s_untrained.pt")
+    cdir = classifier_folder(work / "models" / "mobilenetv3_large_untrained")
+    out = {}
+    for name, screening in (("forced", ScreeningSettings(valve_conf=0.0, decide_conf=0.0)),
+                            ("default", ScreeningSettings())):
+        b = work / "models" / f"bundle_{name}"
+        if not (b / "bundle.json").is_file():
+            t = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                save_bundle(b, detector_weights=pt, classifier_dir=cdir, ingest=IngestSettings(), screening=screening,
+                            exam_threshold=0.5, name=f"untrained-yolov5s640-mnv3l224-{name}",
+                            limitations=["untrained weights: for timing only"])
+            log(f"built bundle {b.name} in {time.perf_counter() - t:.0f} s")
+        out[name] = b
+    out["pt"] = pt
+    return out
+
+
+# ---------------------------------------------------------------- the glue a user would write
+
+
+class Glue:
+    """pydicom -> letterbox 640 -> Ultralytics YOLO predict (one frame) -> crop -> 224 -> timm, frame by frame."""
+
+    MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+    STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+    def __init__(self, weights: Path, imgsz: int = 640, crop: int = 224, backbone: str = "mobilenetv3_large_100"):
+        import timm
+        import torch
+        from ultralytics import YOLO
+
+        from echoavc import runtime
+
+        self.imgsz, self.crop = imgsz, crop
+        self.yolo = YOLO(str(weights))
+        torch.manual_seed(0)
+        self.clf = timm.create_model(backbone, pretrained=False, num_classes=1).eval()
+        runtime.all_cores()
+
+    @staticmethod
+    def letterbox(img: np.ndarray, size: int) -> np.ndarray:
+        import cv2
+
+        h, w = img.shape[:2]
+        r = min(size / h, size / w)
+        nw, nh = round(w * r), round(h * r)
+        img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        top, left = (size - nh) // 2, (size - nw) // 2
+        return cv2.copyMakeBorder(img, top, size - nh - top, left, size - nw - left, cv2.BORDER_CONSTANT,
+                                  value=(114, 114, 114))
+
+    def screen_file(self, path: Path, t: dict) -> list[float]:
+        import cv2
+        import pydicom
+        import torch
+
+        from echoavc import runtime
+
+        t0 = time.perf_counter()
+        ds = pydicom.dcmread(path)
+        arr = ds.pixel_array
+        multi = int(getattr(ds, "NumberOfFrames", 1) or 1) > 1
+        frames = arr if multi else arr[None]
+        t1 = time.perf_counter()
+        t["decode"] += t1 - t0
+        probs = []
+        for frame in frames:
+            a = time.perf_counter()
+            if frame.ndim == 2:
+                frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+            img = self.letterbox(frame, self.imgsz)
+            b = time.perf_counter()
+            res = self.yolo.predict(img, imgsz=self.imgsz, device="cpu", verbose=False)[0]
+            runtime.all_cores()
+            c = time.perf_counter()
+            if len(res.boxes):
+                x1, y1, x2, y2 = (int(v) for v in res.boxes.xyxy[0].tolist())
+            else:
+                q = self.imgsz // 4
+                x1, y1, x2, y2 = q, q, 3 * q, 3 * q
+            x1, y1 = max(x1, 0), max(y1, 0)
+            x2, y2 = max(x2, x1 + 1), max(y2, y1 + 1)
+            crop = cv2.resize(img[y1:y2, x1:x2], (self.crop, self.crop), interpolation=cv2.INTER_LINEAR)
+            x = ((crop[:, :, ::-1].astype(np.float32) / 255.0 - self.MEAN) / self.STD).transpose(2, 0, 1)
+            d = time.perf_counter()
+            with torch.inference_mode():
+                probs.append(float(torch.sigmoid(self.clf(torch.from_numpy(np.ascontiguousarray(x))[None]))[0, 0]))
+            e = time.perf_counter()
+            t["letterbox"] += b - a
+            t["detector"] += c - b
+            t["crop"] += d - c
+            t["classifier"] += e - d
+        return probs
+
+
+def run_glue(glue: Glue, files: list[Path]) -> dict:
+    t = dict.fromkeys(("decode", "letterbox", "detector", "crop", "classifier"), 0.0)
+    glue.screen_file(files[0], dict(t))  # warm-up (Ultralytics sets up its predictor on the first call)
+    frames = 0
+    t0 = time.perf_counter()
+    for f in files:
+        frames += len(glue.screen_file(f, t))
+    total = time.perf_counter() - t0
+    return summarise("glue (pydicom + Ultralytics YOLOv5s 640 + timm MobileNetV3-L 224)", total, frames, t)
+
+
+# ---------------------------------------------------------------- ours, in process (per-stage times)
+
+
+class Timed:
+    """A callable or object whose calls are timed into ``acc[key]`` (attributes pass through)."""
+
+    def __init__(self, fn, acc: dict, key: str):
+        self._fn, self._acc, self._key = fn, acc, key
+
+    def __call__(self, *a, **k):
+        t = time.perf_counter()
+        try:
+            return self._fn(*a, **k)
+        finally:
+            self._acc[self._key] = self._acc.get(self._key, 0.0) + time.perf_counter() - t
+
+    def __getattr__(self, name):
+        return getattr(self._fn, name)
+
+
+def instrument(scr, acc: dict) -> None:
+    """Split the ``models`` stage: detector (letterbox + forward + NMS), its forward, crops, classifier."""
+    scr.detector.top = Timed(scr.detector.top, acc, "detector")
+    scr.detector.backend = Timed(scr.detector.backend, acc, "detector_forward")
+    scr.classifier.prepare = Timed(scr.classifier.prepare, acc, "crop")
+    scr.classifier.predict_proba = Timed(scr.classifier.predict_proba, acc, "classifier")
+
+
+class Ours:
+    """Our pipeline in process, file by file through ``screen_input`` (what ``predict`` runs per input), with the
+    ``models`` stage split into detector / crop / classifier."""
+
+    def __init__(self, label: str, bundle_dir: Path, backend: str, out_dir: Path, first: Path,
+                 overlays: str = "none", spinning: bool = True, **overrides):
+        from echoavc.bundle import load_bundle, with_screening
+        from echoavc.predict import Screener
+
+        self.label, self.out_dir, self.overlays = label, out_dir, overlays
+        self.bundle = load_bundle(bundle_dir)
+        self.settings = with_screening(self.bundle, **overrides)
+        ort_spinning(spinning)
+        try:
+            self.scr = Screener(self.bundle, backend, self.settings)
+        finally:
+            ort_spinning(True)
+        self.acc: dict = {}
+        instrument(self.scr, self.acc)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.screen(first)  # warm-up (and Grad-CAM's PyTorch model, when overlays are on)
+        self.failures: list[tuple[str, str]] = []
+
+    def screen(self, path: Path):
+        from echoavc.dicom.read import sha256_bytes
+        from echoavc.predict import screen_input
+
+        data = path.read_bytes()
+        return screen_input(self.scr, data, str(path), sha256_bytes(data), self.out_dir, self.overlays)
+
+    def run(self, files: list[Path]) -> dict:
+        from echoavc.predict import exam_results
+
+        self.acc.clear()
+        stages = dict.fromkeys(("prepare", "decode_standardise", "models", "overlays"), 0.0)
+        clips = []
+        t0 = time.perf_counter()
+        from echoavc.errors import EchoAVCError
+
+        self.failures = []
+        for f in files:
+            try:
+                r = self.screen(f)  # reading the file and hashing it are in "other"
+            except EchoAVCError as exc:  # reported and skipped, as predict does
+                self.failures.append((f.name, exc.reason))
+                continue
+            clips.append(r)
+            for k in stages:
+                stages[k] += float(r.seconds.get(k, 0.0))
+        total = time.perf_counter() - t0
+        frames = sum(len(c.frames) for c in clips)
+        models = stages.pop("models")
+        acc = self.acc
+        det, clf, crop = acc.get("detector", 0.0), acc.get("classifier", 0.0), acc.get("crop", 0.0)
+        stages.update({"detector": det, "crop": crop, "classifier": clf,
+                       "models_other": max(models - det - clf - crop, 0.0)})
+        rec = summarise(self.label, total, frames, stages)
+        rec["forward_s"] = {"detector": round(acc.get("detector_forward", 0.0), 3)}
+        rec["backend"] = self.scr.backend
+        rec["settings"] = {k: getattr(self.settings, k) for k in ("valve_conf", "decide_conf", "detect_frames",
+                                                                  "batch")}
+        rec["statuses"] = {}
+        for c in clips:
+            for fr in c.frames:
+                rec["statuses"][fr.status] = rec["statuses"].get(fr.status, 0) + 1
+        rec["failures"] = list(self.failures)
+        rec["exams"] = exam_results(clips, self.bundle.exam_threshold, self.settings.exam_aggregate, n_boot=200)
+        return rec
+
+
+def rounds(variants: list, files: list[Path], repeats: int) -> list[dict]:
+    """Each variant over ``files``, ``repeats`` times, interleaved (a busy machine slows all alike); per variant
+    the fastest pass, with every pass's s/frame."""
+    runs: list[list[dict]] = [[] for _ in variants]
+    for r in range(repeats):
+        for i, v in enumerate(variants):
+            runs[i].append(v.run(files) if isinstance(v, Ours) else v(files))
+            log(f"  pass {r + 1}/{repeats} {runs[i][-1]['label'][:60]}: {runs[i][-1]['s_per_frame']:.4f} s/frame")
+    out = []
+    for rs in runs:
+        best = min(rs, key=lambda x: x["seconds"])
+        best["passes_s_per_frame"] = [x["s_per_frame"] for x in rs]
+        out.append(best)
+    return out
+
+
+def summarise(label: str, total: float, frames: int, stages: dict) -> dict:
+    other = max(total - sum(stages.values()), 0.0)
+    st = {**stages, "other": other}
+    return {"label": label, "seconds": round(total, 3), "frames": frames,
+            "s_per_frame": round(total / max(frames, 1), 4),
+            "stages_s": {k: round(v, 3) for k, v in st.items()},
+            "shares": {k: round(v / total, 3) if total > 0 else None for k, v in st.items()}}
+
+
+# ---------------------------------------------------------------- ``echoavc predict`` as a subprocess
+
+
+#: Runs the command as its child and writes the child's peak RSS (KiB). A child forked from this (large) process
+#: would report this process's RSS as its own peak (Linux carries the pre-exec high-water mark over), so the
+#: command is started from a small launcher instead.
+LAUNCHER = ("import resource, subprocess, sys; rc = subprocess.call(sys.argv[2:]); "
+            "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); sys.exit(rc)")
+
+#: ``echoavc`` with onnxruntime's spinning thread pool off (a benchmark-only patch: predict does not do this)
+NO_SPIN_CLI = ("import sys; sys.argv = ['echoavc'] + sys.argv[1:]; "
+               "sys.path.insert(0, %r); import bench_predict; bench_predict.ort_spinning(False); "
+               "from echoavc.cli import main; main()")
+
+
+def run_measured(cmd: list[str], rss_file: Path) -> tuple[int, float, int, str, str]:
+    """(exit code, wall seconds, peak RSS of the command in MiB, stdout, stderr)."""
+    t = time.perf_counter()
+    p = subprocess.run([sys.executable, "-c", LAUNCHER, str(rss_file), *cmd], capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    try:
+        rss = int(rss_file.read_text()) // 1024
+    except (OSError, ValueError):
+        rss = -1
+    return p.returncode, wall, rss, p.stdout, p.stderr
+
+
+_ORIGINAL_SESSION = None
+
+
+def ort_spinning(on: bool) -> None:
+    """Make every onnxruntime session created from now on spin (its default) or not. Benchmark-only: it shows
+    what ``session.intra_op.allow_spinning = 0`` would change in ``predict``."""
+    import onnxruntime as ort
+
+    global _ORIGINAL_SESSION
+    if _ORIGINAL_SESSION is None:
+        _ORIGINAL_SESSION = ort.InferenceSession
+    if on:
+        ort.InferenceSession = _ORIGINAL_SESSION
+        return
+
+    class NoSpin(_ORIGINAL_SESSION):
+        def __init__(self, path, sess_options=None, *a, **k):
+            opts = sess_options or ort.SessionOptions()
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+            super().__init__(path, opts, *a, **k)
+
+    ort.InferenceSession = NoSpin
+
+
+def cli_predict(bundle_dir: Path, src: Path, out: Path, backend: str, extra: list[str] | None = None,
+                spinning: bool = True) -> dict:
+    """``echoavc predict`` as a subprocess into a fresh folder (nothing resumed): wall time, peak RSS, and the
+    per-stage seconds from its resume records (``OUT/.state/*.json`` hold each clip's ``seconds``)."""
+    shutil.rmtree(out, ignore_errors=True)
+    args = ["predict", str(src), "--model", str(bundle_dir), "--out", str(out), "--backend", backend,
+            "--no-progress", *(extra or [])]
+    head = [sys.executable, "-m", "echoavc.cli"] if spinning else \
+        [sys.executable, "-c", NO_SPIN_CLI % str(Path(__file__).resolve().parent)]
+    rc, wall, rss, so, se = run_measured(head + args, out.with_name(out.name + ".rss"))
+    rec = {"command": " ".join(["echoavc", *args]) + ("" if spinning else "  [onnxruntime spinning off]"),
+           "rc": rc, "wall_s": round(wall, 2), "peak_rss_mib": rss}
+    if rc != 0:
+        rec["stderr"] = se[-2000:]
+        rec["stdout"] = so[-500:]
+        return rec
+    stages: dict = {}
+    frames = clips = 0
+    for st in (out / ".state").glob("*.json"):
+        d = json.loads(st.read_text())
+        if d.get("status") != "ok":
+            continue
+        clips += 1
+        sec = d["clip"].get("seconds", {})
+        frames += len(d["clip"]["frames"])
+        for k in ("prepare", "decode_standardise", "models", "overlays"):
+            stages[k] = stages.get(k, 0.0) + float(sec.get(k, 0.0))
+    screened = sum(stages.values())
+    rec.update({"files": clips, "frames": frames, "s_per_frame_wall": round(wall / max(frames, 1), 4),
+                "screening_s": round(screened, 2),
+                "startup_and_outputs_s": round(wall - screened, 2),
+                "stages_s": {k: round(v, 2) for k, v in stages.items()},
+                "shares_of_wall": {**{k: round(v / wall, 3) for k, v in stages.items()},
+                                   "startup_report_other": round((wall - screened) / wall, 3)},
+                "stdout": so.strip().splitlines()[-1:] if so.strip() else []})
+    return rec
+
+
+# ---------------------------------------------------------------- accuracy parity (trained bundle)
+
+
+def compare_exams(a: list[dict], b: list[dict]) -> dict:
+    ea, eb = {e["exam_id"]: e for e in a}, {e["exam_id"]: e for e in b}
+    common = sorted(set(ea) & set(eb))
+    same = sum(ea[k]["decision"] == eb[k]["decision"] for k in common)
+    dp = [abs(ea[k]["probability"] - eb[k]["probability"]) for k in common
+          if ea[k]["probability"] is not None and eb[k]["probability"] is not None]
+    return {"exams": len(common), "same_decision": same, "max_abs_dp": round(max(dp), 5) if dp else None,
+            "mean_abs_dp": round(float(np.mean(dp)), 5) if dp else None}
+
+
+def trained_part(bundle: Path, heldout: Path | None, work: Path, args) -> dict:
+    from echoavc.bundle import load_bundle
+    from echoavc.demo import evaluate_exams, heldout_truth
+
+    b = load_bundle(bundle)
+    out = {"bundle": str(bundle), "detector": b.meta.get("detector", {}).get("model_name"),
+           "detector_imgsz": b.meta.get("detector", {}).get("imgsz"),
+           "classifier": b.meta.get("classifier"), "exam_threshold": b.exam_threshold,
+           "screening": asdict(b.screening), "cohorts": {}}
+    sets = []
+    if heldout is not None and (heldout / "labels.csv").is_file():
+        sets.append(("demo_heldout", heldout))
+    # long clips, to give the detect_frames speed-up something to skip (the demo's clips are 1-5 frames)
+    n_pat = 4 if args.quick else 12
+    cohort(work / "inputs" / "parity_clips", n_pat, 909, frames_per_exam=30, distractor_fraction=0.0, prevalence=0.5)
+    sets.append(("long_clips", work / "inputs" / "parity_clips"))
+    backends = ("torch", "onnx") if b.has_onnx else ("torch",)
+    df = args.detect_frames
+    for name, cdir in sets:
+        files = sorted((cdir / "dicom").rglob("*.dcm"))
+        truth = heldout_truth(cdir)
+        log(f"trained bundle on {name}: {len(files)} files")
+        first = next(f for f in files if "corrupt" not in f.name)
+        variants = [Ours(f"trained {be} df{d}", bundle, be, work / "scratch" / f"trained_{name}_{be}_{d}", first,
+                         detect_frames=d) for be in backends for d in (0, df)]
+        runs = {v.label.split(" ", 1)[1]: r for v, r in zip(variants, rounds(variants, files, 1))}
+        for r in runs.values():
+            ev = evaluate_exams(r["exams"], truth, b.exam_threshold)
+            r["evaluation"] = {k: ev.get(k) for k in ("exams", "undetermined", "agreement", "auroc", "recall",
+                                                      "specificity")}
+        res = {"files": len(files), "frames": runs[f"{backends[0]} df0"]["frames"],
+               "runs": {k: {kk: v[kk] for kk in ("s_per_frame", "shares", "statuses", "evaluation", "failures")}
+                        for k, v in runs.items()}, "parity": {}}
+        for be in backends:
+            res["parity"][f"{be}: detect_frames 0 vs {df}"] = compare_exams(runs[f"{be} df0"]["exams"],
+                                                                           runs[f"{be} df{df}"]["exams"])
+        if b.has_onnx:
+            res["parity"]["detect_frames 0: torch vs onnx"] = compare_exams(runs["torch df0"]["exams"],
+                                                                           runs["onnx df0"]["exams"])
+        out["cohorts"][name] = res
+        del variants
+    return out
+
+
+# ---------------------------------------------------------------- the run
+
+
+def cmd_build(args) -> dict:
+    work = Path(args.work)
+    q = args.quick
+    inputs = {
+        "single": cohort(work / "inputs" / "single", 6 if q else 24, 701, frames_per_exam=1, prevalence=0.5),
+        "clips": cohort(work / "inputs" / "clips", 1 if q else 3, 702, frames_per_exam=args.clip_frames,
+                        distractor_fraction=0.0, zoom_fraction=0.0, prevalence=0.5),
+        "day": cohort(work / "inputs" / "day", 4 if q else 30, 703, frames_per_exam=10),
+    }
+    bundles = make_bundles(work)
+    return {"inputs": inputs, "bundles": bundles}
+
+
+def cmd_run(args) -> dict:
+    from echoavc import runtime
+
+    runtime.configure()
+    runtime.all_cores()
+    work = Path(args.work)
+    t_start = time.perf_counter()
+    doc: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "hardware": hardware(), "load_start": load(),
+                 "command": " ".join([Path(sys.executable).name, *sys.argv]), "quick": args.quick,
+                 "repeats": args.repeats}
+    log(f"hardware {doc['hardware']}")
+    built = cmd_build(args)
+    inputs, bundles = built["inputs"], built["bundles"]
+    doc["inputs"] = {k: {"files": len(v), "frames": n_frames(v)} for k, v in inputs.items()}
+    doc["models"] = {"detector": "yolov5su (Ultralytics yolov5s.yaml), 640, untrained, 1 class",
+                     "classifier": "mobilenetv3_large_100, avg pooling, 224, untrained",
+                     "timed_bundle_screening": "valve_conf = decide_conf = 0 (every frame classified)"}
+    scratch = work / "scratch"
+    shutil.rmtree(scratch, ignore_errors=True)
+    forced = bundles["forced"]
+    df = args.detect_frames
+    res: dict = {}
+
+    log("glue: loading Ultralytics YOLO + timm")
+    glue = Glue(bundles["pt"])
+
+    def glue_run(files):
+        return run_glue(glue, files)
+
+    parts = set(args.parts.split(","))
+    # single-frame files
+    files = inputs["single"]
+    if "single" in parts:
+        log(f"single-frame files: {len(files)}")
+    variants = [] if "single" not in parts else [glue_run,
+                Ours("ours torch", forced, "torch", scratch / "single_torch", files[0]),
+                Ours("ours onnx", forced, "onnx", scratch / "single_onnx", files[0]),
+                Ours("ours onnx, onnxruntime spinning off*", forced, "onnx", scratch / "single_onnx_ns", files[0],
+                     spinning=False),
+                Ours("ours onnx, default thresholds (no valve found: classifier skipped)", bundles["default"], "onnx",
+                     scratch / "single_default", files[0])]
+    if variants:
+        res["single"] = rounds(variants, files, args.repeats)
+    del variants
+
+    # multi-frame clips
+    files = inputs["clips"]
+    if "clips" in parts:
+        log(f"clips: {len(files)} files, {doc['inputs']['clips']['frames']} frames")
+    variants = [glue_run]
+    for backend in ("torch", "onnx") if "clips" in parts else ():
+        for d in (0, df):
+            variants.append(Ours(f"ours {backend}, detect_frames {d}", forced, backend,
+                                 scratch / f"clips_{backend}_{d}", files[0], detect_frames=d))
+    if "clips" in parts:
+        variants.append(Ours(f"ours onnx, detect_frames {df}, onnxruntime spinning off*", forced, "onnx",
+                             scratch / f"clips_onnx_{df}_ns", files[0], detect_frames=df, spinning=False))
+        res["clips"] = rounds(variants, files, args.repeats)
+    del variants
+
+    # clinic day: the glue in process, ``echoavc predict`` as a subprocess (defaults: overlays with Grad-CAM and
+    # the HTML report; torch and onnx; peak RSS)
+    day_src = work / "inputs" / "day" / "dicom"
+    if "day" in parts:
+        log(f"clinic day: {len(inputs['day'])} files, {doc['inputs']['day']['frames']} frames")
+        day = {"glue": run_glue(glue, inputs["day"])}
+        log(f"  glue: {day['glue']['s_per_frame']:.4f} s/frame")
+    glue = None  # free the glue's models before the subprocesses
+    for key, backend, extra, spin in (("cli_onnx", "onnx", [], True), ("cli_torch", "torch", [], True),
+                                      (f"cli_onnx_df{df}", "onnx", ["--detect-frames", str(df)], True),
+                                      ("cli_onnx_nospin*", "onnx", [], False)) if "day" in parts else ():
+        day[key] = r = cli_predict(forced, day_src, scratch / f"day_{key.rstrip('*')}", backend, extra, spin)
+        log(f"  {r['command']}: rc {r['rc']}, {r['wall_s']} s, peak RSS {r['peak_rss_mib']} MiB")
+    if "day" in parts:
+        res["day"] = day
+
+    # a trained bundle (optional)
+    bundle = Path(args.bundle) if args.bundle else (DEMO_BUNDLE if (DEMO_BUNDLE / "bundle.json").is_file() else None)
+    heldout = Path(args.heldout) if args.heldout else (DEMO_HELDOUT if bundle == DEMO_BUNDLE else None)
+    if "trained" not in parts:
+        pass
+    elif bundle is not None:
+        try:
+            res["trained"] = trained_part(bundle, heldout, work, args)
+        except Exception as exc:  # noqa: BLE001 (a refused or broken bundle must not lose the numbers above)
+            import traceback
+
+            log(f"trained bundle part failed: {type(exc).__name__}: {exc}")
+            res["trained"] = {"bundle": str(bundle), "error": f"{type(exc).__name__}: {exc}",
+                              "traceback": traceback.format_exc()[-3000:]}
+    else:
+        log("no trained bundle (--bundle, or /tmp/demo1/model): accuracy parity skipped")
+    doc["results"] = res
+    doc["load_end"] = load()
+    doc["total_s"] = round(time.perf_counter() - t_start, 1)
+    report(doc)
+    return doc
+
+
+# ---------------------------------------------------------------- printing
+
+
+def report(doc: dict) -> None:
+    res = doc["results"]
+    h = doc["hardware"]
+    print()
+    print(f"{h['cpu']}, {h['cores']} cores, torch {h['torch']}, onnxruntime {h['onnxruntime']}; "
+          f"load average {doc['load_start']} at start, {doc['load_end']} at end; total {doc['total_s']} s")
+    print(f"models: {doc['models']}")
+    keys = ("prepare", "decode", "decode_standardise", "letterbox", "detector", "crop", "classifier",
+            "models_other", "overlays", "other")
+
+    def table(name, rows):
+        glue = rows[0]["s_per_frame"]
+        print(f"\n{name}: {rows[0]['frames']} frames")
+        print(f"  {'':64s} {'s/frame':>8s} {'vs glue':>8s}  shares")
+        for r in rows:
+            sh = ", ".join(f"{k} {r['shares'][k]:.0%}" for k in keys if r["shares"].get(k))
+            print(f"  {r['label'][:64]:64s} {r['s_per_frame']:8.4f} {glue / r['s_per_frame']:7.2f}x  {sh}")
+            if len(r.get("passes_s_per_frame", [])) > 1:
+                print(f"  {'':64s} passes: {r['passes_s_per_frame']}")
+
+    if "single" in res:
+        table("single-frame DICOM files", res["single"])
+    if "clips" in res:
+        table("multi-frame clips", res["clips"])
+    day = res.get("day") or {}
+    g = day.get("glue")
+    if g:
+        print(f"\nclinic day ({doc['inputs']['day']['files']} files, {doc['inputs']['day']['frames']} frames):")
+        print(f"  glue, in process: {g['seconds']:.1f} s ({g['s_per_frame']:.4f} s/frame)")
+    for k, r in day.items():
+        if k == "glue":
+            continue
+        if r["rc"] != 0:
+            print(f"  {r['command']}: FAILED rc {r['rc']}: {r.get('stderr', '')[-400:]}")
+            continue
+        sh = ", ".join(f"{kk} {v:.0%}" for kk, v in r["shares_of_wall"].items())
+        print(f"  {k}: {r['wall_s']:.1f} s wall ({r['s_per_frame_wall']:.4f} s/frame, "
+              f"{g['seconds'] / r['wall_s']:.2f}x the glue), peak RSS {r['peak_rss_mib']} MiB; {sh}")
+    print("  * benchmark-only patch: onnxruntime sessions made with session.intra_op.allow_spinning = 0 "
+          "(predict does not do this)")
+    tr = res.get("trained")
+    if tr and tr.get("error"):
+        print(f"\ntrained bundle {tr['bundle']}: {tr['error']}")
+    elif tr:
+        print(f"\ntrained bundle {tr['bundle']}: {tr['detector']} at {tr['detector_imgsz']}, "
+              f"{(tr['classifier'] or {}).get('backbone')}")
+        for name, c in tr["cohorts"].items():
+            print(f"  {name} ({c['files']} files):")
+            for k, r in c["runs"].items():
+                ev = r["evaluation"]
+                a = ev.get("agreement") or {}
+                au = ev.get("auroc") or {}
+                print(f"    {k:10s} {r['s_per_frame']:.4f} s/frame; exams correct {a.get('correct')}/{a.get('decided')}"
+                      f" ({ev.get('undetermined')} undetermined), AUROC {au.get('value') if isinstance(au, dict) else au}")
+            for k, p in c["parity"].items():
+                print(f"    parity {k}: {p['same_decision']}/{p['exams']} same decision, max |dP| {p['max_abs_dp']}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name in ("run", "build"):
+        p = sub.add_parser(name)
+        p.add_argument("--work", default="/tmp/bench-predict", help="inputs, bundles and outputs (reused)")
+        p.add_argument("--quick", action="store_true", help="a 3-minute smoke run (few files, short clips)")
+        p.add_argument("--clip-frames", type=int, default=None, help="frames per clip (default 60; quick 20)")
+        p.add_argument("--detect-frames", type=int, default=4, help="detect_frames of the fast variant")
+        p.add_argument("--bundle", default=None, help="a trained bundle (default /tmp/demo1/model when there)")
+        p.add_argument("--heldout", default=None, help="its held-out cohort (default /tmp/demo1/heldout)")
+        p.add_argument("--repeats", type=int, default=None, help="passes per variant, interleaved; the fastest "
+                       "is reported (default 2; quick 1)")
+        p.add_argument("--parts", default="single,clips,day,trained", help="which parts to run (comma list)")
+        p.add_argument("--json", default=None, help="write every number here")
+    args = ap.parse_args()
+    if args.repeats is None:
+        args.repeats = 1 if args.quick else 2
+    if args.clip_frames is None:
+        args.clip_frames = 20 if args.quick else 60
+    if args.quick:
+        args.work = args.work.rstrip("/") + "-quick"
+    if args.cmd == "build":
+        built = cmd_build(args)
+        print({k: (len(v) if isinstance(v, list) else v) for k, v in {**built["inputs"], **built["bundles"]}.items()})
+        return
+    doc = cmd_run(args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(doc, indent=1, default=str) + "\n")
+        print(f"\n-> {args.json}")
+
+
+if __name__ == "__main__":
+    main()
