@@ -264,6 +264,20 @@ def test_cli_lists_failures_and_exits_1(screened, screening_bundle, tmp_path):
     assert set(ex["decision"]) == {"undetermined"} and ex["reason"].str.contains("valve").all()
 
 
+def test_cli_threshold_overrides_reach_the_screening(screened, screening_bundle, tmp_path):
+    from echoavc.cli import app
+
+    _, inputs, _ = screened
+    src = str(screening_bundle.test_sources[0])
+    r = CliRunner().invoke(app, ["predict", src, "--model", str(screening_bundle.bundle), "--out",
+                                 str(tmp_path / "o"), "--no-progress", "--valve-conf", "0", "--decide-conf", "0"])
+    assert r.exit_code == 0, r.output
+    assert set(pd.read_csv(tmp_path / "o" / "frames.csv")["status"]) == {"decided"}
+    r = CliRunner().invoke(app, ["predict", src, "--model", str(screening_bundle.bundle), "--out",
+                                 str(tmp_path / "p"), "--valve-conf", "0.5", "--decide-conf", "0.2"])
+    assert r.exit_code == 2 and "--decide-conf" in r.output
+
+
 def test_cli_refuses_a_folder_that_is_not_a_bundle(tmp_path):
     from echoavc.cli import app
 

@@ -178,6 +178,10 @@ def predict(
                                                          "most this many frames per clip (0: every frame).")] = None,
     aggregate: Annotated[Optional[str], typer.Option("--aggregate", help="Override the bundle's exam aggregate "
                                                      "(the exam threshold was chosen for the bundle's).")] = None,
+    valve_conf: Annotated[Optional[float], typer.Option("--valve-conf", min=0.0, max=1.0, help="Override: below "
+                                                        "this valve score a frame is 'no valve'.")] = None,
+    decide_conf: Annotated[Optional[float], typer.Option("--decide-conf", min=0.0, max=1.0, help="Override: below "
+                                                         "this valve score a frame is 'low confidence'.")] = None,
     explain: Annotated[Optional[bool], typer.Option("--explain/--no-explain", help="Grad-CAM heat maps.")] = None,
     report: Annotated[bool, typer.Option("--report/--no-report", help="Write report.html.")] = True,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
@@ -188,7 +192,10 @@ def predict(
 
     try:
         b = load_bundle(model)
-        s = with_screening(b, detect_frames=detect_frames, exam_aggregate=aggregate, explain=explain)
+        s = with_screening(b, detect_frames=detect_frames, exam_aggregate=aggregate, explain=explain,
+                           valve_conf=valve_conf, decide_conf=decide_conf)
+        if s.decide_conf < s.valve_conf:
+            raise EchoAVCError(f"--decide-conf ({s.decide_conf}) must be at least --valve-conf ({s.valve_conf})")
         rep = run_predict(src, model, out, backend=backend, settings=s, workers=workers, threads=threads,
                           overlays=overlays, report=report, progress=progress)
     except EchoAVCError as exc:
