@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -54,20 +53,11 @@ DEMO_HELDOUT = Path("/tmp/demo1/heldout")
 
 
 def hardware() -> dict:
+    """bench_classifier's record of the machine, plus the onnxruntime version."""
     import onnxruntime
-    import torch
+    from bench_classifier import hardware as machine
 
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "python": platform.python_version(),
-            "torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "threads": torch.get_num_threads(),
-            "platform": platform.platform()}
+    return {**machine(), "onnxruntime": onnxruntime.__version__}
 
 
 def load() -> list[float]:
