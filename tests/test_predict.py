@@ -292,3 +292,14 @@ def test_train_without_a_split_is_a_one_line_error(synthetic_study, tmp_path):
     (tmp_path / "table" / "split.json").unlink(missing_ok=True)
     r = CliRunner().invoke(app, ["train", "--data", str(tmp_path / "table"), "--out", str(tmp_path / "b")])
     assert r.exit_code == 2 and "dataset split" in r.output
+
+
+def test_a_file_without_a_cone_gets_that_status_and_an_undetermined_exam(screening_bundle, tmp_path):
+    import cv2
+
+    (tmp_path / "exam").mkdir()
+    cv2.imwrite(str(tmp_path / "exam" / "black.png"), np.zeros((480, 640), np.uint8))
+    rep = predict([tmp_path / "exam"], screening_bundle.bundle, tmp_path / "out", progress=False)
+    assert not rep.failures and [f["status"] for f in rep.frames] == ["no_cone"]
+    (e,) = rep.exams
+    assert e["decision"] == "undetermined" and "cone" in e["reason"]

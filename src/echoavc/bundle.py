@@ -193,7 +193,8 @@ def save_bundle(out: str | Path, *, detector_weights: str | Path, classifier_dir
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     export_state(detector_weights, tmp / DETECTOR_STATE)
-    imgsz = Detector(tmp / DETECTOR_STATE, backend="torch").imgsz
+    state_detector = Detector(tmp / DETECTOR_STATE, backend="torch")
+    imgsz = state_detector.imgsz
     if onnx:
         export_onnx(detector_weights, tmp / DETECTOR_ONNX)
     cdir = tmp / CLASSIFIER_DIR
@@ -224,7 +225,7 @@ def save_bundle(out: str | Path, *, detector_weights: str | Path, classifier_dir
         "thresholds": {"frame": float(cmeta["threshold"]), "frame_rule": cmeta.get("threshold_rule"),
                        "exam": float(exam_threshold), "exam_rule": screening.exam_threshold_rule,
                        "min_recall": screening.min_recall},
-        "detector": {"model_name": Detector(tmp / DETECTOR_STATE, backend="torch").name, "imgsz": imgsz,
+        "detector": {"model_name": state_detector.name, "imgsz": imgsz,
                      "min_score": getattr(d, "min_score", 0.001), "nms_iou": getattr(d, "nms_iou", 0.7)},
         "classifier": {k: cmeta.get(k) for k in ("backbone", "pooling", "input_size", "weights_source")}
         | {"calibration": (cmeta.get("calibration") or {}).get("method"),

@@ -188,7 +188,8 @@ class Screener:
 
 
 def read_input(data: bytes, name: str, ingest_settings):
-    """(prepared clip, exam key) for a DICOM file or an exported image; EchoAVCError for anything else."""
+    """(prepare, exam key, frame count) for a DICOM file or an exported image, ``prepare()`` giving the prepared
+    clip; EchoAVCError for anything else."""
     from echoavc.dicom.read import open_dicom
     from echoavc.ingest import prepare_clip, prepare_image
 
@@ -201,14 +202,15 @@ def read_input(data: bytes, name: str, ingest_settings):
         if img.dtype != np.uint8:
             img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
         # exported images carry no study: the folder holding them is the exam
-        return (lambda: prepare_image(img, ingest_settings, name)), "folder:" + str(Path(name.replace("!", "/")).parent)
+        folder = "folder:" + str(Path(name.replace("!", "/")).parent)
+        return (lambda: prepare_image(img, ingest_settings, name)), folder, 1
     clip = open_dicom(data, name)
     ds = clip.dataset
     study = str(ds.get("StudyInstanceUID", "") or "").strip()
     if not study:
         pid, date = str(ds.get("PatientID", "") or ""), str(ds.get("StudyDate", "") or "")
         study = f"patient:{pid}:{date}" if pid else f"file:{clip.sha256}"
-    return (lambda: prepare_clip(clip, ingest_settings)), study
+    return (lambda: prepare_clip(clip, ingest_settings)), study, clip.n_frames
 
 
 def screen_input(screener: Screener, data: bytes, name: str, sha: str, out_dir: Path,
@@ -217,7 +219,8 @@ def screen_input(screener: Screener, data: bytes, name: str, sha: str, out_dir: 
     from echoavc.dicom.read import frame_indices
 
     t0 = time.perf_counter()
-    prepare, study = read_input(data, name, screener.bundle.ingest_settings())
+    ingest_settings = screener.bundle.ingest_settings()
+    prepare, study, n_frames = read_input(data, name, ingest_settings)
     exam_id = exam_id_of(study)
     try:
         prep = prepare()
@@ -225,8 +228,7 @@ def screen_input(screener: Screener, data: bytes, name: str, sha: str, out_dir: 
         if "cone" not in exc.reason and "field" not in exc.reason:
             raise
         # no cone: every kept frame says so, and the exam can still be decided from its other clips
-        n = prep_frames_count(data, name, screener.bundle.ingest_settings().every_nth)
-        kept = frame_indices(n, screener.bundle.ingest_settings().every_nth)
+        kept = frame_indices(n_frames, ingest_settings.every_nth)
         return ClipResult(name, sha, exam_id, [FrameResult(exam_id, name, int(k), "no_cone") for k in kept],
                           seconds={"total": round(time.perf_counter() - t0, 4)})
     t1 = time.perf_counter()
@@ -254,14 +256,6 @@ def screen_input(screener: Screener, data: bytes, name: str, sha: str, out_dir: 
                       "models": round(t3 - t2, 4), "overlays": round(time.perf_counter() - t3, 4),
                       "frames": len(frames)}
     return result
-
-
-def prep_frames_count(data: bytes, name: str, every_nth: int) -> int:
-    from echoavc.dicom.read import open_dicom
-
-    if data[:4].startswith(IMAGE_MAGIC[0]) or data[:3] == IMAGE_MAGIC[1]:
-        return 1
-    return open_dicom(data, name).n_frames
 
 
 def frame_label(f: FrameResult) -> str:

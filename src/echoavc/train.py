@@ -60,16 +60,16 @@ def _ingest_settings_of(table) -> IngestSettings:
     return replace(IngestSettings(), size=size)
 
 
-def validation_screening(bundle_dir: Path, table, split, part: str = "val", backend: str = "torch",
+def validation_screening(bundle, table, split, part: str = "val", backend: str = "torch",
                          progress: bool = False) -> list:
     """Run the screening path over ``part``'s valve and other-view frames, clip by clip (ClipResults, with the
     table's study id as the exam id)."""
-    from echoavc.bundle import load_bundle
+    from echoavc.bundle import Bundle
     from echoavc.detector.evaluate import part_frames
     from echoavc.files import progress_bar
     from echoavc.predict import ClipResult, Screener
 
-    bundle = load_bundle(bundle_dir)
+    bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     screener = Screener(bundle, backend)
     frames = part_frames(table, split, part)
     clips = []
@@ -263,13 +263,13 @@ def train_bundle(data: str | Path, out: str | Path, preset: str = "cpu", split: 
     ingest = _ingest_settings_of(table)
     common = dict(detector_weights=rec["best"], classifier_dir=clf_dir, ingest=ingest, screening=scr,
                   detector_settings=det_s, onnx=onnx)
-    provisional = save_bundle(work / "bundle-provisional", exam_threshold=0.5, **common)
+    provisional = load_bundle(save_bundle(work / "bundle-provisional", exam_threshold=0.5, **common))
     clips = validation_screening(provisional, table, sp, "val", "torch", progress)
-    frame_thr = load_bundle(provisional).frame_threshold
+    frame_thr = provisional.frame_threshold
     exam_thr, why = choose_exam_threshold(clips, table, scr, frame_thr)
     val = validation_report(clips, table, frame_thr, exam_thr, scr.exam_aggregate)
     val["exam_threshold_rule"] = why
-    cal = (load_bundle(provisional).meta.get("classifier") or {}).get("calibration_data") or {}
+    cal = (provisional.meta.get("classifier") or {}).get("calibration_data") or {}
     val["classifier_calibration"] = cal
     if cal.get("kind") == "out-of-fold":
         # too few validation patients: the final classifier was trained on them too (docs/classifier.md)
