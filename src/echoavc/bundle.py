@@ -300,7 +300,8 @@ def _verify_files(folder: Path, files: dict) -> None:
     for need in (DETECTOR_STATE, INGEST_FILE, f"{CLASSIFIER_DIR}/model.safetensors",
                  f"{CLASSIFIER_DIR}/classifier.json"):
         if need not in files:
-            raise EchoAVCError(f"incomplete bundle: {need} is not listed", folder / BUNDLE_FILE)
+            raise EchoAVCError(f"incomplete bundle: {need} is not listed (made by an older echoavc? make it "
+                               "again with echoavc train)", folder / BUNDLE_FILE)
 
 
 def _check_preprocessing(bundle: Bundle, ingest: IngestSettings | None) -> None:

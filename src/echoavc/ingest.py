@@ -361,10 +361,15 @@ def _channels_equal(frame: np.ndarray) -> bool:
     return bool(np.array_equal(frame[..., 0], frame[..., 1]) and np.array_equal(frame[..., 1], frame[..., 2]))
 
 
+def _chroma(px: np.ndarray) -> np.ndarray:
+    """Max minus min over the colour channels (..., 3), int16 (channel by channel: reducing the last axis is slow)."""
+    c0, c1, c2 = px[..., 0], px[..., 1], px[..., 2]
+    return np.maximum(np.maximum(c0, c1), c2).astype(np.int16) - np.minimum(np.minimum(c0, c1), c2)
+
+
 def _is_grey(sample: np.ndarray, mask: np.ndarray) -> bool:
     """A colour file whose field is grey (most B-mode files are stored as RGB or YBR)."""
-    inside = sample[:, mask.astype(bool)]
-    chroma = inside.max(axis=-1).astype(np.int16) - inside.min(axis=-1)
+    chroma = _chroma(sample[:, mask.astype(bool)])
     # lossy YBR leaves a few levels of chroma; colour Doppler or marks leave much more
     return float(np.mean(chroma > 24)) < 0.002
 
@@ -374,11 +379,10 @@ def _overlay_in_cone(sample: np.ndarray, mask: np.ndarray) -> str:
     inside = mask.astype(bool)
     if sample.ndim == 4:
         px = sample[:, inside]
-        chroma = px.max(axis=-1).astype(np.int16) - px.min(axis=-1)
-        coloured = chroma > 60
+        coloured = _chroma(px) > 60
         if 20 <= int(coloured.any(axis=0).sum()) and coloured.mean() < 0.05:
             return "coloured marks"
-        grey = px.mean(axis=-1)
+        grey = (px[..., 0].astype(np.float32) + px[..., 1] + px[..., 2]) / 3
     else:
         grey = sample[:, inside].astype(np.float32)
     if grey.shape[0] >= 3:

@@ -8,6 +8,7 @@ size go into the ONNX metadata (``echoavc_model_name``, ``imgsz``).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -34,6 +35,7 @@ def export_onnx(weights: str | Path, out: str | Path | None = None, imgsz: int |
     out.parent.mkdir(parents=True, exist_ok=True)
 
     from ultralytics import YOLO
+    from ultralytics.utils import LOGGER
 
     # Ultralytics writes the .onnx beside the weights: export a copy in a temporary folder
     with tempfile.TemporaryDirectory(prefix="echoavc-export-") as tmp:
@@ -41,16 +43,21 @@ def export_onnx(weights: str | Path, out: str | Path | None = None, imgsz: int |
         shutil.copyfile(weights, src)
         made = None
         error = None
-        for dyn in ([True, False] if dynamic else [False]):
-            try:
-                made = YOLO(str(src)).export(format="onnx", imgsz=size, dynamic=dyn, simplify=simplify,
-                                             opset=opset, device="cpu", half=False, nms=False, batch=1,
-                                             verbose=False)
-                break
-            except Exception as exc:  # noqa: BLE001 (exporter errors vary with torch/onnx versions)
-                error = exc
-            finally:
-                runtime.all_cores()
+        level = LOGGER.level
+        LOGGER.setLevel(logging.WARNING)  # its closing "Predict: yolo predict ..." hints are for its own CLI
+        try:
+            for dyn in ([True, False] if dynamic else [False]):
+                try:
+                    made = YOLO(str(src)).export(format="onnx", imgsz=size, dynamic=dyn, simplify=simplify,
+                                                 opset=opset, device="cpu", half=False, nms=False, batch=1,
+                                                 verbose=False)
+                    break
+                except Exception as exc:  # noqa: BLE001 (exporter errors vary with torch/onnx versions)
+                    error = exc
+                finally:
+                    runtime.all_cores()
+        finally:
+            LOGGER.setLevel(level)
         if not made or not Path(made).is_file():
             raise EchoAVCError(f"ONNX export failed ({type(error).__name__}: {error})", weights)
         _stamp(Path(made), {"echoavc_model_name": ea.get("model_name") or f"{info['model']}, from {weights}",
