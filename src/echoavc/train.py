@@ -234,7 +234,7 @@ def train_bundle(data: str | Path, out: str | Path, preset: str = "cpu", split: 
         rec = {"best": str(detector_weights), "model_name": "given", "seconds": None, "given": True}
     elif rec is None:
         log(f"[1/3] detector ({det_s.model}, {det_s.epochs} epochs at {det_s.imgsz} px) ...")
-        res = train_from_table(table, sp, det_dir, det_s)
+        res = train_from_table(table, sp, det_dir, det_s, progress=progress)
         if res.warning:
             log(f"warning: {res.warning}")
         rec = {"best": str(res.best), "model_name": res.model_name, "seconds": round(time.perf_counter() - t0, 1)}

@@ -72,9 +72,16 @@ def test_data_yaml_errors(tmp_path):
         read_data_yaml(tmp_path / "data.yaml")
 
 
-def test_fine_tune_from_earlier_run_is_named_so(tiny_detector, tmp_path):
+def test_fine_tune_from_earlier_run_is_named_so(tiny_detector, tmp_path, capfd):
+    from ultralytics.utils import LOGGER
+
+    level = LOGGER.level
     res = train(tiny_detector.run / "data", tmp_path / "ft", detector_preset("smoke", epochs=1),
                 weights=tiny_detector.result.best)
+    said = "".join(capfd.readouterr())
+    # without verbose, Ultralytics' settings dump, model table and per-batch bars stay out of the user's terminal
+    assert "engine/trainer" not in said and "box_loss" not in said and "summary" not in said, said[:500]
+    assert LOGGER.level == level
     assert res.model_name == f"yolov5nu, from {tiny_detector.result.best}"
     assert torch.get_num_threads() == len(os.sched_getaffinity(0))  # Ultralytics drops it; it is restored
     assert json.loads(res.metrics_file.read_text())["weights_origin"] == f"from {tiny_detector.result.best}"

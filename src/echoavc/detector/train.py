@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import platform
 import time
@@ -20,7 +21,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from echoavc import runtime
-from echoavc.files import atomic_write_text
+from echoavc.files import atomic_write_text, progress_bar
 from echoavc.detector.model import WeightsChoice, built_name, describe, resolve_weights, yaml_name
 from echoavc.errors import EchoAVCError
 from echoavc.settings import DetectorSettings
@@ -156,8 +157,12 @@ def hardware() -> dict:
 
 
 def train(data: str | Path, out: str | Path, settings: DetectorSettings | None = None,
-          weights: str | Path | None = None, verbose: bool = False) -> TrainResult:
-    """Train on the YOLO folder ``data`` (or its data.yaml) into ``out``; see the module docstring."""
+          weights: str | Path | None = None, verbose: bool = False, progress: bool = True) -> TrainResult:
+    """Train on the YOLO folder ``data`` (or its data.yaml) into ``out``; see the module docstring.
+
+    ``verbose``: Ultralytics' own output (settings, model table, a bar per epoch); otherwise only its warnings and
+    one progress bar over the epochs (``progress``).
+    """
     runtime.configure()
     settings = settings or DetectorSettings()
     d = read_data_yaml(data)
@@ -185,10 +190,18 @@ def train(data: str | Path, out: str | Path, settings: DetectorSettings | None =
     model.add_callback("on_train_epoch_start", lambda trainer: clock.__setitem__("t", time.perf_counter()))
     model.add_callback("on_train_epoch_end",
                        lambda trainer: epoch_seconds.append(round(time.perf_counter() - clock["t"], 3)))
+    from ultralytics.utils import LOGGER
+
+    level = LOGGER.level
+    if not verbose:
+        LOGGER.setLevel(logging.WARNING)  # also turns off its progress bars
     t0 = time.perf_counter()
     try:
-        model.train(**args)
+        with progress_bar(f"detector epochs ({name})", settings.epochs, progress and not verbose) as advance:
+            model.add_callback("on_fit_epoch_end", lambda trainer: advance())
+            model.train(**args)
     finally:
+        LOGGER.setLevel(level)
         runtime.all_cores()
     seconds = time.perf_counter() - t0
     save_dir = Path(model.trainer.save_dir)
@@ -238,7 +251,8 @@ def with_overrides(settings: DetectorSettings, **kw) -> DetectorSettings:
 
 def train_from_table(table, split, out: str | Path, settings: DetectorSettings | None = None,
                      fold: int | None = None, augmentation: str | tuple = "original", protocol: str = "patient",
-                     weights: str | Path | None = None, verbose: bool = False, overwrite: bool = True) -> TrainResult:
+                     weights: str | Path | None = None, verbose: bool = False, overwrite: bool = True,
+                     progress: bool = True) -> TrainResult:
     """Materialise ``table`` for ``split`` / ``fold`` / ``augmentation`` into ``out/data`` (YOLO folder, no crops,
     background frames with empty labels), then :func:`train` into ``out``."""
     from echoavc.dataset.materialise import materialise
@@ -246,7 +260,7 @@ def train_from_table(table, split, out: str | Path, settings: DetectorSettings |
     out = Path(out)
     rep = materialise(table, split, out / "data", fold=fold, augmentation=augmentation, protocol=protocol,
                       crops=False, overwrite=overwrite)
-    result = train(rep.out, out, settings, weights, verbose)
+    result = train(rep.out, out, settings, weights, verbose, progress)
     result.info["materialised"] = {k: rep.meta.get(k) for k in ("protocol", "leaky", "augmentation", "fold",
                                                                   "split_fingerprint", "counts", "rejected", "checks")}
     atomic_write_text(out / RUN_FILE, json.dumps(result.info, indent=1, default=str) + "\n")
