@@ -162,6 +162,7 @@ class TorchBackend:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
         net = ckpt.get("ema") or ckpt["model"]
         self.model = _ready(net, device)
+        self.max_batch = _max_batch(device)
         self.device = device
         self.threads = threads
         self.meta = info
@@ -191,7 +192,13 @@ def _ready(net, device: str):
     batch-1 forward of YOLOv5s at 640 took 0.16 s instead of 0.21 s)."""
     import torch
 
-    return net.float().fuse().eval().to(device).to(memory_format=torch.channels_last)
+    return net.float().fuse(verbose=False).eval().to(device).to(memory_format=torch.channels_last)
+
+
+def _max_batch(device: str) -> int | None:
+    """PyTorch on CPU runs YOLO one image at a time: batches of 16 took 0.164 s per 640 image against 0.145 s
+    one by one (2 cores; onnxruntime is the other way round: 0.132 against 0.144, docs/benchmarks.md)."""
+    return 1 if str(device) == "cpu" else None
 
 
 class StateBackend(TorchBackend):
@@ -230,6 +237,7 @@ class StateBackend(TorchBackend):
         net.names = names
         runtime.all_cores()  # building an Ultralytics model may lower torch's thread count
         self.model = _ready(net, device)
+        self.max_batch = _max_batch(device)
         self.device = device
         self.threads = threads
         self.meta = arch
@@ -266,6 +274,7 @@ class OnnxBackend:
         self.imgsz = int(size or 640)
         self.name = meta.get("echoavc_model_name") or f"{path.name} (ONNX)"
         self.batch_fixed = inp.shape[0] if isinstance(inp.shape[0], int) else None
+        self.max_batch = None
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         if self.batch_fixed and batch.shape[0] != self.batch_fixed:
@@ -341,6 +350,7 @@ class Detector:
         s = self.settings
         imgs = list(images) if not (isinstance(images, np.ndarray) and images.ndim == 2) else [images]
         bs = batch_size or s.predict_batch
+        bs = min(bs, self.backend.max_batch or bs)
         out: list[Detections] = []
         for i in range(0, len(imgs), bs):
             raw, geo = self.raw(imgs[i:i + bs])
