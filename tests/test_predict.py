@@ -181,14 +181,33 @@ def test_report_is_valid_html_and_every_link_resolves(screened):
     assert len(list((out / "overlays").rglob("*.png"))) == len({f["source"] for f in rep.frames})
 
 
+def test_grad_cam_only_on_the_frames_that_drive_exams(screened):
+    root, _, rep = screened
+    drivers = set()
+    for e in rep.exams:
+        assert e["heat_map"] == (e["driving_frame"] is not None)
+        if e["driving_frame"]:
+            d = e["driving_frame"]
+            f = next(f for f in rep.frames if f["source"] == d["source"] and f["frame_index"] == d["frame_index"])
+            assert e["overlay"] == f["overlay"] and (root / "out" / f["overlay"]).is_file()
+            drivers.add(f["overlay"])
+    done = json.loads((root / "out" / ".state" / "heat_maps.json").read_text())["done"]
+    assert drivers and set(done) == drivers
+    # the other clips' overlays are plain: fewer exams than clips here, so some are
+    assert len({f["source"] for f in rep.frames}) > len(drivers)
+
+
 def test_rerun_resumes_and_gives_identical_outputs(screened, screening_bundle):
     root, inputs, rep = screened
     before = {n: (root / "out" / n).read_bytes() for n in ("frames.csv", "exams.csv", "failures.csv")}
+    pictures = {p: p.stat().st_mtime_ns for p in (root / "out" / "overlays").rglob("*.png")}
     again = predict([inputs], screening_bundle.bundle, root / "out", settings=screening_bundle.settings,
                     progress=False)
     assert again.resumed == len(screening_bundle.test_sources)
     assert again.done == 2  # only the failures are tried again
     assert {n: (root / "out" / n).read_bytes() for n in before} == before
+    assert {p: p.stat().st_mtime_ns for p in pictures} == pictures  # heat maps are not drawn again
+    assert all(e["heat_map"] for e in again.exams if e["driving_frame"])
 
 
 def test_two_workers_give_the_same_results(screened, screening_bundle, tmp_path):

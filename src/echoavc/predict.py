@@ -171,17 +171,20 @@ class Screener:
         return out
 
     def heat_map(self, image: np.ndarray, box) -> np.ndarray:
-        """Grad-CAM of the classifier's logit for ``box``, mapped onto the standard image (0 outside the crop)."""
-        import torch
+        return heat_map(self.explainer, image, box)
 
-        from echoavc.classifier.data import normalise
-        from echoavc.classifier.gradcam import grad_cam
-        from echoavc.dataset.materialise import crop_to_image
 
-        clf = self.explainer
-        crop = clf.prepare(image, box)
-        cam, _ = grad_cam(clf.model, torch.from_numpy(normalise(crop, clf.mean, clf.std)))
-        return crop_to_image(cam, box, image.shape[:2], clf.crop.margin)
+def heat_map(classifier, image: np.ndarray, box) -> np.ndarray:
+    """Grad-CAM of a PyTorch classifier's logit for ``box``, mapped onto the standard image (0 outside the crop)."""
+    import torch
+
+    from echoavc.classifier.data import normalise
+    from echoavc.classifier.gradcam import grad_cam
+    from echoavc.dataset.materialise import crop_to_image
+
+    crop = classifier.prepare(image, box)
+    cam, _ = grad_cam(classifier.model, torch.from_numpy(normalise(crop, classifier.mean, classifier.std)))
+    return crop_to_image(cam, box, image.shape[:2], classifier.crop.margin)
 
 
 # ---------------------------------------------------------------- one input
@@ -245,10 +248,9 @@ def screen_input(screener: Screener, data: bytes, name: str, sha: str, out_dir: 
         picks = range(len(frames)) if overlays == "all" else [show]
         for i in picks:
             f = frames[i]
-            cam = (screener.heat_map(images[i], f.valve_box)
-                   if i == best and screener.settings.explain and f.valve_box else None)
             rel = f"overlays/{exam_id}/{sha[:12]}-f{f.frame_index:04d}.png"
-            _write_overlay(out_dir, rel, images[i], outline, f, cam)
+            # Grad-CAM comes later, on the frames that drive an exam (known once all its files are screened)
+            _write_overlay(out_dir, rel, images[i], outline, f, None)
             f.overlay = rel
             if i == show:
                 result.overlay = rel
@@ -256,6 +258,62 @@ def screen_input(screener: Screener, data: bytes, name: str, sha: str, out_dir: 
                       "models": round(t3 - t2, 4), "overlays": round(time.perf_counter() - t3, 4),
                       "frames": len(frames)}
     return result
+
+
+HEAT_MAP_FILE = "heat_maps.json"
+
+
+def explain_exams(exams: list[dict], clips: Sequence[ClipResult], sources: dict, out_dir: Path, explainer,
+                  ingest_settings, done: dict, on_done: Callable[[], None] = lambda: None,
+                  progress: bool = False) -> None:
+    """Redraw the overlay of each exam's driving frame with the classifier's Grad-CAM.
+
+    Which frame drives an exam is known only once all its files are screened, so this re-reads those files
+    (one frame each). ``sources``: input name -> Source; ``explainer()``: the PyTorch classifier (loaded only
+    when needed); ``done``: overlay -> file sha256, overlays already redrawn (updated; ``on_done`` after each).
+    Sets ``exam["heat_map"]``. A file changed or gone since it was screened keeps its plain overlay.
+    """
+    from echoavc.dicom.read import sha256_bytes
+
+    by_source = {c.source: c for c in clips}
+    todo = []
+    for e in exams:
+        e["heat_map"] = False
+        d = e.get("driving_frame")
+        clip = by_source.get(d["source"]) if d else None
+        f = next((f for f in clip.frames if f.frame_index == d["frame_index"]), None) if clip else None
+        if f is None or not f.overlay or not f.valve_box:
+            continue
+        if done.get(f.overlay) == clip.sha256:
+            e["heat_map"] = True
+        else:
+            todo.append((e, clip, f))
+    if not todo:
+        return
+    clf = explainer()
+    with progress_bar("heat maps", len(todo), enabled=progress) as advance:
+        for e, clip, f in todo:
+            src = sources.get(clip.source)
+            try:
+                data = src.read() if src is not None else None
+            except OSError:
+                data = None
+            if data is None or sha256_bytes(data) != clip.sha256:
+                advance()
+                continue
+            try:
+                prepare, _, _ = read_input(data, clip.source, ingest_settings)
+                prep = prepare()
+                image = prep.standard(next(prep.frames([f.frame_index]))[1])
+            except EchoAVCError:  # it was screened from these very bytes: not expected, and not worth failing
+                advance()
+                continue
+            outline = prep.transform.points_to_standard(np.asarray(prep.cone.polygon, dtype=np.float64))
+            _write_overlay(out_dir, f.overlay, image, outline, f, heat_map(clf, image, f.valve_box))
+            done[f.overlay] = clip.sha256
+            e["heat_map"] = True
+            on_done()
+            advance()
 
 
 def frame_label(f: FrameResult) -> str:
@@ -433,6 +491,7 @@ def predict(inputs: Sequence[str | Path], model: str | Path, out: str | Path, *,
                 on_failure(src.name, payload)
             # failures are retried on a re-run: the file may have been fixed
 
+    screener = None
     with progress_bar("screening", len(todo), enabled=progress) as advance:
         if workers > 1 and len(todo) > 1:
             per = max(1, (threads or os.cpu_count() or 1) // workers)
@@ -455,6 +514,13 @@ def predict(inputs: Sequence[str | Path], model: str | Path, out: str | Path, *,
 
     clips.sort(key=lambda c: c.source)
     exams = exam_results(clips, bundle.exam_threshold, s.exam_aggregate)
+    if overlays != "none" and s.explain:
+        hm_file = state_dir / HEAT_MAP_FILE
+        hm = _load_state(hm_file, fp) or {"fingerprint": fp, "status": "ok", "done": {}}
+        explain_exams(exams, clips, {src.name: src for src in sources}, out,
+                      lambda: screener.explainer if screener is not None else bundle.classifier("torch"),
+                      bundle.ingest_settings(), hm["done"],
+                      lambda: atomic_write_text(hm_file, json.dumps(hm)), progress)
     frames = [f.to_dict() for c in clips for f in c.frames]
     failures.sort(key=lambda f: f["source"])
     _write_outputs(out, bundle, exams, frames, failures, s, backend, report)
