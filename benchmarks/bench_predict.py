@@ -447,6 +447,9 @@ def cli_predict(bundle_dir: Path, src: Path, out: Path, backend: str, extra: lis
     frames = clips = 0
     for st in (out / ".state").glob("*.json"):
         d = json.loads(st.read_text())
+        if st.name == "heat_maps.json":  # the second pass: Grad-CAM on each exam's driving frame
+            stages["heat_maps"] = float(d.get("seconds", 0.0))
+            continue
         if d.get("status") != "ok":
             continue
         clips += 1

@@ -516,11 +516,19 @@ def predict(inputs: Sequence[str | Path], model: str | Path, out: str | Path, *,
     exams = exam_results(clips, bundle.exam_threshold, s.exam_aggregate)
     if overlays != "none" and s.explain:
         hm_file = state_dir / HEAT_MAP_FILE
-        hm = _load_state(hm_file, fp) or {"fingerprint": fp, "status": "ok", "done": {}}
+        hm = _load_state(hm_file, fp) or {"fingerprint": fp, "status": "ok", "done": {}, "seconds": 0.0}
+        t_hm = time.perf_counter()
+
+        def saved() -> None:
+            nonlocal t_hm
+            now = time.perf_counter()
+            hm["seconds"] = round(hm.get("seconds", 0.0) + now - t_hm, 4)
+            t_hm = now
+            atomic_write_text(hm_file, json.dumps(hm))
+
         explain_exams(exams, clips, {src.name: src for src in sources}, out,
                       lambda: screener.explainer if screener is not None else bundle.classifier("torch"),
-                      bundle.ingest_settings(), hm["done"],
-                      lambda: atomic_write_text(hm_file, json.dumps(hm)), progress)
+                      bundle.ingest_settings(), hm["done"], saved, progress)
     frames = [f.to_dict() for c in clips for f in c.frames]
     failures.sort(key=lambda f: f["source"])
     _write_outputs(out, bundle, exams, frames, failures, s, backend, report)
