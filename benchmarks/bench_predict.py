@@ -20,7 +20,7 @@ same detector checkpoint. An untrained detector finds no valve, which would let 
 so the timed bundle has ``valve_conf = decide_conf = 0``: every frame gets a box and goes through the classifier,
 as in the glue. (A bundle with the default thresholds is also built, to show that path.)
 
-Run (2-core CPU machine, quiet: a default run takes about 13 minutes, --quick about 3):
+Run (2-core CPU machine, quiet: a default run takes 11-13 minutes, --quick about 3):
 
   .venv/bin/python benchmarks/bench_predict.py run [--work /tmp/bench-predict] [--json out.json]
         [--bundle /tmp/demo1/model --heldout /tmp/demo1/heldout] [--quick]
