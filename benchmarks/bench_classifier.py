@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -39,18 +38,9 @@ import numpy as np
 
 
 def hardware() -> dict:
-    import torch
+    from echoavc.runtime import machine
 
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "python": platform.python_version(),
-            "torch": torch.__version__, "threads": torch.get_num_threads(), "platform": platform.platform()}
+    return machine()
 
 
 # ---------------------------------------------------------------- latency

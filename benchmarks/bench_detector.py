@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shlex
 import sys
 import time
@@ -37,27 +36,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 def _hardware() -> dict:
     import os
 
-    import torch
+    from echoavc.runtime import machine
 
-    info = {"platform": platform.platform(), "cpu": _cpu_name(),
-            "cores": len(os.sched_getaffinity(0)), "torch": torch.__version__}
+    info = machine()
     try:
         info["load_average_at_end"] = os.getloadavg()
     except OSError:
         pass
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
     return info
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def _study(work: Path, name: str, patients: int, seed: int):

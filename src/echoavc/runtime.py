@@ -103,6 +103,28 @@ def all_cores() -> int:
     return n
 
 
+def machine() -> dict:
+    """The machine a run was made on (for benchmark and training records): CPU model, usable cores, platform,
+    Python, torch and its thread count, and the GPU when there is one."""
+    import platform
+
+    import torch
+
+    cpu = ""
+    try:
+        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name")), "")
+    except OSError:
+        pass
+    info = {"cpu": cpu or platform.processor() or platform.machine(),
+            "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            "platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
+            "threads": torch.get_num_threads()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
 def versions() -> dict:
     """Versions of the packages a trained model depends on (recorded in model bundles)."""
     from importlib.metadata import PackageNotFoundError, version

@@ -25,6 +25,8 @@ def test_run_folder_has_weights_and_metrics(tiny_detector):
     assert info["built_from"] == "yolov5n.yaml"
     assert info["epochs_run"] == DETECTOR_PRESETS["smoke"].epochs == len(info["epochs"])
     assert info["images"]["train"] > 0 and info["seconds_per_image_epoch"] > 0
+    hw = info["hardware"]  # what the run's timings were measured on
+    assert hw["cores"] >= 1 and hw["cpu"] and hw["torch"] and hw["ultralytics"]
     assert info["materialised"]["checks"]["patients_in_several_parts"] == 0
     # background frames (other views) are in the training folder with empty labels
     labels = tiny_detector.run / "data" / "labels" / "train"

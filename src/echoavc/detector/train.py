@@ -14,7 +14,6 @@ import csv
 import json
 import logging
 import os
-import platform
 import time
 import warnings
 from dataclasses import asdict, dataclass, replace
@@ -140,13 +139,7 @@ def _results_rows(csv_path: Path) -> list[dict]:
 
 
 def hardware() -> dict:
-    import torch
-
-    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
+    info = runtime.machine()
     try:
         import ultralytics
 
