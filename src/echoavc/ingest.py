@@ -382,14 +382,14 @@ def _overlay_in_cone(sample: np.ndarray, mask: np.ndarray) -> str:
         coloured = _chroma(px) > 60
         if 20 <= int(coloured.any(axis=0).sum()) and coloured.mean() < 0.05:
             return "coloured marks"
+    if sample.shape[0] < 3:
+        return ""  # too few frames to tell a static mark from tissue
+    if sample.ndim == 4:
         grey = (px[..., 0].astype(np.float32) + px[..., 1] + px[..., 2]) / 3
     else:
         grey = sample[:, inside].astype(np.float32)
-    if grey.shape[0] >= 3:
-        static_bright = (grey.min(axis=0) >= 200) & (grey.std(axis=0) < 2.0)
-        if int(static_bright.sum()) >= 30:
-            return "static bright marks"
-    return ""
+    static_bright = (grey.min(axis=0) >= 200) & (grey.std(axis=0) < 2.0)
+    return "static bright marks" if int(static_bright.sum()) >= 30 else ""
 
 
 # ---------------------------------------------------------------- writing
