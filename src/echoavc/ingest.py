@@ -223,6 +223,10 @@ class PreparedClip:
         """The masked frame cropped to the cone and letterboxed to the standard square."""
         return self.transform.apply(self.masked(frame))
 
+    def standard_outline(self) -> np.ndarray:
+        """The cone's outline (N, 2) in the standard square's pixels (for pictures)."""
+        return self.transform.points_to_standard(np.asarray(self.cone.polygon, dtype=np.float64))
+
 
 def prepare_clip(clip: DicomClip, settings: IngestSettings) -> PreparedClip:
     """Find the cone once per clip, on a sample of its kept frames; raises EchoAVCError naming the clip."""

@@ -170,9 +170,6 @@ class Screener:
                                    [round(float(v), 2) for v in boxes[i]], round(p, 6), decision))
         return out
 
-    def heat_map(self, image: np.ndarray, box) -> np.ndarray:
-        return heat_map(self.explainer, image, box)
-
 
 def heat_map(classifier, image: np.ndarray, box) -> np.ndarray:
     """Grad-CAM of a PyTorch classifier's logit for ``box``, mapped onto the standard image (0 outside the crop)."""
@@ -243,7 +240,7 @@ def screen_input(screener: Screener, data: bytes, name: str, sha: str, out_dir: 
     best = max(decided, key=lambda i: frames[i].probability) if decided else None
     result = ClipResult(name, sha, exam_id, frames, best)
     if overlays != "none":
-        outline = prep.transform.points_to_standard(np.asarray(prep.cone.polygon, dtype=np.float64))
+        outline = prep.standard_outline()
         show = best if best is not None else len(frames) // 2
         picks = range(len(frames)) if overlays == "all" else [show]
         for i in picks:
@@ -273,8 +270,6 @@ def explain_exams(exams: list[dict], clips: Sequence[ClipResult], sources: dict,
     when needed); ``done``: overlay -> file sha256, overlays already redrawn (updated; ``on_done`` after each).
     Sets ``exam["heat_map"]``. A file changed or gone since it was screened keeps its plain overlay.
     """
-    from echoavc.dicom.read import sha256_bytes
-
     by_source = {c.source: c for c in clips}
     todo = []
     for e in exams:
@@ -293,27 +288,32 @@ def explain_exams(exams: list[dict], clips: Sequence[ClipResult], sources: dict,
     clf = explainer()
     with progress_bar("heat maps", len(todo), enabled=progress) as advance:
         for e, clip, f in todo:
-            src = sources.get(clip.source)
-            try:
-                data = src.read() if src is not None else None
-            except OSError:
-                data = None
-            if data is None or sha256_bytes(data) != clip.sha256:
-                advance()
-                continue
-            try:
-                prepare, _, _ = read_input(data, clip.source, ingest_settings)
-                prep = prepare()
-                image = prep.standard(next(prep.frames([f.frame_index]))[1])
-            except EchoAVCError:  # it was screened from these very bytes: not expected, and not worth failing
-                advance()
-                continue
-            outline = prep.transform.points_to_standard(np.asarray(prep.cone.polygon, dtype=np.float64))
-            _write_overlay(out_dir, f.overlay, image, outline, f, heat_map(clf, image, f.valve_box))
-            done[f.overlay] = clip.sha256
-            e["heat_map"] = True
-            on_done()
+            if _redraw_with_heat_map(clf, sources.get(clip.source), clip, f, out_dir, ingest_settings):
+                done[f.overlay] = clip.sha256
+                e["heat_map"] = True
+                on_done()
             advance()
+
+
+def _redraw_with_heat_map(clf, src, clip: ClipResult, f: FrameResult, out_dir: Path, ingest_settings) -> bool:
+    """Read ``clip``'s file again for frame ``f`` and redraw its overlay with Grad-CAM; False when the file is
+    gone or changed since it was screened."""
+    from echoavc.dicom.read import sha256_bytes
+
+    try:
+        data = src.read() if src is not None else None
+    except OSError:
+        return False
+    if data is None or sha256_bytes(data) != clip.sha256:
+        return False
+    try:
+        prepare, _, _ = read_input(data, clip.source, ingest_settings)
+        prep = prepare()
+        image = prep.standard(next(prep.frames([f.frame_index]))[1])
+    except EchoAVCError:  # it was screened from these very bytes: not expected, and not worth failing
+        return False
+    _write_overlay(out_dir, f.overlay, image, prep.standard_outline(), f, heat_map(clf, image, f.valve_box))
+    return True
 
 
 def frame_label(f: FrameResult) -> str:
