@@ -36,11 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def hardware() -> dict:
-    from echoavc.runtime import machine
-
-    return machine()
+from echoavc.runtime import machine
 
 
 # ---------------------------------------------------------------- latency
@@ -280,7 +276,7 @@ def main() -> None:
 
     runtime.configure(offline=True)
     res = {"latency": bench_latency, "epoch": bench_epoch, "acceptance": bench_acceptance}[args.cmd](args)
-    doc = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "hardware": hardware(), **res}
+    doc = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "hardware": machine(), **res}
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=1, default=str) + "\n")
 

@@ -53,9 +53,10 @@ DEMO_HELDOUT = Path("/tmp/demo1/heldout")
 
 
 def hardware() -> dict:
-    """bench_classifier's record of the machine, plus the onnxruntime version."""
+    """The record of the machine, plus the onnxruntime version."""
     import onnxruntime
-    from bench_classifier import hardware as machine
+
+    from echoavc.runtime import machine
 
     return {**machine(), "onnxruntime": onnxruntime.__version__}
 
@@ -444,10 +445,12 @@ def cli_predict(bundle_dir: Path, src: Path, out: Path, backend: str, extra: lis
         rec["stdout"] = so[-500:]
         return rec
     stages: dict = {}
+    from echoavc.predict import HEAT_MAP_FILE
+
     frames = clips = 0
     for st in (out / ".state").glob("*.json"):
         d = json.loads(st.read_text())
-        if st.name == "heat_maps.json":  # the second pass: Grad-CAM on each exam's driving frame
+        if st.name == HEAT_MAP_FILE:  # the second pass: Grad-CAM on each exam's driving frame
             stages["heat_maps"] = float(d.get("seconds", 0.0))
             continue
         if d.get("status") != "ok":
