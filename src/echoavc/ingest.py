@@ -16,7 +16,6 @@ beside the key, never into the output folder.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import zipfile
@@ -42,6 +41,7 @@ from echoavc.dicom.read import (
     sha256_bytes,
     tissue_regions,
 )
+from echoavc.dicom.write import write_deidentified_dicom
 from echoavc.errors import EchoAVCError
 from echoavc.files import atomic_write_bytes, csv_text, png_flags, progress_bar, remove_stale_temporaries
 from echoavc.settings import IngestSettings
@@ -321,7 +321,7 @@ def _ingest_clip(clip: DicomClip, out_dir: Path, secret: bytes, settings: Ingest
         _write_qc(out_dir / "qc" / ids["study_id"] / f"{names}.png", sample[0], cone, mask, transform, grey,
                   settings.png_compression)
     if settings.write_dicom:
-        _write_deidentified_dicom(
+        write_deidentified_dicom(
             out_dir / "dicom" / ids["study_id"] / f"{names}.dcm", clip, masked_frames, secret, ids, prep.kept,
         )
     if cone.flag:
@@ -428,52 +428,6 @@ def _write_qc(path: Path, frame: np.ndarray, cone: Cone, mask: np.ndarray, trans
     after = cv2.resize(after, (height, height), interpolation=cv2.INTER_AREA)
     gap = np.full((height, 8, 3), 255, np.uint8)
     _write_png(path, np.hstack([before, gap, after]), compression)
-
-
-def _write_deidentified_dicom(path: Path, clip: DicomClip, frames: list[np.ndarray], secret: bytes, ids: dict,
-                              kept: Sequence[int]) -> None:
-    """The kept frames, masked, uncompressed, under the Basic Profile with keyed pseudonyms."""
-    import pydicom
-    from pydicom.uid import ExplicitVRLittleEndian
-
-    key = _SecretKey(secret)
-    ds = pydicom.dcmread(io.BytesIO(clip.data))
-    deidentify_dataset(ds, key, ids["patient_id"])
-    arr = np.stack(frames)
-    colour = arr.ndim == 4
-    for tag in list(ds.keys()):
-        kw = pydicom.datadict.keyword_for_tag(tag)
-        if kw.endswith(("PaletteColorLookupTableDescriptor", "PaletteColorLookupTableData",
-                        "PaletteColorLookupTableUID")) or kw in {"FrameTimeVector"}:
-            del ds[tag]
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SamplesPerPixel = 3 if colour else 1
-    ds.PhotometricInterpretation = "RGB" if colour else "MONOCHROME2"
-    if colour:
-        ds.PlanarConfiguration = 0
-    elif "PlanarConfiguration" in ds:
-        del ds.PlanarConfiguration
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.NumberOfFrames = len(frames)
-    if "FrameTime" in ds and len(kept) > 1:
-        ds.FrameTime = f"{float(ds.FrameTime) * (kept[1] - kept[0]):.3f}"
-    ds.PixelData = arr.tobytes()
-    ds["PixelData"].VR = "OB"
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-class _SecretKey:
-    """The pseudonym side of PseudonymKey, for workers that hold only the secret."""
-
-    def __init__(self, secret: bytes):
-        self.secret = secret
-
-    def uid(self, value: str) -> str:
-        from echoavc.dicom.deid import keyed_uid
-
-        return keyed_uid(self.secret, value)
 
 
 # ---------------------------------------------------------------- the batch
