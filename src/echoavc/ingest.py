@@ -31,7 +31,7 @@ import numpy as np
 
 from echoavc.cone import Cone, find_cone
 from echoavc.cone.transform import StandardTransform
-from echoavc.dicom.deid import PseudonymKey, deidentify_dataset, pseudonym
+from echoavc.dicom.deid import PseudonymKey, date_shift_days, deidentify_dataset, pseudonym, shifted_study_date
 from echoavc.dicom.read import (
     DicomClip,
     decode_frames,
@@ -48,7 +48,7 @@ from echoavc.settings import IngestSettings
 
 MANIFEST_COLUMNS = [
     "source_sha256", "frame_index", "image_path",
-    "patient_id", "patient_id_source", "study_id", "series_id", "instance_number",
+    "patient_id", "patient_id_source", "study_id", "study_date", "exam_order", "series_id", "instance_number",
     "n_frames", "frame_time_ms", "heart_rate_bpm",
     "modality", "manufacturer", "model", "transfer_syntax", "photometric",
     "original_rows", "original_cols", "channels",
@@ -156,7 +156,8 @@ def process_file(data: bytes, name: str, out_dir: Path, secret: bytes, settings:
 
 
 def identities(ds, secret: bytes, sha: str) -> tuple[dict, list[tuple[str, str, str]], list[str]]:
-    """Pseudonymous patient, study and series ids, with the originals for the key-side map."""
+    """Pseudonymous patient, study and series ids and the study's shifted date, with the originals for the
+    key-side map."""
     pairs, warnings = [], []
     pid = str(ds.get("PatientID", "") or "").strip()
     study_uid = str(ds.get("StudyInstanceUID", "") or "").strip()
@@ -176,6 +177,8 @@ def identities(ds, secret: bytes, sha: str) -> tuple[dict, list[tuple[str, str, 
         value = uid or f"file:{sha}"
         ids[f"{kind}_id"] = pseudonym(secret, kind, value)
         pairs.append((kind, value, ids[f"{kind}_id"]))
+    # the patient's dates all move by one keyed shift, as in the de-identified DICOM: intervals between exams stay
+    ids["study_date"] = shifted_study_date(ds, date_shift_days(secret, ids["patient_id"]))
     return ids, pairs, warnings
 
 
@@ -571,6 +574,17 @@ def _write_tables(out_dir: Path, state: Path) -> None:
             failures.append({"source_sha256": rec["sha256"], "reason": rec["reason"]})
     rows.sort(key=lambda r: (r["patient_id"], r["study_id"], r["series_id"], str(r["instance_number"]),
                              r["source_sha256"], int(r["frame_index"])))
+    # each exam's place among its patient's dated exams (1 = first), from every record: stable on re-runs
+    dates: dict[tuple[str, str], str] = {}
+    for r in rows:
+        if r.get("study_date"):
+            exam = (r["patient_id"], r["study_id"])
+            dates[exam] = min(dates.get(exam, r["study_date"]), r["study_date"])
+    order, counted = {}, {}
+    for exam in sorted(dates, key=lambda e: (e[0], dates[e], e[1])):
+        order[exam] = counted[exam[0]] = counted.get(exam[0], 0) + 1
+    for r in rows:
+        r["exam_order"] = order.get((r["patient_id"], r["study_id"]), "")
     atomic_write_bytes(out_dir / "manifest.csv", csv_text(MANIFEST_COLUMNS, rows).encode())
     atomic_write_bytes(out_dir / "failures.csv", csv_text(FAILURE_COLUMNS, failures).encode())
 
