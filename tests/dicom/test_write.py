@@ -1,8 +1,11 @@
 """De-identified DICOM output (``ingest --write-dicom``): little endian whatever the source, frames and the
-attributes a viewer needs kept."""
+attributes a viewer needs kept, and no dciodvfy error that the source does not already have."""
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -106,3 +109,40 @@ def test_words_read_big_endian_are_swapped_and_un_values_dropped():
     words_to_little_endian(ds)
     assert ds[0x00660040].value == b"\x02\x01\x04\x03" and ds[0x00660016].value == b"\x04\x03\x02\x01"
     assert 0x77770010 not in ds
+
+
+# ---------------------------------------------------------------- dciodvfy
+
+
+def _is_ultrasound(name: str) -> bool:
+    ds = pydicom.dcmread(shipped_file(name), stop_before_pixels=True)
+    return ds.get("Modality") == "US" or "Ultrasound" in pydicom.uid.UID(str(ds.get("SOPClassUID", ""))).name
+
+
+def dciodvfy_errors(path: Path) -> set[str]:
+    """dciodvfy's errors for a file, with values, UIDs, item numbers and element paths taken out, so that a
+    changed value (a shifted date, a keyed UID) or a removed nesting does not count as a different error."""
+    run = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=120)
+    found = set()
+    for line in (run.stdout + run.stderr).splitlines():
+        if not line.startswith("Error"):
+            continue
+        line = re.sub(r"= <[^>]*>?", "= <>", line)          # values (a long value runs past the line)
+        line = re.sub(r"\"[^\"]*\"", '""', line)             # quoted UIDs
+        line = re.sub(r"= '.' \(0x[0-9a-f]+\)", "", line)   # the offending character
+        line = re.sub(r"\[\d+\]", "", line)                  # value and item numbers
+        line = re.sub(r"</[^>]*/([^/>]+)>", r"</\1>", line)  # element paths: the element alone
+        found.add(" ".join(line.split()))
+    return found
+
+
+def test_every_shipped_ultrasound_file_is_checked():
+    assert all(_is_ultrasound(n) for n in ULTRASOUND_FILES)
+
+
+@pytest.mark.parametrize("name", ULTRASOUND_FILES)
+def test_dciodvfy_finds_no_error_the_source_does_not_have(name, tmp_path, key_path):
+    assert shutil.which("dciodvfy"), "dciodvfy is not installed (Debian/Ubuntu: apt-get install dicom3tools)"
+    src, dcm = write_one(name, tmp_path, key_path)
+    before, after = dciodvfy_errors(src), dciodvfy_errors(dcm)
+    assert not after - before, f"{name}: new errors {sorted(after - before)}"
