@@ -242,3 +242,59 @@ def test_marks_burned_in_inside_the_field_are_flagged(tmp_path, key_path, colour
 
     assert flags["PatientID" + sha256_bytes(src.read_bytes())] == expected
     assert flags["PatientID" + sha256_bytes(clean.read_bytes())] == ""
+
+
+def test_follow_up_exams_keep_their_interval_and_no_original_date_survives(tmp_path, key_path):
+    """Two exams of one synthetic patient a year apart: shifted dates (manifest and DICOM) keep the interval to
+    the day, the exam order follows them even when the later exam is ingested first, and no original date, in
+    any spelling, is in any output byte (frames, QC pictures, manifest, state records, DICOM)."""
+    from echoavc.synth.cohort import make_cohort
+
+    cohort = make_cohort(tmp_path / "cohort", 1, seed=8, frames_per_exam=2, exams_per_patient=2, workers=1,
+                         progress=False)
+    labels = pd.read_csv(cohort.labels, dtype=str).sort_values("study_date")
+    original = pd.to_datetime(labels.study_date, format="%Y%m%d").tolist()
+    interval = (original[1] - original[0]).days
+    assert 330 <= interval <= 400  # about a year apart
+    dicom = tmp_path / "cohort" / "dicom"
+    later = [p for p in dicom.rglob("*.dcm") if pydicom.dcmread(p).StudyDate == labels.study_date.iloc[1]]
+    out = tmp_path / "out"
+    args = ["--out", str(out), "--key", str(key_path), "--qc", "--write-dicom"]
+    first = runner.invoke(app, ["ingest", *map(str, later), *args])
+    assert first.exit_code == 0, first.output
+    assert set(pd.read_csv(out / "manifest.csv", dtype=str).exam_order) == {"1"}  # alone so far: the first
+    result = runner.invoke(app, ["ingest", str(dicom), *args])
+    assert result.exit_code == 0, result.output
+
+    m = pd.read_csv(out / "manifest.csv", dtype=str, keep_default_na=False)
+    exams = m.groupby("study_id").agg(patient_id=("patient_id", "first"), study_date=("study_date", "first"),
+                                      exam_order=("exam_order", "first")).sort_values("study_date")
+    assert exams.patient_id.nunique() == 1 and len(exams) == 2
+    shifted = pd.to_datetime(exams.study_date, format="%Y-%m-%d").tolist()
+    assert (shifted[1] - shifted[0]).days == interval
+    assert shifted[0] != original[0]
+    assert exams.exam_order.tolist() == ["1", "2"]
+    # the DICOM written for each exam carries the manifest's shifted date, and its other dates moved alike
+    for study_id, exam in exams.iterrows():
+        for path in (out / "dicom" / study_id).glob("*.dcm"):
+            ds = pydicom.dcmread(path)
+            assert ds.StudyDate == exam.study_date.replace("-", "") == ds.SeriesDate == ds.ContentDate
+            assert ds.AcquisitionDateTime[:8] == ds.StudyDate and ds.PatientBirthDate == ""
+
+    originals = set()
+    for path in dicom.rglob("*.dcm"):
+        pydicom.dcmread(path).walk(lambda d, e: originals.add(str(e.value)[:8])
+                                   if e.VR in ("DA", "DT") and e.value else None)
+    assert set(labels.study_date) <= originals and len(originals) >= 3  # study dates and a birth date
+    spellings = set()
+    for v in originals:
+        y, mo, d = v[:4], v[4:6], v[6:8]
+        spellings |= {v, f"{y}-{mo}-{d}", f"{d}/{mo}/{y}", f"{y}.{mo}.{d}", f"{mo}/{d}/{y}"}
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert {p.suffix for p in files} >= {".png", ".csv", ".dcm", ".json"} and any("qc" in p.parts for p in files)
+    for path in files:
+        data = path.read_bytes()
+        for s in spellings:
+            assert s.encode() not in data, f"{s} in {path.relative_to(out)}"
+    for s in spellings:
+        assert s not in result.output

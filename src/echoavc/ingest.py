@@ -16,7 +16,6 @@ beside the key, never into the output folder.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import zipfile
@@ -32,7 +31,7 @@ import numpy as np
 
 from echoavc.cone import Cone, find_cone
 from echoavc.cone.transform import StandardTransform
-from echoavc.dicom.deid import PseudonymKey, deidentify_dataset, pseudonym
+from echoavc.dicom.deid import PseudonymKey, date_shift_days, deidentify_dataset, pseudonym, shifted_study_date
 from echoavc.dicom.read import (
     DicomClip,
     decode_frames,
@@ -42,13 +41,14 @@ from echoavc.dicom.read import (
     sha256_bytes,
     tissue_regions,
 )
+from echoavc.dicom.write import write_deidentified_dicom
 from echoavc.errors import EchoAVCError
 from echoavc.files import atomic_write_bytes, csv_text, png_flags, progress_bar, remove_stale_temporaries
 from echoavc.settings import IngestSettings
 
 MANIFEST_COLUMNS = [
     "source_sha256", "frame_index", "image_path",
-    "patient_id", "patient_id_source", "study_id", "series_id", "instance_number",
+    "patient_id", "patient_id_source", "study_id", "study_date", "exam_order", "series_id", "instance_number",
     "n_frames", "frame_time_ms", "heart_rate_bpm",
     "modality", "manufacturer", "model", "transfer_syntax", "photometric",
     "original_rows", "original_cols", "channels",
@@ -156,7 +156,8 @@ def process_file(data: bytes, name: str, out_dir: Path, secret: bytes, settings:
 
 
 def identities(ds, secret: bytes, sha: str) -> tuple[dict, list[tuple[str, str, str]], list[str]]:
-    """Pseudonymous patient, study and series ids, with the originals for the key-side map."""
+    """Pseudonymous patient, study and series ids and the study's shifted date, with the originals for the
+    key-side map."""
     pairs, warnings = [], []
     pid = str(ds.get("PatientID", "") or "").strip()
     study_uid = str(ds.get("StudyInstanceUID", "") or "").strip()
@@ -176,6 +177,8 @@ def identities(ds, secret: bytes, sha: str) -> tuple[dict, list[tuple[str, str, 
         value = uid or f"file:{sha}"
         ids[f"{kind}_id"] = pseudonym(secret, kind, value)
         pairs.append((kind, value, ids[f"{kind}_id"]))
+    # the patient's dates all move by one keyed shift, as in the de-identified DICOM: intervals between exams stay
+    ids["study_date"] = shifted_study_date(ds, date_shift_days(secret, ids["patient_id"]))
     return ids, pairs, warnings
 
 
@@ -321,7 +324,7 @@ def _ingest_clip(clip: DicomClip, out_dir: Path, secret: bytes, settings: Ingest
         _write_qc(out_dir / "qc" / ids["study_id"] / f"{names}.png", sample[0], cone, mask, transform, grey,
                   settings.png_compression)
     if settings.write_dicom:
-        _write_deidentified_dicom(
+        write_deidentified_dicom(
             out_dir / "dicom" / ids["study_id"] / f"{names}.dcm", clip, masked_frames, secret, ids, prep.kept,
         )
     if cone.flag:
@@ -428,52 +431,6 @@ def _write_qc(path: Path, frame: np.ndarray, cone: Cone, mask: np.ndarray, trans
     after = cv2.resize(after, (height, height), interpolation=cv2.INTER_AREA)
     gap = np.full((height, 8, 3), 255, np.uint8)
     _write_png(path, np.hstack([before, gap, after]), compression)
-
-
-def _write_deidentified_dicom(path: Path, clip: DicomClip, frames: list[np.ndarray], secret: bytes, ids: dict,
-                              kept: Sequence[int]) -> None:
-    """The kept frames, masked, uncompressed, under the Basic Profile with keyed pseudonyms."""
-    import pydicom
-    from pydicom.uid import ExplicitVRLittleEndian
-
-    key = _SecretKey(secret)
-    ds = pydicom.dcmread(io.BytesIO(clip.data))
-    deidentify_dataset(ds, key, ids["patient_id"])
-    arr = np.stack(frames)
-    colour = arr.ndim == 4
-    for tag in list(ds.keys()):
-        kw = pydicom.datadict.keyword_for_tag(tag)
-        if kw.endswith(("PaletteColorLookupTableDescriptor", "PaletteColorLookupTableData",
-                        "PaletteColorLookupTableUID")) or kw in {"FrameTimeVector"}:
-            del ds[tag]
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SamplesPerPixel = 3 if colour else 1
-    ds.PhotometricInterpretation = "RGB" if colour else "MONOCHROME2"
-    if colour:
-        ds.PlanarConfiguration = 0
-    elif "PlanarConfiguration" in ds:
-        del ds.PlanarConfiguration
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.NumberOfFrames = len(frames)
-    if "FrameTime" in ds and len(kept) > 1:
-        ds.FrameTime = f"{float(ds.FrameTime) * (kept[1] - kept[0]):.3f}"
-    ds.PixelData = arr.tobytes()
-    ds["PixelData"].VR = "OB"
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-class _SecretKey:
-    """The pseudonym side of PseudonymKey, for workers that hold only the secret."""
-
-    def __init__(self, secret: bytes):
-        self.secret = secret
-
-    def uid(self, value: str) -> str:
-        from echoavc.dicom.deid import keyed_uid
-
-        return keyed_uid(self.secret, value)
 
 
 # ---------------------------------------------------------------- the batch
@@ -617,6 +574,17 @@ def _write_tables(out_dir: Path, state: Path) -> None:
             failures.append({"source_sha256": rec["sha256"], "reason": rec["reason"]})
     rows.sort(key=lambda r: (r["patient_id"], r["study_id"], r["series_id"], str(r["instance_number"]),
                              r["source_sha256"], int(r["frame_index"])))
+    # each exam's place among its patient's dated exams (1 = first), from every record: stable on re-runs
+    dates: dict[tuple[str, str], str] = {}
+    for r in rows:
+        if r.get("study_date"):
+            exam = (r["patient_id"], r["study_id"])
+            dates[exam] = min(dates.get(exam, r["study_date"]), r["study_date"])
+    order, counted = {}, {}
+    for exam in sorted(dates, key=lambda e: (e[0], dates[e], e[1])):
+        order[exam] = counted[exam[0]] = counted.get(exam[0], 0) + 1
+    for r in rows:
+        r["exam_order"] = order.get((r["patient_id"], r["study_id"]), "")
     atomic_write_bytes(out_dir / "manifest.csv", csv_text(MANIFEST_COLUMNS, rows).encode())
     atomic_write_bytes(out_dir / "failures.csv", csv_text(FAILURE_COLUMNS, failures).encode())
 
