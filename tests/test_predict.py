@@ -274,7 +274,7 @@ def test_pytorch_and_onnx_agree_on_synthetic_and_real_clips(screening_bundle):
     """Same frames, same boxes: raw detector outputs within 1e-3, calibrated probabilities within 1e-4."""
     from echoavc.bundle import load_bundle
     from echoavc.dicom.read import open_dicom
-    from echoavc.ingest import prepare_clip
+    from echoavc.preprocess import prepare_clip
     from echoavc.predict import Screener
 
     b = load_bundle(screening_bundle.bundle)

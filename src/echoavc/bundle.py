@@ -30,6 +30,7 @@ from pathlib import Path
 
 from echoavc.errors import EchoAVCError
 from echoavc.files import atomic_write_text
+from echoavc.preprocess.record import Preprocessing
 from echoavc.settings import ConeSettings, IngestSettings, ScreeningSettings
 
 BUNDLE_FORMAT = "echoavc-bundle/1"
@@ -64,21 +65,9 @@ def looks_like_pickle(path: Path) -> bool:
     return False
 
 
-def _ingest_record(ingest: IngestSettings) -> dict:
-    # through JSON, so tuples and lists compare equal
-    return _jsonable({"standard_size": int(ingest.size), "every_nth": int(ingest.every_nth),
-                      "cone": asdict(ingest.cone)})
-
-
 def preprocessing_of(ingest: IngestSettings, detector_imgsz: int, classifier_meta: dict) -> dict:
-    """The settings that must be the same at training and screening time, as one JSON-able record."""
-    return {
-        **_ingest_record(ingest),
-        "detector_imgsz": int(detector_imgsz),
-        "crop": {k: classifier_meta["crop"][k] for k in ("size", "margin")},
-        "noise_reduction": bool(classifier_meta["noise_reduction"]),
-        "normalisation": {k: [float(v) for v in classifier_meta["normalisation"][k]] for k in ("mean", "std")},
-    }
+    """The settings that must be the same at training and screening time, as bundle.json's JSON record."""
+    return Preprocessing.of(ingest, detector_imgsz, classifier_meta).to_dict()
 
 
 def _jsonable(x):
@@ -105,7 +94,11 @@ class Bundle:
 
     @property
     def preprocessing(self) -> dict:
+        """bundle.json's preprocessing record as stored (:meth:`preprocess` reads it)."""
         return self.meta["preprocessing"]
+
+    def preprocess(self) -> Preprocessing:
+        return Preprocessing.from_dict(self.preprocessing)
 
     @property
     def screening(self) -> ScreeningSettings:
@@ -125,8 +118,7 @@ class Bundle:
 
     def ingest_settings(self) -> IngestSettings:
         """The ingest settings the models were trained with (standard size, frames kept, cone finder)."""
-        p = self.preprocessing
-        return IngestSettings(size=p["standard_size"], every_nth=p["every_nth"], cone=ConeSettings(**p["cone"]))
+        return self.preprocess().ingest_settings()
 
     def backend(self, backend: str = "auto") -> str:
         if backend not in ("auto", "torch", "onnx"):
@@ -236,7 +228,7 @@ def save_bundle(out: str | Path, *, detector_weights: str | Path, classifier_dir
     }
     (tmp / "MODEL_CARD.md").write_text(model_card_markdown(meta))
     # the ingest settings again, in a hashed file: bundle.json's copy is checked against it on loading
-    (tmp / INGEST_FILE).write_text(json.dumps(_ingest_record(ingest), indent=1) + "\n")
+    (tmp / INGEST_FILE).write_text(json.dumps(Preprocessing.of(ingest, imgsz, cmeta).ingest_part(), indent=1) + "\n")
     meta["files"] = {p.relative_to(tmp).as_posix(): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
     atomic_write_text(tmp / BUNDLE_FILE, json.dumps(meta, indent=1, default=str) + "\n")
     if out.exists():
@@ -364,4 +356,4 @@ def with_screening(bundle: Bundle, **overrides) -> ScreeningSettings:
 
 
 __all__ = ["Bundle", "BUNDLE_FORMAT", "save_bundle", "load_bundle", "looks_like_pickle", "preprocessing_of",
-           "RESEARCH_ONLY", "with_screening"]
+           "RESEARCH_ONLY", "with_screening", "Preprocessing"]

@@ -21,7 +21,7 @@ import json
 import os
 import zipfile
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -30,20 +30,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from echoavc.cone import Cone, find_cone
+from echoavc.cone import Cone
 from echoavc.cone.transform import StandardTransform
 from echoavc.dicom.deid import PseudonymKey, deidentify_dataset, pseudonym
-from echoavc.dicom.read import (
-    DicomClip,
-    decode_frames,
-    frame_indices,
-    open_dicom,
-    region_spacing_mm,
-    sha256_bytes,
-    tissue_regions,
-)
+from echoavc.dicom.read import DicomClip, open_dicom, region_spacing_mm, sha256_bytes
 from echoavc.errors import EchoAVCError
 from echoavc.files import atomic_write_bytes, csv_text, png_flags, progress_bar, remove_stale_temporaries
+from echoavc.preprocess import prepare_clip
 from echoavc.settings import IngestSettings
 
 MANIFEST_COLUMNS = [
@@ -179,82 +172,6 @@ def identities(ds, secret: bytes, sha: str) -> tuple[dict, list[tuple[str, str, 
     return ids, pairs, warnings
 
 
-@dataclass
-class PreparedClip:
-    """What turns a clip's frames into standard frames: found once per clip, from a sample of its frames.
-
-    ``ingest`` writes the standard frames as PNGs; ``predict`` uses them in memory. Both go through
-    :meth:`standard`, so screening sees exactly the pixels the models were trained on.
-    """
-
-    #: None for a single image (PNG/JPEG): its one frame is in ``decoded``
-    clip: DicomClip | None
-    kept: list[int]
-    cone: Cone
-    mask: np.ndarray
-    transform: StandardTransform
-    grey: bool
-    overlay: str
-    sample: np.ndarray
-    #: decoded sample frames not yet handed out by :meth:`frames` (nothing decodes twice)
-    decoded: dict[int, np.ndarray]
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.sample.shape[1:3]
-
-    def frames(self, indices: Sequence[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
-        """Decoded frames (original size) in order, the sample frames from memory."""
-        wanted = self.kept if indices is None else list(indices)
-        rest = [i for i in wanted if i not in self.decoded]
-        if rest and self.clip is None:
-            raise EchoAVCError(f"frames {rest[:3]} were handed out already")
-        stream = decode_frames(self.clip, rest) if rest else iter(())
-        for index in wanted:
-            yield index, (self.decoded.pop(index) if index in self.decoded else next(stream)[1])
-
-    def masked(self, frame: np.ndarray) -> np.ndarray:
-        """The frame with everything outside the cone black (grey files as 2-D)."""
-        if self.grey and frame.ndim == 3:
-            frame = frame[..., 0] if _channels_equal(frame) else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-        return cv2.bitwise_and(frame, frame, mask=self.mask)
-
-    def standard(self, frame: np.ndarray) -> np.ndarray:
-        """The masked frame cropped to the cone and letterboxed to the standard square."""
-        return self.transform.apply(self.masked(frame))
-
-    def standard_outline(self) -> np.ndarray:
-        """The cone's outline (N, 2) in the standard square's pixels (for pictures)."""
-        return self.transform.points_to_standard(np.asarray(self.cone.polygon, dtype=np.float64))
-
-
-def prepare_clip(clip: DicomClip, settings: IngestSettings) -> PreparedClip:
-    """Find the cone once per clip, on a sample of its kept frames; raises EchoAVCError naming the clip."""
-    kept = frame_indices(clip.n_frames, settings.every_nth)
-    n_sample = min(len(kept), settings.cone.sample_frames)
-    sample_idx = sorted({kept[int(round(i))] for i in np.linspace(0, len(kept) - 1, n_sample)})
-    decoded = dict(decode_frames(clip, sample_idx))
-    return _prepare(clip, kept, decoded, tissue_regions(clip.dataset), settings, clip.name)
-
-
-def prepare_image(image: np.ndarray, settings: IngestSettings, name: str = "") -> PreparedClip:
-    """The same for one exported image (PNG/JPEG, grey or RGB): a clip of one frame without regions."""
-    return _prepare(None, [0], {0: np.asarray(image)}, None, settings, name)
-
-
-def _prepare(clip, kept, decoded, regions, settings: IngestSettings, name: str) -> PreparedClip:
-    sample = np.stack([decoded[i] for i in sorted(decoded)])
-    try:
-        cone = find_cone(sample, regions, settings.cone)
-    except EchoAVCError as exc:
-        raise exc.at(name)
-    shape = sample.shape[1:3]
-    mask = cone.mask(shape).astype(np.uint8)
-    transform = StandardTransform.fit(*cone.bbox(shape), settings.size)
-    grey = sample.ndim == 3 or _is_grey(sample, mask)
-    return PreparedClip(clip, kept, cone, mask, transform, grey, _overlay_in_cone(sample, mask), sample, decoded)
-
-
 def _ingest_clip(clip: DicomClip, out_dir: Path, secret: bytes, settings: IngestSettings,
                  threads: int = 1) -> FileResult:
     ds = clip.dataset
@@ -359,41 +276,6 @@ def _int_or_empty(value) -> int | str:
         return int(value) if value not in (None, "") else ""
     except (TypeError, ValueError):
         return ""
-
-
-def _channels_equal(frame: np.ndarray) -> bool:
-    return bool(np.array_equal(frame[..., 0], frame[..., 1]) and np.array_equal(frame[..., 1], frame[..., 2]))
-
-
-def _chroma(px: np.ndarray) -> np.ndarray:
-    """Max minus min over the colour channels (..., 3), int16 (channel by channel: reducing the last axis is slow)."""
-    c0, c1, c2 = px[..., 0], px[..., 1], px[..., 2]
-    return np.maximum(np.maximum(c0, c1), c2).astype(np.int16) - np.minimum(np.minimum(c0, c1), c2)
-
-
-def _is_grey(sample: np.ndarray, mask: np.ndarray) -> bool:
-    """A colour file whose field is grey (most B-mode files are stored as RGB or YBR)."""
-    chroma = _chroma(sample[:, mask.astype(bool)])
-    # lossy YBR leaves a few levels of chroma; colour Doppler or marks leave much more
-    return float(np.mean(chroma > 24)) < 0.002
-
-
-def _overlay_in_cone(sample: np.ndarray, mask: np.ndarray) -> str:
-    """Detectable marks burned in inside the field (callipers, labels): a mask cannot remove these."""
-    inside = mask.astype(bool)
-    if sample.ndim == 4:
-        px = sample[:, inside]
-        coloured = _chroma(px) > 60
-        if 20 <= int(coloured.any(axis=0).sum()) and coloured.mean() < 0.05:
-            return "coloured marks"
-    if sample.shape[0] < 3:
-        return ""  # too few frames to tell a static mark from tissue
-    if sample.ndim == 4:
-        grey = (px[..., 0].astype(np.float32) + px[..., 1] + px[..., 2]) / 3
-    else:
-        grey = sample[:, inside].astype(np.float32)
-    static_bright = (grey.min(axis=0) >= 200) & (grey.std(axis=0) < 2.0)
-    return "static bright marks" if int(static_bright.sum()) >= 30 else ""
 
 
 # ---------------------------------------------------------------- writing

@@ -34,6 +34,7 @@ import numpy as np
 from echoavc.bundle import Bundle, load_bundle
 from echoavc.errors import EchoAVCError
 from echoavc.files import atomic_write_text, csv_text, progress_bar, remove_stale_temporaries
+from echoavc.preprocess.crop import prepare_crop
 from echoavc.settings import ScreeningSettings
 
 STATUS_TEXT = {
@@ -127,6 +128,9 @@ class Screener:
         self.detector = bundle.detector(self.backend, threads)
         self.classifier = bundle.classifier(self.backend, threads)
         self.frame_threshold = bundle.frame_threshold
+        #: the valve crop as the classifier was trained on it (the bundle's preprocessing record)
+        pre = bundle.preprocess()
+        self.crop, self.noise_reduction = pre.crop(), pre.noise_reduction
         self._explainer = None
 
     @property
@@ -151,7 +155,7 @@ class Screener:
         has = [i for i in range(len(images)) if np.isfinite(boxes[i]).all()]
         for j in range(0, len(has), self.settings.batch):
             idx = has[j:j + self.settings.batch]
-            crops = np.stack([self.classifier.prepare(images[i], boxes[i]) for i in idx])
+            crops = np.stack([prepare_crop(images[i], boxes[i], self.crop, self.noise_reduction) for i in idx])
             p[idx] = self.classifier.predict_proba(crops)
         return p
 
@@ -175,9 +179,8 @@ def heat_map(classifier, image: np.ndarray, box) -> np.ndarray:
     """Grad-CAM of a PyTorch classifier's logit for ``box``, mapped onto the standard image (0 outside the crop)."""
     import torch
 
-    from echoavc.classifier.data import normalise
     from echoavc.classifier.gradcam import grad_cam
-    from echoavc.dataset.materialise import crop_to_image
+    from echoavc.preprocess.crop import crop_to_image, normalise
 
     crop = classifier.prepare(image, box)
     cam, _ = grad_cam(classifier.model, torch.from_numpy(normalise(crop, classifier.mean, classifier.std)))
@@ -191,7 +194,7 @@ def read_input(data: bytes, name: str, ingest_settings):
     """(prepare, exam key, frame count) for a DICOM file or an exported image, ``prepare()`` giving the prepared
     clip; EchoAVCError for anything else."""
     from echoavc.dicom.read import open_dicom
-    from echoavc.ingest import prepare_clip, prepare_image
+    from echoavc.preprocess.clip import prepare_clip, prepare_image
 
     if data[:4].startswith(IMAGE_MAGIC[0]) or data[:3] == IMAGE_MAGIC[1]:
         img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)

@@ -91,7 +91,7 @@ def save_overlay(path: str | Path, crop: np.ndarray, cam: np.ndarray, text: str 
 def explain(classifier, crops: np.ndarray, out_dir: str | Path, names: list[str] | None = None) -> list[dict]:
     """Grad-CAM overlays for prepared crops with a loaded ``Classifier`` (torch backend): one PNG per crop,
     captioned with the calibrated probability and the call. Returns one record per crop."""
-    from echoavc.classifier.data import normalise
+    from echoavc.preprocess.crop import normalise
 
     if classifier.model is None:
         raise ValueError("Grad-CAM needs the torch backend")

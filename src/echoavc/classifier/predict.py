@@ -14,15 +14,18 @@ from pathlib import Path
 import numpy as np
 
 from echoavc.classifier.calibrate import Calibration
-from echoavc.classifier.data import normalise, prepare_crop
 from echoavc.classifier.model import AVCNet, build
-from echoavc.classifier.train import META_FILE, MODEL_FILE, MODEL_FORMAT
 from echoavc.errors import EchoAVCError
+from echoavc.preprocess.crop import normalise, prepare_crop
 from echoavc.settings import CropSettings
 
 __all__ = ["Classifier", "load_model", "export_onnx", "ONNX_FILE"]
 
 ONNX_FILE = "model.onnx"
+#: a classifier folder: weights, stored settings (``echoavc.classifier.train.save_model`` writes both)
+MODEL_FILE = "model.safetensors"
+META_FILE = "classifier.json"
+MODEL_FORMAT = "echoavc-classifier/1"
 
 
 def read_meta(folder: str | Path) -> dict:

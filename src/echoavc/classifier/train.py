@@ -27,20 +27,17 @@ from torch import nn
 
 from echoavc import runtime
 from echoavc.classifier.calibrate import Calibration, fit_calibration, pick_threshold
-from echoavc.classifier.data import CropSource, Sample, expand_training, load_samples, normalise
+from echoavc.classifier.data import CropSource, Sample, expand_training, load_samples
 from echoavc.classifier.model import AVCNet, build
+from echoavc.classifier.predict import META_FILE, MODEL_FILE, MODEL_FORMAT
 from echoavc.dataset.split import Split
 from echoavc.dataset.table import DatasetTable
 from echoavc.errors import EchoAVCError
+from echoavc.preprocess.crop import normalise
 from echoavc.settings import ClassifierSettings
 
 __all__ = ["FitResult", "Trained", "fit_model", "predict_logits", "train_and_calibrate", "train_classifier",
            "save_model", "MODEL_FILE", "META_FILE", "MODEL_FORMAT", "set_threads"]
-
-MODEL_FILE = "model.safetensors"
-META_FILE = "classifier.json"
-MODEL_FORMAT = "echoavc-classifier/1"
-
 
 def set_threads(settings: ClassifierSettings) -> int:
     """torch threads: ``settings.threads`` or every available core (Ultralytics may have lowered it)."""

@@ -141,31 +141,6 @@ def _best_model(field, hull, deep, edges, blobs: "_Blobs", settings: ConeSetting
     return (max(accepted, key=lambda a: a[2]) if accepted else None), best_iou
 
 
-def standardise(
-    frame: np.ndarray, cone: Cone, size: int = STANDARD_SIZE, *, mask: np.ndarray | None = None
-) -> tuple[np.ndarray, StandardTransform]:
-    """Black out everything outside the cone, crop to its bbox, letterbox to size x size undistorted.
-
-    ``mask``: ``cone.mask(frame.shape)`` computed once per clip (``Cone.mask`` caches it anyway).
-    """
-    shape = frame.shape[:2]
-    if mask is None:
-        mask = cone.mask(shape)
-    elif mask.shape != shape:
-        raise ValueError(f"mask shape {mask.shape} does not match frame {shape}")
-    box = mask_bbox(mask)
-    if box[2] == 0:
-        raise EchoAVCError("the ultrasound cone lies outside the frame")
-    t = StandardTransform.fit(*box, size)
-    x, y, bw, bh = box
-    # the transform reads a square window around the box; outside the box all is outside the cone
-    out = np.zeros_like(frame)
-    m = mask[y : y + bh, x : x + bw]
-    crop = frame[y : y + bh, x : x + bw]
-    out[y : y + bh, x : x + bw] = crop * (m[..., None] if crop.ndim == 3 else m)
-    return t.apply(out), t
-
-
 def valid_region(regions, shape: tuple[int, int], settings: ConeSettings = ConeSettings()):
     """The largest trustworthy region as a window (x0, y0, x1, y1), exclusive ends; None if none.
 
