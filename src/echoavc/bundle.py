@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from echoavc.errors import EchoAVCError
-from echoavc.files import atomic_write_text
+from echoavc.files import atomic_folder, atomic_write_text
 from echoavc.preprocess.record import Preprocessing
 from echoavc.settings import ConeSettings, IngestSettings, ScreeningSettings
 
@@ -172,7 +172,8 @@ def save_bundle(out: str | Path, *, detector_weights: str | Path, classifier_dir
                 limitations: list[str] | None = None) -> Path:
     """Assemble a bundle from a trained detector checkpoint and classifier folder; returns its folder.
 
-    The folder is built beside ``out`` and renamed into place, so an interrupted save leaves no half bundle.
+    The folder is built beside ``out`` and renamed into place, so an interrupted save leaves no half bundle
+    (:func:`echoavc.files.atomic_folder`).
     """
     from echoavc.classifier.predict import Classifier, read_meta
     from echoavc.detector.export import export_onnx, export_state
@@ -180,66 +181,54 @@ def save_bundle(out: str | Path, *, detector_weights: str | Path, classifier_dir
     from echoavc.runtime import versions
 
     out = Path(out)
-    tmp = out.with_name(f".{out.name}.partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    export_state(detector_weights, tmp / DETECTOR_STATE)
-    state_detector = Detector(tmp / DETECTOR_STATE, backend="torch")
-    imgsz = state_detector.imgsz
-    if onnx:
-        export_onnx(detector_weights, tmp / DETECTOR_ONNX)
-    cdir = tmp / CLASSIFIER_DIR
-    cdir.mkdir()
-    src = Path(classifier_dir)
-    for f in ("model.safetensors", "classifier.json", "reliability_validation.png"):
-        if (src / f).is_file():
-            shutil.copy2(src / f, cdir / f)
-    cmeta = read_meta(cdir)
-    if onnx:
-        Classifier.load(cdir, backend="onnx")  # exports model.onnx beside the weights
-    for rel, content in (validation_files or {}).items():
-        p = tmp / "validation" / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, (str, Path)) and Path(content).is_file():
-            shutil.copy2(content, p)
-        else:
-            p.write_text(content if isinstance(content, str) else json.dumps(content, indent=1, default=str))
-    d = detector_settings
-    meta = {
-        "format": BUNDLE_FORMAT,
-        "name": name or out.name,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "intended_use": RESEARCH_ONLY,
-        "versions": versions(),
-        "preprocessing": preprocessing_of(ingest, imgsz, cmeta),
-        "screening": asdict(screening),
-        "thresholds": {"frame": float(cmeta["threshold"]), "frame_rule": cmeta.get("threshold_rule"),
-                       "exam": float(exam_threshold), "exam_rule": screening.exam_threshold_rule,
-                       "min_recall": screening.min_recall},
-        "detector": {"model_name": state_detector.name, "imgsz": imgsz,
-                     "min_score": getattr(d, "min_score", 0.001), "nms_iou": getattr(d, "nms_iou", 0.7)},
-        "classifier": {k: cmeta.get(k) for k in ("backbone", "pooling", "input_size", "weights_source")}
-        | {"calibration": (cmeta.get("calibration") or {}).get("method"),
-           "calibration_data": cmeta.get("calibration_data")},
-        "training": _jsonable(training or {}),
-        "validation_summary": _jsonable(validation or {}),
-        "limitations": limitations or [],
-    }
-    (tmp / "MODEL_CARD.md").write_text(model_card_markdown(meta))
-    # the ingest settings again, in a hashed file: bundle.json's copy is checked against it on loading
-    (tmp / INGEST_FILE).write_text(json.dumps(Preprocessing.of(ingest, imgsz, cmeta).ingest_part(), indent=1) + "\n")
-    meta["files"] = {p.relative_to(tmp).as_posix(): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
-    atomic_write_text(tmp / BUNDLE_FILE, json.dumps(meta, indent=1, default=str) + "\n")
-    if out.exists():
-        old = out.with_name(f".{out.name}.old")
-        if old.exists():
-            shutil.rmtree(old)
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(out)
+    with atomic_folder(out) as tmp:
+        export_state(detector_weights, tmp / DETECTOR_STATE)
+        state_detector = Detector(tmp / DETECTOR_STATE, backend="torch")
+        imgsz = state_detector.imgsz
+        if onnx:
+            export_onnx(detector_weights, tmp / DETECTOR_ONNX)
+        cdir = tmp / CLASSIFIER_DIR
+        cdir.mkdir()
+        src = Path(classifier_dir)
+        for f in ("model.safetensors", "classifier.json", "reliability_validation.png"):
+            if (src / f).is_file():
+                shutil.copy2(src / f, cdir / f)
+        cmeta = read_meta(cdir)
+        if onnx:
+            Classifier.load(cdir, backend="onnx")  # exports model.onnx beside the weights
+        for rel, content in (validation_files or {}).items():
+            p = tmp / "validation" / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, (str, Path)) and Path(content).is_file():
+                shutil.copy2(content, p)
+            else:
+                p.write_text(content if isinstance(content, str) else json.dumps(content, indent=1, default=str))
+        d = detector_settings
+        meta = {
+            "format": BUNDLE_FORMAT,
+            "name": name or out.name,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "intended_use": RESEARCH_ONLY,
+            "versions": versions(),
+            "preprocessing": preprocessing_of(ingest, imgsz, cmeta),
+            "screening": asdict(screening),
+            "thresholds": {"frame": float(cmeta["threshold"]), "frame_rule": cmeta.get("threshold_rule"),
+                           "exam": float(exam_threshold), "exam_rule": screening.exam_threshold_rule,
+                           "min_recall": screening.min_recall},
+            "detector": {"model_name": state_detector.name, "imgsz": imgsz,
+                         "min_score": getattr(d, "min_score", 0.001), "nms_iou": getattr(d, "nms_iou", 0.7)},
+            "classifier": {k: cmeta.get(k) for k in ("backbone", "pooling", "input_size", "weights_source")}
+            | {"calibration": (cmeta.get("calibration") or {}).get("method"),
+               "calibration_data": cmeta.get("calibration_data")},
+            "training": _jsonable(training or {}),
+            "validation_summary": _jsonable(validation or {}),
+            "limitations": limitations or [],
+        }
+        (tmp / "MODEL_CARD.md").write_text(model_card_markdown(meta))
+        # the ingest settings again, in a hashed file: bundle.json's copy is checked against it on loading
+        (tmp / INGEST_FILE).write_text(json.dumps(Preprocessing.of(ingest, imgsz, cmeta).ingest_part(), indent=1) + "\n")
+        meta["files"] = {p.relative_to(tmp).as_posix(): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        atomic_write_text(tmp / BUNDLE_FILE, json.dumps(meta, indent=1, default=str) + "\n")
     return out
 
 

@@ -19,10 +19,9 @@ import csv
 import io
 import json
 import os
-import zipfile
 from collections import deque
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,8 +34,9 @@ from echoavc.cone.transform import StandardTransform
 from echoavc.dicom.deid import PseudonymKey, deidentify_dataset, pseudonym
 from echoavc.dicom.read import DicomClip, open_dicom, region_spacing_mm, sha256_bytes
 from echoavc.errors import EchoAVCError
-from echoavc.files import atomic_write_bytes, csv_text, png_flags, progress_bar, remove_stale_temporaries
+from echoavc.files import atomic_write_bytes, csv_text, png_flags
 from echoavc.preprocess import prepare_clip
+from echoavc.runner import Source, StateStore, failure_reason, find_sources, open_state, run_batch
 from echoavc.settings import IngestSettings
 
 MANIFEST_COLUMNS = [
@@ -50,67 +50,7 @@ MANIFEST_COLUMNS = [
     "pixel_spacing_x_mm", "pixel_spacing_y_mm", "overlay_in_cone", "burned_in_annotation",
 ]
 FAILURE_COLUMNS = ["source_sha256", "reason"]
-STATE_DIR = ".state"
 SETTINGS_FILE = "ingest.json"
-
-
-# ---------------------------------------------------------------- inputs
-
-
-@dataclass(frozen=True)
-class Source:
-    """One input file: on disk, or a member of a zip archive."""
-
-    path: Path
-    member: str | None = None
-
-    @property
-    def name(self) -> str:
-        return f"{self.path}!{self.member}" if self.member else str(self.path)
-
-    def read(self) -> bytes:
-        try:
-            if self.member is None:
-                return self.path.read_bytes()
-            with zipfile.ZipFile(self.path) as zf:
-                return zf.read(self.member)
-        except (OSError, zipfile.BadZipFile, KeyError) as exc:
-            raise EchoAVCError(f"cannot read ({type(exc).__name__}: {exc.args[-1] if exc.args else ''})", self.name) from exc
-
-
-def find_sources(inputs: Iterable[str | Path]) -> tuple[list[Source], list[tuple[str, str]]]:
-    """Expand files, folders (recursively) and zip archives; return (sources, problems)."""
-    sources: list[Source] = []
-    problems: list[tuple[str, str]] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.is_file() and not _ignored(f))
-        elif p.is_file():
-            files = [p]
-        else:
-            problems.append((str(p), "no such file or folder"))
-            continue
-        for f in files:
-            if zipfile.is_zipfile(f) and f.suffix.lower() == ".zip":
-                try:
-                    with zipfile.ZipFile(f) as zf:
-                        members = sorted(
-                            m.filename for m in zf.infolist()
-                            if not m.is_dir() and not _ignored(Path(m.filename))
-                        )
-                except zipfile.BadZipFile as exc:
-                    problems.append((str(f), f"corrupt zip archive ({exc})"))
-                    continue
-                sources.extend(Source(f, m) for m in members)
-            else:
-                sources.append(Source(f))
-    return sources, problems
-
-
-def _ignored(path: Path) -> bool:
-    # hidden files (.DS_Store, ._x) and DICOMDIR indexes carry no images
-    return any(part.startswith(".") for part in path.parts[-1:]) or path.name.upper() == "DICOMDIR"
 
 
 # ---------------------------------------------------------------- one file
@@ -140,12 +80,8 @@ def process_file(data: bytes, name: str, out_dir: Path, secret: bytes, settings:
         if settings.modalities and modality not in {m.upper() for m in settings.modalities}:
             return FileResult(sha, "skipped", f"modality {modality or 'missing'} not in {','.join(settings.modalities)}")
         return _ingest_clip(clip, out_dir, secret, settings, threads)
-    except EchoAVCError as exc:
-        return FileResult(sha, "failed", exc.reason)
-    except MemoryError:
-        return FileResult(sha, "failed", "out of memory while decoding")
-    except Exception as exc:  # a decoder bug must not stop the batch
-        return FileResult(sha, "failed", f"unexpected error: {type(exc).__name__}: {' '.join(str(exc).split())[:160]}")
+    except Exception as exc:  # bad input, or a decoder bug: one failure row, the batch goes on
+        return FileResult(sha, "failed", failure_reason(exc, "out of memory while decoding"))
 
 
 def identities(ds, secret: bytes, sha: str) -> tuple[dict, list[tuple[str, str, str]], list[str]]:
@@ -390,9 +326,8 @@ def ingest(
     key = PseudonymKey(key_path)
     if out_dir.resolve() == key.path.parent.resolve() or key.path.resolve().is_relative_to(out_dir.resolve()):
         raise EchoAVCError("the key must live outside the output folder (it re-identifies everything)", key_path)
-    state = out_dir / STATE_DIR
-    state.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out_dir)  # left by a run that was killed mid-write
+    store = open_state(out_dir)  # stale temporaries left by a run that was killed mid-write go first
+    state = store.folder
     report = IngestReport(out_dir)
     # a file done with other settings (size, frames kept, QC, DICOM) is done again
     fingerprint = sha256_bytes(json.dumps(asdict(settings), sort_keys=True, default=list).encode())[:16]
@@ -404,11 +339,11 @@ def ingest(
     report.failures.extend(problems)
     report.failed += len(problems)
 
-    def finish(src: Source, result: FileResult) -> None:
+    def finish(item: tuple[Source, bytes], result: FileResult) -> None:
+        src = item[0]
         key.remember(result.pairs)  # the map first: a state record must never outlive a lost pseudonym
-        record = {"sha256": result.sha256, "status": result.status, "reason": result.reason, "rows": result.rows,
-                  "settings": fingerprint}
-        atomic_write_bytes(state / f"{result.sha256}.json", json.dumps(record, sort_keys=True).encode())
+        store.save(result.sha256, {"sha256": result.sha256, "status": result.status, "reason": result.reason,
+                                   "rows": result.rows, "settings": fingerprint})
         _count(report, src, result)
         source_log.append([src.name, result.sha256, result.status, result.reason])
 
@@ -423,7 +358,7 @@ def ingest(
             source_log.append([src.name, "", "failed", exc.reason])
             continue
         sha = sha256_bytes(data)
-        record = _load_state(state, sha)
+        record = store.load(sha)
         done_alike = record and record["status"] in ("done", "skipped") and record.get("settings") == fingerprint
         if sha in seen or done_alike:
             report.resumed += 1
@@ -433,19 +368,10 @@ def ingest(
         seen.add(sha)
         todo.append((src, data))
 
-    with progress_bar("ingest", len(todo), progress) as advance:
-        if workers <= 1 or len(todo) <= 1:
-            # one file at a time; its frames share the workers
-            for src, data in todo:
-                finish(src, process_file(data, src.name, out_dir, key.secret, settings, threads=workers))
-                advance()
-        else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                futures = {pool.submit(process_file, data, src.name, out_dir, key.secret, settings): src
-                           for src, data in todo}
-                for fut in as_completed(futures):
-                    finish(futures[fut], fut.result())
-                    advance()
+    # one file at a time shares the workers among its frames; several files take one worker each
+    run_batch(todo, finish, workers=workers, label="ingest", progress=progress,
+              serial=lambda t: process_file(t[1], t[0].name, out_dir, key.secret, settings, threads=workers),
+              parallel=lambda t: (process_file, t[1], t[0].name, out_dir, key.secret, settings))
 
     _write_tables(out_dir, state)
     _write_source_log(key, out_dir, source_log)
@@ -465,13 +391,8 @@ def _count(report: IngestReport, src: Source, result: FileResult) -> None:
 
 
 def _load_state(state: Path, sha: str) -> dict | None:
-    p = state / f"{sha}.json"
-    if not p.exists():
-        return None
-    try:
-        return json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None  # a damaged record means: do the file again
+    """A file's state record; None when missing or damaged (the file is done again)."""
+    return StateStore(state).load(sha)
 
 
 def read_settings(out_dir: str | Path) -> IngestSettings | None:

@@ -23,7 +23,6 @@ import multiprocessing
 import os
 import time
 from collections import defaultdict
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -33,8 +32,9 @@ import numpy as np
 
 from echoavc.bundle import Bundle, load_bundle
 from echoavc.errors import EchoAVCError
-from echoavc.files import atomic_write_text, csv_text, progress_bar, remove_stale_temporaries
+from echoavc.files import atomic_write_text, csv_text, progress_bar
 from echoavc.preprocess.crop import prepare_crop
+from echoavc.runner import STATE_DIR, Source, failure_reason, find_sources, open_state, run_batch
 from echoavc.settings import ScreeningSettings
 
 STATUS_TEXT = {
@@ -47,7 +47,6 @@ FRAME_COLUMNS = ["exam_id", "source", "frame_index", "status", "status_text", "v
                  "valve_x2", "valve_y2", "probability", "decision", "overlay"]
 EXAM_COLUMNS = ["exam_id", "decision", "probability", "interval_low", "interval_high", "threshold", "n_frames",
                 "n_decided", "driving_source", "driving_frame", "reason", "sources", "overlay"]
-STATE_DIR = ".state"
 IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff")
 
 
@@ -414,8 +413,6 @@ def _worker_init(bundle_dir: str, backend: str, settings: dict, threads: int) ->
 
 
 def _worker_run(path: str, member: str | None, out_dir: str, overlays: str) -> tuple[str, dict | str]:
-    from echoavc.ingest import Source
-
     return _run_one(_WORKER["screener"], Source(Path(path), member), Path(out_dir), overlays)
 
 
@@ -427,12 +424,8 @@ def _run_one(screener: Screener, src, out_dir: Path, overlays: str) -> tuple[str
         data = src.read()
         sha = sha256_bytes(data)
         return "ok", screen_input(screener, data, src.name, sha, out_dir, overlays).to_dict()
-    except EchoAVCError as exc:
-        return "failed", exc.reason
-    except MemoryError:
-        return "failed", "out of memory"
-    except Exception as exc:  # a decoder bug must not stop the batch
-        return "failed", f"unexpected error: {type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
+    except Exception as exc:  # bad input, or a decoder bug: one failure row, the batch goes on
+        return "failed", failure_reason(exc)
 
 
 def _fingerprint(bundle: Bundle, settings: ScreeningSettings, backend: str, overlays: str) -> str:
@@ -450,8 +443,6 @@ def predict(inputs: Sequence[str | Path], model: str | Path, out: str | Path, *,
     Writes ``frames.csv``, ``exams.csv``, ``results.json``, ``failures.csv``, overlay PNGs and
     ``report.html``. Inputs already screened with the same bundle and settings are not redone.
     """
-    from echoavc.ingest import find_sources
-
     if overlays not in ("driving", "all", "none"):
         raise EchoAVCError(f"overlays must be driving, all or none, not {overlays!r}")
     t0 = time.perf_counter()
@@ -462,10 +453,8 @@ def predict(inputs: Sequence[str | Path], model: str | Path, out: str | Path, *,
     backend = bundle.backend(backend)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    if (out / STATE_DIR).is_dir():
-        remove_stale_temporaries(out)
-    state_dir = out / STATE_DIR
-    state_dir.mkdir(exist_ok=True)
+    # stale temporaries only where an earlier screening left them: OUT may be a folder of other things
+    store = open_state(out, clean=(out / STATE_DIR).is_dir())
     fp = _fingerprint(bundle, s, backend, overlays)
     sources, problems = find_sources(inputs)
     failures = [{"source": name, "reason": reason} for name, reason in problems]
@@ -473,8 +462,9 @@ def predict(inputs: Sequence[str | Path], model: str | Path, out: str | Path, *,
     todo = []
     resumed = 0
     for src in sources:
-        st = state_dir / (hashlib.sha256(src.name.encode()).hexdigest()[:24] + ".json")
-        rec = _load_state(st, fp)
+        # keyed by the input's name: a renamed or replaced file is screened again
+        key = hashlib.sha256(src.name.encode()).hexdigest()[:24]
+        rec = _done(store.load(key), fp)
         if rec is not None:
             resumed += 1
             if rec["status"] == "ok":
@@ -482,12 +472,13 @@ def predict(inputs: Sequence[str | Path], model: str | Path, out: str | Path, *,
             else:
                 failures.append({"source": src.name, "reason": rec["reason"]})
         else:
-            todo.append((src, st))
+            todo.append((src, key))
 
-    def finish(src, st: Path, status: str, payload) -> None:
+    def finish(item: tuple, result: tuple[str, dict | str]) -> None:
+        (src, key), (status, payload) = item, result
         if status == "ok":
             clips.append(ClipResult.from_dict(payload))
-            atomic_write_text(st, json.dumps({"fingerprint": fp, "status": "ok", "clip": payload}))
+            store.save(key, {"fingerprint": fp, "status": "ok", "clip": payload})
         else:
             failures.append({"source": src.name, "reason": payload})
             if on_failure:
@@ -495,31 +486,26 @@ def predict(inputs: Sequence[str | Path], model: str | Path, out: str | Path, *,
             # failures are retried on a re-run: the file may have been fixed
 
     screener = None
-    with progress_bar("screening", len(todo), enabled=progress) as advance:
-        if workers > 1 and len(todo) > 1:
-            per = max(1, (threads or os.cpu_count() or 1) // workers)
-            # spawn, not fork: a forked child of a process whose torch or onnxruntime thread pools already
-            # ran can deadlock on a lock held at fork time
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                     initializer=_worker_init,
-                                     initargs=(str(bundle.folder), backend, asdict(s), per)) as pool:
-                futs = {pool.submit(_worker_run, str(src.path), src.member, str(out), overlays): (src, st)
-                        for src, st in todo}
-                for fut in as_completed(futs):
-                    src, st = futs[fut]
-                    finish(src, st, *fut.result())
-                    advance()
-        elif todo:
+
+    def serial(item: tuple) -> tuple[str, dict | str]:
+        nonlocal screener
+        if screener is None:
             screener = Screener(bundle, backend, s, threads)
-            for src, st in todo:
-                finish(src, st, *_run_one(screener, src, out, overlays))
-                advance()
+        return _run_one(screener, item[0], out, overlays)
+
+    per = max(1, (threads or os.cpu_count() or 1) // workers)
+    # spawn, not fork: a forked child of a process whose torch or onnxruntime thread pools already ran can
+    # deadlock on a lock held at fork time
+    run_batch(todo, finish, serial=serial, workers=workers, label="screening", progress=progress,
+              parallel=lambda t: (_worker_run, str(t[0].path), t[0].member, str(out), overlays),
+              mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
+              initargs=(str(bundle.folder), backend, asdict(s), per))
 
     clips.sort(key=lambda c: c.source)
     exams = exam_results(clips, bundle.exam_threshold, s.exam_aggregate)
     if overlays != "none" and s.explain:
-        hm_file = state_dir / HEAT_MAP_FILE
-        hm = _load_state(hm_file, fp) or {"fingerprint": fp, "status": "ok", "done": {}, "seconds": 0.0}
+        hm_key = Path(HEAT_MAP_FILE).stem
+        hm = _done(store.load(hm_key), fp) or {"fingerprint": fp, "status": "ok", "done": {}, "seconds": 0.0}
         t_hm = time.perf_counter()
 
         def saved() -> None:
@@ -527,7 +513,7 @@ def predict(inputs: Sequence[str | Path], model: str | Path, out: str | Path, *,
             now = time.perf_counter()
             hm["seconds"] = round(hm.get("seconds", 0.0) + now - t_hm, 4)
             t_hm = now
-            atomic_write_text(hm_file, json.dumps(hm))
+            store.save(hm_key, hm)
 
         explain_exams(exams, clips, {src.name: src for src in sources}, out,
                       lambda: screener.explainer if screener is not None else bundle.classifier("torch"),
@@ -538,12 +524,9 @@ def predict(inputs: Sequence[str | Path], model: str | Path, out: str | Path, *,
     return PredictReport(out, exams, frames, failures, len(todo), resumed, time.perf_counter() - t0)
 
 
-def _load_state(path: Path, fp: str) -> dict | None:
-    try:
-        rec = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return rec if rec.get("fingerprint") == fp and rec.get("status") == "ok" else None
+def _done(rec: dict | None, fp: str) -> dict | None:
+    """A state record that counts as done: screened with the same bundle and settings."""
+    return rec if rec is not None and rec.get("fingerprint") == fp and rec.get("status") == "ok" else None
 
 
 def _frame_row(f: dict) -> dict:

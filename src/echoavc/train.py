@@ -12,7 +12,6 @@ interruption continues where it stopped.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 
 from echoavc.bundle import load_bundle, save_bundle
 from echoavc.errors import EchoAVCError
-from echoavc.files import atomic_write_text
+from echoavc.runner import StateStore
 from echoavc.settings import (
     ClassifierSettings,
     DetectorSettings,
@@ -33,19 +32,17 @@ from echoavc.settings import (
     detector_preset,
 )
 
-DONE = "done.json"
+#: a finished stage's record in its work folder (``done.json``), through the batch runner's state store
+DONE = "done"
 
 
 def _stage_done(folder: Path, fingerprint: dict) -> dict | None:
-    try:
-        rec = json.loads((folder / DONE).read_text())
-    except (OSError, ValueError):
-        return None
-    return rec if rec.get("fingerprint") == fingerprint else None
+    rec = StateStore(folder).load(DONE)
+    return rec if rec is not None and rec.get("fingerprint") == fingerprint else None
 
 
 def _mark_done(folder: Path, fingerprint: dict, result: dict) -> None:
-    atomic_write_text(folder / DONE, json.dumps({"fingerprint": fingerprint, **result}, indent=1, default=str))
+    StateStore(folder).save(DONE, {"fingerprint": fingerprint, **result}, indent=1)
 
 
 def _ingest_settings_of(table) -> IngestSettings:

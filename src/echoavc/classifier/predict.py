@@ -65,19 +65,21 @@ def export_onnx(model: AVCNet, path: str | Path, opset: int = 17) -> Path:
     """Export to ONNX (input ``crops`` float32 N x 3 x S x S, output ``logits`` N; dynamic batch)."""
     import torch
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    x = torch.zeros(1, 3, model.input_size, model.input_size)
-    tmp = path.with_name(f".{path.name}.tmp")
-    model.eval()
     import warnings
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-        torch.onnx.export(model, (x,), str(tmp), input_names=["crops"], output_names=["logits"],
-                          dynamic_axes={"crops": {0: "n"}, "logits": {0: "n"}}, opset_version=opset, dynamo=False)
-    tmp.replace(path)
-    return path
+    from echoavc.files import atomic_write_with
+
+    x = torch.zeros(1, 3, model.input_size, model.input_size)
+    model.eval()
+
+    def write(tmp: Path) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+            torch.onnx.export(model, (x,), str(tmp), input_names=["crops"], output_names=["logits"],
+                              dynamic_axes={"crops": {0: "n"}, "logits": {0: "n"}}, opset_version=opset,
+                              dynamo=False)
+
+    return atomic_write_with(path, write)
 
 
 class _TorchBackend:

@@ -288,16 +288,14 @@ def save_model(trained: Trained, out: str | Path, extra: dict | None = None) -> 
     """Write ``model.safetensors`` and ``classifier.json`` into ``out`` (atomic per file)."""
     from safetensors.torch import save_file
 
-    from echoavc.files import atomic_write_text
+    from echoavc.files import atomic_write_text, atomic_write_with
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     s = trained.settings
     m = trained.model
     state = {k: v.detach().contiguous().cpu() for k, v in m.state_dict().items()}
-    tmp = out / f".{MODEL_FILE}.tmp"
-    save_file(state, str(tmp))
-    tmp.replace(out / MODEL_FILE)
+    atomic_write_with(out / MODEL_FILE, lambda tmp: save_file(state, str(tmp)))
     import timm
 
     import echoavc

@@ -21,9 +21,7 @@ everything it writes says it is leaky.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -41,7 +39,7 @@ from echoavc.dataset.augment import (
 from echoavc.dataset.split import PARTS, Split, paper_image_split
 from echoavc.dataset.table import DatasetTable
 from echoavc.errors import EchoAVCError
-from echoavc.files import atomic_write_text, csv_text, progress_bar
+from echoavc.files import atomic_folder, atomic_write_text, csv_text, progress_bar
 from echoavc.preprocess.crop import valve_crop
 from echoavc.settings import AugmentSettings, CropSettings
 
@@ -202,10 +200,8 @@ def materialise(table: DatasetTable | str | Path, split: Split | str | Path | No
         leak_report = assign.report
         written = [(it, img) for it, img in written if it.part in parts]
 
-    # write into a temporary sibling folder, then rename
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    try:
+    # write into a temporary sibling folder, renamed at the end
+    with atomic_folder(out) as tmp:
         with progress_bar("materialise", len(written), progress) as advance:
             crop_rows = _write_all(table, written, tmp, crops, cs, rng, advance)
         if crops and balance != "none" and not leaky:
@@ -235,16 +231,6 @@ def materialise(table: DatasetTable | str | Path, split: Split | str | Path | No
         if crops:
             atomic_write_text(tmp / "crops.csv", csv_text(CROP_COLUMNS, crop_rows))
         atomic_write_text(tmp / "materialised.json", json.dumps(meta, indent=1, default=str) + "\n")
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return MaterialiseReport(out, counts, rejected, leaky, meta)
 
 
