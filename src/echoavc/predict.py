@@ -32,6 +32,7 @@ import numpy as np
 
 from echoavc.bundle import Bundle, load_bundle
 from echoavc.errors import EchoAVCError
+from echoavc.evaluate.intervals import bootstrap_by_group
 from echoavc.files import atomic_write_text, csv_text, progress_bar
 from echoavc.preprocess.crop import prepare_crop
 from echoavc.runner import STATE_DIR, Source, failure_reason, find_sources, open_state, run_batch
@@ -364,18 +365,15 @@ def exam_results(clips: Iterable[ClipResult], threshold: float, aggregate: str =
         p = np.array([f.probability for _, f in decided], dtype=np.float64)
         clip_of = np.array([ci for ci, _ in decided])
         value = float(agg(p))
-        units = np.unique(clip_of)
-        if units.size >= 2:
-            groups = [p[clip_of == u] for u in units]
-            boots = [float(agg(np.concatenate([groups[j] for j in rng.integers(0, len(groups), len(groups))])))
-                     for _ in range(n_boot)]
-        elif p.size >= 2:
-            boots = [float(agg(p[rng.integers(0, p.size, p.size)])) for _ in range(n_boot)]
+        if p.size >= 2:
+            # frames of one clip are not independent: resample clips when there are two or more, else frames
+            iv = bootstrap_by_group(agg, clip_of if np.unique(clip_of).size >= 2 else None, p, n_boot=n_boot,
+                                    level=level, seed=rng)
+            lo, hi = iv.lo, iv.hi
         else:
-            boots = [value]
-        a = (1 - level) / 2
+            lo = hi = value
         rec["probability"] = round(value, 6)
-        rec["interval"] = [round(float(np.quantile(boots, a)), 6), round(float(np.quantile(boots, 1 - a)), 6)]
+        rec["interval"] = [round(float(lo), 6), round(float(hi), 6)]
         rec["decision"] = "calcified" if value >= threshold else "not calcified"
         ci, f = max(decided, key=lambda t: t[1].probability)
         rec["driving_frame"] = {"source": f.source, "frame_index": f.frame_index, "probability": f.probability}

@@ -169,7 +169,7 @@ def _patient_of(table, study: str) -> str:
 def choose_exam_threshold(clips, table, screening: ScreeningSettings, frame_threshold: float) -> tuple[float, str]:
     """The exam threshold on validation exams, by the screening rule; the frame threshold (with the reason) when
     the validation exams cannot support a choice."""
-    from echoavc.evaluate.classification import choose_threshold
+    from echoavc.evaluate.classification import choose_threshold, youden
     from echoavc.predict import exam_results
 
     if screening.exam_threshold_rule == "frame":
@@ -183,11 +183,7 @@ def choose_exam_threshold(clips, table, screening: ScreeningSettings, frame_thre
     if y.sum() == 0 or y.sum() == len(y):
         return frame_threshold, "frame threshold: the validation exams lack a class"
     if screening.exam_threshold_rule == "youden":
-        from sklearn.metrics import roc_curve
-
-        fpr, tpr, thr = roc_curve(y, p)
-        k = int(np.argmax(tpr - fpr))
-        return float(min(thr[k], 1.0)), f"Youden on {len(y)} validation exams"
+        return min(youden(y, p, call_none=True), 1.0), f"Youden on {len(y)} validation exams"
     return float(choose_threshold(y, p, screening.min_recall)), \
         f"highest with recall >= {screening.min_recall} on {len(y)} validation exams ({int(y.sum())} calcified)"
 
