@@ -113,9 +113,10 @@ def _ingest_clip(clip: DicomClip, out_dir: Path, secret: bytes, settings: Ingest
     ds = clip.dataset
     ids, pairs, warnings = identities(ds, secret, clip.sha256)
     prep = prepare_clip(clip, settings)
-    cone, mask, transform, grey, sample = prep.cone, prep.mask, prep.transform, prep.grey, prep.sample
+    std = prep.frame
+    cone, mask, transform, grey, sample = std.cone, std.mask, std.transform, std.grey, prep.sample
     shape = prep.shape
-    overlay = prep.overlay
+    overlay = std.overlay
 
     names = _names(ids, ds, clip.sha256)
     frames_dir = out_dir / "frames" / ids["study_id"]

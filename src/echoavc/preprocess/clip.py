@@ -11,8 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from echoavc.cone import Cone, find_cone
-from echoavc.cone.transform import StandardTransform
+from echoavc.cone import find_cone
 from echoavc.dicom.read import DicomClip, decode_frames, frame_indices, tissue_regions
 from echoavc.errors import EchoAVCError
 from echoavc.preprocess.frame import StandardFrame
@@ -32,26 +31,6 @@ class PreparedClip:
     sample: np.ndarray
     #: decoded sample frames not yet handed out by :meth:`frames` (nothing decodes twice)
     decoded: dict[int, np.ndarray]
-
-    @property
-    def cone(self) -> Cone:
-        return self.frame.cone
-
-    @property
-    def mask(self) -> np.ndarray:
-        return self.frame.mask
-
-    @property
-    def transform(self) -> StandardTransform:
-        return self.frame.transform
-
-    @property
-    def grey(self) -> bool:
-        return self.frame.grey
-
-    @property
-    def overlay(self) -> str:
-        return self.frame.overlay
 
     @property
     def shape(self) -> tuple[int, int]:
