@@ -5,7 +5,7 @@ screens, as one frozen value. A bundle stores it in ``bundle.json`` (``"preproce
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from echoavc.settings import ConeSettings, CropSettings, IngestSettings
 
@@ -18,13 +18,13 @@ class Preprocessing:
 
     standard_size: int
     every_nth: int
-    cone: ConeSettings = field(default_factory=ConeSettings)
-    detector_imgsz: int = -1
-    crop_size: int = CropSettings.size
-    crop_margin: float = CropSettings.margin
-    noise_reduction: bool = True
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    cone: ConeSettings
+    detector_imgsz: int
+    crop_size: int
+    crop_margin: float
+    noise_reduction: bool
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
 
     @classmethod
     def of(cls, ingest: IngestSettings, detector_imgsz: int, classifier_meta: dict) -> "Preprocessing":
