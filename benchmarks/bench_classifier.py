@@ -88,7 +88,7 @@ def bench_latency(args) -> dict:
 
 def bench_epoch(args) -> dict:
     from echoavc.classifier.data import CropSource, load_samples
-    from echoavc.classifier.train import _expand, fit_model, set_threads
+    from echoavc.classifier.train import fit_model, set_threads, training_samples as _expand
     from echoavc.dataset.split import Split
     from echoavc.dataset.table import DatasetTable
     from echoavc.settings import classifier_preset

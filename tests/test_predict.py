@@ -14,8 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from echoavc.bundle import load_bundle
-from echoavc.predict import (ClipResult, FrameResult, exam_results, frame_label, located_frames, nearest_located,
-                             predict, read_input)
+from echoavc.predict import predict
+from echoavc.screening import (ClipResult, FrameResult, exam_results, frame_label, located_frames, nearest_located,
+                               read_input)
 from echoavc.report import frame_overlay
 from testkit import check_html, shipped_file
 
@@ -129,7 +130,7 @@ def test_frame_status_follows_the_valve_score(screening_bundle):
     from dataclasses import replace
 
     from echoavc.bundle import load_bundle
-    from echoavc.predict import Screener
+    from echoavc.screening import Screener
 
     b = load_bundle(screening_bundle.bundle)
     sc = Screener(b, "onnx", replace(b.screening, valve_conf=0.25, decide_conf=0.5))
@@ -155,7 +156,7 @@ def test_exam_decisions_follow_the_validated_exam_threshold(screened, screening_
     root, inputs, rep = screened
     thr = _thresholds(screening_bundle)["exam"]
     truth = pd.read_csv(screening_bundle.study.cohort.labels, dtype=str)
-    from echoavc.predict import exam_id_of
+    from echoavc.screening import exam_id_of
 
     ids = {exam_id_of(u) for u in truth["study_instance_uid"]}
     assert rep.exams and all(e["exam_id"] in ids for e in rep.exams)
@@ -194,10 +195,10 @@ def _square_heat(classifier, image, box):
 
 
 def test_grad_cam_only_on_the_frames_that_drive_exams(screened, screening_bundle, tmp_path, monkeypatch):
-    import echoavc.predict
+    import echoavc.screening.clips
 
     root, inputs, _ = screened
-    monkeypatch.setattr(echoavc.predict, "heat_map", _square_heat)
+    monkeypatch.setattr(echoavc.screening.clips, "heat_map", _square_heat)
     out = tmp_path / "out"
     rep = predict([inputs], screening_bundle.bundle, out, settings=screening_bundle.settings, progress=False)
     drivers = set()
@@ -274,8 +275,8 @@ def test_pytorch_and_onnx_agree_on_synthetic_and_real_clips(screening_bundle):
     """Same frames, same boxes: raw detector outputs within 1e-3, calibrated probabilities within 1e-4."""
     from echoavc.bundle import load_bundle
     from echoavc.dicom.read import open_dicom
-    from echoavc.ingest import prepare_clip
-    from echoavc.predict import Screener
+    from echoavc.preprocess import prepare_clip
+    from echoavc.screening import Screener
 
     b = load_bundle(screening_bundle.bundle)
     s = screening_bundle.settings

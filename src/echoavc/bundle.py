@@ -29,7 +29,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from echoavc.errors import EchoAVCError
-from echoavc.files import atomic_write_text
+from echoavc.files import atomic_folder, atomic_write_text
+from echoavc.preprocess.record import Preprocessing
 from echoavc.settings import ConeSettings, IngestSettings, ScreeningSettings
 
 BUNDLE_FORMAT = "echoavc-bundle/1"
@@ -64,21 +65,9 @@ def looks_like_pickle(path: Path) -> bool:
     return False
 
 
-def _ingest_record(ingest: IngestSettings) -> dict:
-    # through JSON, so tuples and lists compare equal
-    return _jsonable({"standard_size": int(ingest.size), "every_nth": int(ingest.every_nth),
-                      "cone": asdict(ingest.cone)})
-
-
 def preprocessing_of(ingest: IngestSettings, detector_imgsz: int, classifier_meta: dict) -> dict:
-    """The settings that must be the same at training and screening time, as one JSON-able record."""
-    return {
-        **_ingest_record(ingest),
-        "detector_imgsz": int(detector_imgsz),
-        "crop": {k: classifier_meta["crop"][k] for k in ("size", "margin")},
-        "noise_reduction": bool(classifier_meta["noise_reduction"]),
-        "normalisation": {k: [float(v) for v in classifier_meta["normalisation"][k]] for k in ("mean", "std")},
-    }
+    """The settings that must be the same at training and screening time, as bundle.json's JSON record."""
+    return Preprocessing.of(ingest, detector_imgsz, classifier_meta).to_dict()
 
 
 def _jsonable(x):
@@ -105,7 +94,11 @@ class Bundle:
 
     @property
     def preprocessing(self) -> dict:
+        """bundle.json's preprocessing record as stored (:meth:`preprocess` reads it)."""
         return self.meta["preprocessing"]
+
+    def preprocess(self) -> Preprocessing:
+        return Preprocessing.from_dict(self.preprocessing)
 
     @property
     def screening(self) -> ScreeningSettings:
@@ -125,8 +118,7 @@ class Bundle:
 
     def ingest_settings(self) -> IngestSettings:
         """The ingest settings the models were trained with (standard size, frames kept, cone finder)."""
-        p = self.preprocessing
-        return IngestSettings(size=p["standard_size"], every_nth=p["every_nth"], cone=ConeSettings(**p["cone"]))
+        return self.preprocess().ingest_settings()
 
     def backend(self, backend: str = "auto") -> str:
         if backend not in ("auto", "torch", "onnx"):
@@ -180,7 +172,8 @@ def save_bundle(out: str | Path, *, detector_weights: str | Path, classifier_dir
                 limitations: list[str] | None = None) -> Path:
     """Assemble a bundle from a trained detector checkpoint and classifier folder; returns its folder.
 
-    The folder is built beside ``out`` and renamed into place, so an interrupted save leaves no half bundle.
+    The folder is built beside ``out`` and renamed into place, so an interrupted save leaves no half bundle
+    (:func:`echoavc.files.atomic_folder`).
     """
     from echoavc.classifier.predict import Classifier, read_meta
     from echoavc.detector.export import export_onnx, export_state
@@ -188,66 +181,54 @@ def save_bundle(out: str | Path, *, detector_weights: str | Path, classifier_dir
     from echoavc.runtime import versions
 
     out = Path(out)
-    tmp = out.with_name(f".{out.name}.partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    export_state(detector_weights, tmp / DETECTOR_STATE)
-    state_detector = Detector(tmp / DETECTOR_STATE, backend="torch")
-    imgsz = state_detector.imgsz
-    if onnx:
-        export_onnx(detector_weights, tmp / DETECTOR_ONNX)
-    cdir = tmp / CLASSIFIER_DIR
-    cdir.mkdir()
-    src = Path(classifier_dir)
-    for f in ("model.safetensors", "classifier.json", "reliability_validation.png"):
-        if (src / f).is_file():
-            shutil.copy2(src / f, cdir / f)
-    cmeta = read_meta(cdir)
-    if onnx:
-        Classifier.load(cdir, backend="onnx")  # exports model.onnx beside the weights
-    for rel, content in (validation_files or {}).items():
-        p = tmp / "validation" / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, (str, Path)) and Path(content).is_file():
-            shutil.copy2(content, p)
-        else:
-            p.write_text(content if isinstance(content, str) else json.dumps(content, indent=1, default=str))
-    d = detector_settings
-    meta = {
-        "format": BUNDLE_FORMAT,
-        "name": name or out.name,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "intended_use": RESEARCH_ONLY,
-        "versions": versions(),
-        "preprocessing": preprocessing_of(ingest, imgsz, cmeta),
-        "screening": asdict(screening),
-        "thresholds": {"frame": float(cmeta["threshold"]), "frame_rule": cmeta.get("threshold_rule"),
-                       "exam": float(exam_threshold), "exam_rule": screening.exam_threshold_rule,
-                       "min_recall": screening.min_recall},
-        "detector": {"model_name": state_detector.name, "imgsz": imgsz,
-                     "min_score": getattr(d, "min_score", 0.001), "nms_iou": getattr(d, "nms_iou", 0.7)},
-        "classifier": {k: cmeta.get(k) for k in ("backbone", "pooling", "input_size", "weights_source")}
-        | {"calibration": (cmeta.get("calibration") or {}).get("method"),
-           "calibration_data": cmeta.get("calibration_data")},
-        "training": _jsonable(training or {}),
-        "validation_summary": _jsonable(validation or {}),
-        "limitations": limitations or [],
-    }
-    (tmp / "MODEL_CARD.md").write_text(model_card_markdown(meta))
-    # the ingest settings again, in a hashed file: bundle.json's copy is checked against it on loading
-    (tmp / INGEST_FILE).write_text(json.dumps(_ingest_record(ingest), indent=1) + "\n")
-    meta["files"] = {p.relative_to(tmp).as_posix(): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
-    atomic_write_text(tmp / BUNDLE_FILE, json.dumps(meta, indent=1, default=str) + "\n")
-    if out.exists():
-        old = out.with_name(f".{out.name}.old")
-        if old.exists():
-            shutil.rmtree(old)
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(out)
+    with atomic_folder(out) as tmp:
+        export_state(detector_weights, tmp / DETECTOR_STATE)
+        state_detector = Detector(tmp / DETECTOR_STATE, backend="torch")
+        imgsz = state_detector.imgsz
+        if onnx:
+            export_onnx(detector_weights, tmp / DETECTOR_ONNX)
+        cdir = tmp / CLASSIFIER_DIR
+        cdir.mkdir()
+        src = Path(classifier_dir)
+        for f in ("model.safetensors", "classifier.json", "reliability_validation.png"):
+            if (src / f).is_file():
+                shutil.copy2(src / f, cdir / f)
+        cmeta = read_meta(cdir)
+        if onnx:
+            Classifier.load(cdir, backend="onnx")  # exports model.onnx beside the weights
+        for rel, content in (validation_files or {}).items():
+            p = tmp / "validation" / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, (str, Path)) and Path(content).is_file():
+                shutil.copy2(content, p)
+            else:
+                p.write_text(content if isinstance(content, str) else json.dumps(content, indent=1, default=str))
+        d = detector_settings
+        meta = {
+            "format": BUNDLE_FORMAT,
+            "name": name or out.name,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "intended_use": RESEARCH_ONLY,
+            "versions": versions(),
+            "preprocessing": preprocessing_of(ingest, imgsz, cmeta),
+            "screening": asdict(screening),
+            "thresholds": {"frame": float(cmeta["threshold"]), "frame_rule": cmeta.get("threshold_rule"),
+                           "exam": float(exam_threshold), "exam_rule": screening.exam_threshold_rule,
+                           "min_recall": screening.min_recall},
+            "detector": {"model_name": state_detector.name, "imgsz": imgsz,
+                         "min_score": getattr(d, "min_score", 0.001), "nms_iou": getattr(d, "nms_iou", 0.7)},
+            "classifier": {k: cmeta.get(k) for k in ("backbone", "pooling", "input_size", "weights_source")}
+            | {"calibration": (cmeta.get("calibration") or {}).get("method"),
+               "calibration_data": cmeta.get("calibration_data")},
+            "training": _jsonable(training or {}),
+            "validation_summary": _jsonable(validation or {}),
+            "limitations": limitations or [],
+        }
+        (tmp / "MODEL_CARD.md").write_text(model_card_markdown(meta))
+        # the ingest settings again, in a hashed file: bundle.json's copy is checked against it on loading
+        (tmp / INGEST_FILE).write_text(json.dumps(Preprocessing.of(ingest, imgsz, cmeta).ingest_part(), indent=1) + "\n")
+        meta["files"] = {p.relative_to(tmp).as_posix(): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        atomic_write_text(tmp / BUNDLE_FILE, json.dumps(meta, indent=1, default=str) + "\n")
     return out
 
 
@@ -364,4 +345,4 @@ def with_screening(bundle: Bundle, **overrides) -> ScreeningSettings:
 
 
 __all__ = ["Bundle", "BUNDLE_FORMAT", "save_bundle", "load_bundle", "looks_like_pickle", "preprocessing_of",
-           "RESEARCH_ONLY", "with_screening"]
+           "RESEARCH_ONLY", "with_screening", "Preprocessing"]

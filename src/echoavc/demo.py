@@ -32,7 +32,7 @@ class DemoResult:
 
 def heldout_truth(cohort_dir: Path) -> pd.DataFrame:
     """Per exam of a synthetic cohort: exam id (as ``predict`` names it), patient, calcified, grade."""
-    from echoavc.predict import exam_id_of
+    from echoavc.screening import exam_id_of
 
     lab = pd.read_csv(cohort_dir / "labels.csv", dtype=str, keep_default_na=False)
     lab["exam_id"] = lab["study_instance_uid"].map(exam_id_of)
@@ -43,7 +43,7 @@ def heldout_truth(cohort_dir: Path) -> pd.DataFrame:
 def evaluate_exams(exams: list[dict], truth: pd.DataFrame, threshold: float) -> dict:
     """Held-out exam metrics with intervals (patient bootstrap; exact intervals for proportions)."""
     from echoavc.evaluate import classification_report
-    from echoavc.train import _summary
+    from echoavc.train import headline_metrics
 
     t = truth.set_index("exam_id")
     rows = [(e, t.loc[e["exam_id"]]) for e in exams if e["exam_id"] in t.index]
@@ -54,7 +54,7 @@ def evaluate_exams(exams: list[dict], truth: pd.DataFrame, threshold: float) -> 
         rep = classification_report(y, np.array([e["probability"] for e, _ in decided]), threshold,
                                     groups=[str(r["patient_id"]) for _, r in decided],
                                     grades=[int(r["grade"]) for _, r in decided], n_boot=1000)
-        out.update(_summary(rep))
+        out.update(headline_metrics(rep))
         out["recall_by_grade"] = {str(g): v for g, v in (rep.get("recall_by_grade") or {}).items()}
     out["agreement"] = {"correct": int(sum((e["decision"] == "calcified") == bool(r["calcified"])
                                            for e, r in decided)), "decided": len(decided)}

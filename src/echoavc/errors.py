@@ -18,5 +18,10 @@ class EchoAVCError(Exception):
         super().__init__(f"{self.path}: {reason}" if self.path else reason)
 
     def at(self, path: str | Path) -> "EchoAVCError":
-        """The same error, attached to ``path`` when it has none yet."""
-        return self if self.path else EchoAVCError(self.reason, path)
+        """The same error (same kind), attached to ``path`` when it has none yet."""
+        return self if self.path else type(self)(self.reason, path)
+
+
+class NoConeError(EchoAVCError):
+    """No ultrasound field (cone) in the frames: screening reports such a clip's frames as ``no_cone``
+    instead of failing the file."""

@@ -18,10 +18,9 @@ from __future__ import annotations
 import csv
 import json
 import os
-import zipfile
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,21 +28,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from echoavc.cone import Cone, find_cone
+from echoavc.cone import Cone
 from echoavc.cone.transform import StandardTransform
-from echoavc.dicom.deid import PseudonymKey, date_shift_days, deidentify_dataset, pseudonym, shifted_study_date
-from echoavc.dicom.read import (
-    DicomClip,
-    decode_frames,
-    frame_indices,
-    open_dicom,
-    region_spacing_mm,
-    sha256_bytes,
-    tissue_regions,
-)
+from echoavc.dicom.deid import PseudonymKey, date_shift_days, pseudonym, shifted_study_date
+from echoavc.dicom.read import DicomClip, open_dicom, region_spacing_mm, sha256_bytes
 from echoavc.dicom.write import write_deidentified_dicom
 from echoavc.errors import EchoAVCError
-from echoavc.files import atomic_write_bytes, csv_text, png_flags, progress_bar, remove_stale_temporaries
+from echoavc.files import atomic_write_bytes, csv_text, png_flags
+from echoavc.preprocess import prepare_clip
+from echoavc.runner import Source, StateStore, failure_reason, find_sources, open_state, run_batch
 from echoavc.settings import IngestSettings
 
 MANIFEST_COLUMNS = [
@@ -57,67 +50,7 @@ MANIFEST_COLUMNS = [
     "pixel_spacing_x_mm", "pixel_spacing_y_mm", "overlay_in_cone", "burned_in_annotation",
 ]
 FAILURE_COLUMNS = ["source_sha256", "reason"]
-STATE_DIR = ".state"
 SETTINGS_FILE = "ingest.json"
-
-
-# ---------------------------------------------------------------- inputs
-
-
-@dataclass(frozen=True)
-class Source:
-    """One input file: on disk, or a member of a zip archive."""
-
-    path: Path
-    member: str | None = None
-
-    @property
-    def name(self) -> str:
-        return f"{self.path}!{self.member}" if self.member else str(self.path)
-
-    def read(self) -> bytes:
-        try:
-            if self.member is None:
-                return self.path.read_bytes()
-            with zipfile.ZipFile(self.path) as zf:
-                return zf.read(self.member)
-        except (OSError, zipfile.BadZipFile, KeyError) as exc:
-            raise EchoAVCError(f"cannot read ({type(exc).__name__}: {exc.args[-1] if exc.args else ''})", self.name) from exc
-
-
-def find_sources(inputs: Iterable[str | Path]) -> tuple[list[Source], list[tuple[str, str]]]:
-    """Expand files, folders (recursively) and zip archives; return (sources, problems)."""
-    sources: list[Source] = []
-    problems: list[tuple[str, str]] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.is_file() and not _ignored(f))
-        elif p.is_file():
-            files = [p]
-        else:
-            problems.append((str(p), "no such file or folder"))
-            continue
-        for f in files:
-            if zipfile.is_zipfile(f) and f.suffix.lower() == ".zip":
-                try:
-                    with zipfile.ZipFile(f) as zf:
-                        members = sorted(
-                            m.filename for m in zf.infolist()
-                            if not m.is_dir() and not _ignored(Path(m.filename))
-                        )
-                except zipfile.BadZipFile as exc:
-                    problems.append((str(f), f"corrupt zip archive ({exc})"))
-                    continue
-                sources.extend(Source(f, m) for m in members)
-            else:
-                sources.append(Source(f))
-    return sources, problems
-
-
-def _ignored(path: Path) -> bool:
-    # hidden files (.DS_Store, ._x) and DICOMDIR indexes carry no images
-    return any(part.startswith(".") for part in path.parts[-1:]) or path.name.upper() == "DICOMDIR"
 
 
 # ---------------------------------------------------------------- one file
@@ -147,12 +80,8 @@ def process_file(data: bytes, name: str, out_dir: Path, secret: bytes, settings:
         if settings.modalities and modality not in {m.upper() for m in settings.modalities}:
             return FileResult(sha, "skipped", f"modality {modality or 'missing'} not in {','.join(settings.modalities)}")
         return _ingest_clip(clip, out_dir, secret, settings, threads)
-    except EchoAVCError as exc:
-        return FileResult(sha, "failed", exc.reason)
-    except MemoryError:
-        return FileResult(sha, "failed", "out of memory while decoding")
-    except Exception as exc:  # a decoder bug must not stop the batch
-        return FileResult(sha, "failed", f"unexpected error: {type(exc).__name__}: {' '.join(str(exc).split())[:160]}")
+    except Exception as exc:  # bad input, or a decoder bug: one failure row, the batch goes on
+        return FileResult(sha, "failed", failure_reason(exc, "out of memory while decoding"))
 
 
 def identities(ds, secret: bytes, sha: str) -> tuple[dict, list[tuple[str, str, str]], list[str]]:
@@ -182,90 +111,15 @@ def identities(ds, secret: bytes, sha: str) -> tuple[dict, list[tuple[str, str, 
     return ids, pairs, warnings
 
 
-@dataclass
-class PreparedClip:
-    """What turns a clip's frames into standard frames: found once per clip, from a sample of its frames.
-
-    ``ingest`` writes the standard frames as PNGs; ``predict`` uses them in memory. Both go through
-    :meth:`standard`, so screening sees exactly the pixels the models were trained on.
-    """
-
-    #: None for a single image (PNG/JPEG): its one frame is in ``decoded``
-    clip: DicomClip | None
-    kept: list[int]
-    cone: Cone
-    mask: np.ndarray
-    transform: StandardTransform
-    grey: bool
-    overlay: str
-    sample: np.ndarray
-    #: decoded sample frames not yet handed out by :meth:`frames` (nothing decodes twice)
-    decoded: dict[int, np.ndarray]
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.sample.shape[1:3]
-
-    def frames(self, indices: Sequence[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
-        """Decoded frames (original size) in order, the sample frames from memory."""
-        wanted = self.kept if indices is None else list(indices)
-        rest = [i for i in wanted if i not in self.decoded]
-        if rest and self.clip is None:
-            raise EchoAVCError(f"frames {rest[:3]} were handed out already")
-        stream = decode_frames(self.clip, rest) if rest else iter(())
-        for index in wanted:
-            yield index, (self.decoded.pop(index) if index in self.decoded else next(stream)[1])
-
-    def masked(self, frame: np.ndarray) -> np.ndarray:
-        """The frame with everything outside the cone black (grey files as 2-D)."""
-        if self.grey and frame.ndim == 3:
-            frame = frame[..., 0] if _channels_equal(frame) else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-        return cv2.bitwise_and(frame, frame, mask=self.mask)
-
-    def standard(self, frame: np.ndarray) -> np.ndarray:
-        """The masked frame cropped to the cone and letterboxed to the standard square."""
-        return self.transform.apply(self.masked(frame))
-
-    def standard_outline(self) -> np.ndarray:
-        """The cone's outline (N, 2) in the standard square's pixels (for pictures)."""
-        return self.transform.points_to_standard(np.asarray(self.cone.polygon, dtype=np.float64))
-
-
-def prepare_clip(clip: DicomClip, settings: IngestSettings) -> PreparedClip:
-    """Find the cone once per clip, on a sample of its kept frames; raises EchoAVCError naming the clip."""
-    kept = frame_indices(clip.n_frames, settings.every_nth)
-    n_sample = min(len(kept), settings.cone.sample_frames)
-    sample_idx = sorted({kept[int(round(i))] for i in np.linspace(0, len(kept) - 1, n_sample)})
-    decoded = dict(decode_frames(clip, sample_idx))
-    return _prepare(clip, kept, decoded, tissue_regions(clip.dataset), settings, clip.name)
-
-
-def prepare_image(image: np.ndarray, settings: IngestSettings, name: str = "") -> PreparedClip:
-    """The same for one exported image (PNG/JPEG, grey or RGB): a clip of one frame without regions."""
-    return _prepare(None, [0], {0: np.asarray(image)}, None, settings, name)
-
-
-def _prepare(clip, kept, decoded, regions, settings: IngestSettings, name: str) -> PreparedClip:
-    sample = np.stack([decoded[i] for i in sorted(decoded)])
-    try:
-        cone = find_cone(sample, regions, settings.cone)
-    except EchoAVCError as exc:
-        raise exc.at(name)
-    shape = sample.shape[1:3]
-    mask = cone.mask(shape).astype(np.uint8)
-    transform = StandardTransform.fit(*cone.bbox(shape), settings.size)
-    grey = sample.ndim == 3 or _is_grey(sample, mask)
-    return PreparedClip(clip, kept, cone, mask, transform, grey, _overlay_in_cone(sample, mask), sample, decoded)
-
-
 def _ingest_clip(clip: DicomClip, out_dir: Path, secret: bytes, settings: IngestSettings,
                  threads: int = 1) -> FileResult:
     ds = clip.dataset
     ids, pairs, warnings = identities(ds, secret, clip.sha256)
     prep = prepare_clip(clip, settings)
-    cone, mask, transform, grey, sample = prep.cone, prep.mask, prep.transform, prep.grey, prep.sample
+    std = prep.frame
+    cone, mask, transform, grey, sample = std.cone, std.mask, std.transform, std.grey, prep.sample
     shape = prep.shape
-    overlay = prep.overlay
+    overlay = std.overlay
 
     names = _names(ids, ds, clip.sha256)
     frames_dir = out_dir / "frames" / ids["study_id"]
@@ -364,41 +218,6 @@ def _int_or_empty(value) -> int | str:
         return ""
 
 
-def _channels_equal(frame: np.ndarray) -> bool:
-    return bool(np.array_equal(frame[..., 0], frame[..., 1]) and np.array_equal(frame[..., 1], frame[..., 2]))
-
-
-def _chroma(px: np.ndarray) -> np.ndarray:
-    """Max minus min over the colour channels (..., 3), int16 (channel by channel: reducing the last axis is slow)."""
-    c0, c1, c2 = px[..., 0], px[..., 1], px[..., 2]
-    return np.maximum(np.maximum(c0, c1), c2).astype(np.int16) - np.minimum(np.minimum(c0, c1), c2)
-
-
-def _is_grey(sample: np.ndarray, mask: np.ndarray) -> bool:
-    """A colour file whose field is grey (most B-mode files are stored as RGB or YBR)."""
-    chroma = _chroma(sample[:, mask.astype(bool)])
-    # lossy YBR leaves a few levels of chroma; colour Doppler or marks leave much more
-    return float(np.mean(chroma > 24)) < 0.002
-
-
-def _overlay_in_cone(sample: np.ndarray, mask: np.ndarray) -> str:
-    """Detectable marks burned in inside the field (callipers, labels): a mask cannot remove these."""
-    inside = mask.astype(bool)
-    if sample.ndim == 4:
-        px = sample[:, inside]
-        coloured = _chroma(px) > 60
-        if 20 <= int(coloured.any(axis=0).sum()) and coloured.mean() < 0.05:
-            return "coloured marks"
-    if sample.shape[0] < 3:
-        return ""  # too few frames to tell a static mark from tissue
-    if sample.ndim == 4:
-        grey = (px[..., 0].astype(np.float32) + px[..., 1] + px[..., 2]) / 3
-    else:
-        grey = sample[:, inside].astype(np.float32)
-    static_bright = (grey.min(axis=0) >= 200) & (grey.std(axis=0) < 2.0)
-    return "static bright marks" if int(static_bright.sum()) >= 30 else ""
-
-
 # ---------------------------------------------------------------- writing
 
 
@@ -465,9 +284,8 @@ def ingest(
     key = PseudonymKey(key_path)
     if out_dir.resolve() == key.path.parent.resolve() or key.path.resolve().is_relative_to(out_dir.resolve()):
         raise EchoAVCError("the key must live outside the output folder (it re-identifies everything)", key_path)
-    state = out_dir / STATE_DIR
-    state.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out_dir)  # left by a run that was killed mid-write
+    store = open_state(out_dir)  # stale temporaries left by a run that was killed mid-write go first
+    state = store.folder
     report = IngestReport(out_dir)
     # a file done with other settings (size, frames kept, QC, DICOM) is done again
     fingerprint = sha256_bytes(json.dumps(asdict(settings), sort_keys=True, default=list).encode())[:16]
@@ -479,11 +297,11 @@ def ingest(
     report.failures.extend(problems)
     report.failed += len(problems)
 
-    def finish(src: Source, result: FileResult) -> None:
+    def finish(item: tuple[Source, bytes], result: FileResult) -> None:
+        src = item[0]
         key.remember(result.pairs)  # the map first: a state record must never outlive a lost pseudonym
-        record = {"sha256": result.sha256, "status": result.status, "reason": result.reason, "rows": result.rows,
-                  "settings": fingerprint}
-        atomic_write_bytes(state / f"{result.sha256}.json", json.dumps(record, sort_keys=True).encode())
+        store.save(result.sha256, {"sha256": result.sha256, "status": result.status, "reason": result.reason,
+                                   "rows": result.rows, "settings": fingerprint})
         _count(report, src, result)
         source_log.append([src.name, result.sha256, result.status, result.reason])
 
@@ -498,7 +316,7 @@ def ingest(
             source_log.append([src.name, "", "failed", exc.reason])
             continue
         sha = sha256_bytes(data)
-        record = _load_state(state, sha)
+        record = store.load(sha)
         done_alike = record and record["status"] in ("done", "skipped") and record.get("settings") == fingerprint
         if sha in seen or done_alike:
             report.resumed += 1
@@ -508,19 +326,10 @@ def ingest(
         seen.add(sha)
         todo.append((src, data))
 
-    with progress_bar("ingest", len(todo), progress) as advance:
-        if workers <= 1 or len(todo) <= 1:
-            # one file at a time; its frames share the workers
-            for src, data in todo:
-                finish(src, process_file(data, src.name, out_dir, key.secret, settings, threads=workers))
-                advance()
-        else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                futures = {pool.submit(process_file, data, src.name, out_dir, key.secret, settings): src
-                           for src, data in todo}
-                for fut in as_completed(futures):
-                    finish(futures[fut], fut.result())
-                    advance()
+    # one file at a time shares the workers among its frames; several files take one worker each
+    run_batch(todo, finish, workers=workers, label="ingest", progress=progress,
+              serial=lambda t: process_file(t[1], t[0].name, out_dir, key.secret, settings, threads=workers),
+              parallel=lambda t: (process_file, t[1], t[0].name, out_dir, key.secret, settings))
 
     _write_tables(out_dir, state)
     _write_source_log(key, out_dir, source_log)
@@ -540,13 +349,8 @@ def _count(report: IngestReport, src: Source, result: FileResult) -> None:
 
 
 def _load_state(state: Path, sha: str) -> dict | None:
-    p = state / f"{sha}.json"
-    if not p.exists():
-        return None
-    try:
-        return json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None  # a damaged record means: do the file again
+    """A file's state record; None when missing or damaged (the file is done again)."""
+    return StateStore(state).load(sha)
 
 
 def read_settings(out_dir: str | Path) -> IngestSettings | None:

@@ -12,7 +12,6 @@ interruption continues where it stopped.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 
 from echoavc.bundle import load_bundle, save_bundle
 from echoavc.errors import EchoAVCError
-from echoavc.files import atomic_write_text
+from echoavc.runner import StateStore
 from echoavc.settings import (
     ClassifierSettings,
     DetectorSettings,
@@ -33,19 +32,17 @@ from echoavc.settings import (
     detector_preset,
 )
 
-DONE = "done.json"
+#: a finished stage's record in its work folder (``done.json``), through the batch runner's state store
+DONE = "done"
 
 
 def _stage_done(folder: Path, fingerprint: dict) -> dict | None:
-    try:
-        rec = json.loads((folder / DONE).read_text())
-    except (OSError, ValueError):
-        return None
-    return rec if rec.get("fingerprint") == fingerprint else None
+    rec = StateStore(folder).load(DONE)
+    return rec if rec is not None and rec.get("fingerprint") == fingerprint else None
 
 
 def _mark_done(folder: Path, fingerprint: dict, result: dict) -> None:
-    atomic_write_text(folder / DONE, json.dumps({"fingerprint": fingerprint, **result}, indent=1, default=str))
+    StateStore(folder).save(DONE, {"fingerprint": fingerprint, **result}, indent=1)
 
 
 def _ingest_settings_of(table) -> IngestSettings:
@@ -67,7 +64,7 @@ def validation_screening(bundle, table, split, part: str = "val", backend: str =
     from echoavc.bundle import Bundle
     from echoavc.detector.evaluate import part_frames
     from echoavc.files import progress_bar
-    from echoavc.predict import ClipResult, Screener
+    from echoavc.screening import ClipResult, Screener
 
     bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     screener = Screener(bundle, backend)
@@ -96,7 +93,7 @@ def validation_report(clips, table, frame_threshold: float, exam_threshold: floa
     """Frame- and exam-level metrics with intervals on the validation part, through the whole path."""
     from echoavc.evaluate import classification_report
     from echoavc.evaluate.intervals import proportion_interval
-    from echoavc.predict import exam_results
+    from echoavc.screening import exam_results
 
     t = table.frame.set_index(["source_sha256", "frame_index"])
     rows = []
@@ -121,7 +118,7 @@ def validation_report(clips, table, frame_threshold: float, exam_threshold: floa
     if len(np.unique(y)) == 2:
         fr = classification_report(y, np.array([x[0].probability for x in dec]), frame_threshold,
                                    groups=[x[3] for x in dec], n_boot=1000)
-        rep["frame"] = _summary(fr)
+        rep["frame"] = headline_metrics(fr)
     exams = exam_results(clips, exam_threshold, aggregate)
     truth = _exam_truth(table)
     ex = [(e, truth.get(e["exam_id"])) for e in exams if e["probability"] is not None]
@@ -130,14 +127,14 @@ def validation_report(clips, table, frame_threshold: float, exam_threshold: floa
     if len(np.unique(ye)) == 2:
         er = classification_report(ye, np.array([e["probability"] for e, _ in ex]), exam_threshold,
                                    groups=[_patient_of(table, e["exam_id"]) for e, _ in ex], n_boot=1000)
-        rep["exam"] = _summary(er)
+        rep["exam"] = headline_metrics(er)
     rep["exams_undetermined"] = sum(e["decision"] == "undetermined" for e in exams)
     rep["counts"] = {"frames": len(rows), "valve_frames": len(valve), "other_view_frames": len(other),
                      "exams": len(exams), "patients": len({x[3] for x in rows})}
     return rep
 
 
-def _summary(report: dict) -> dict:
+def headline_metrics(report: dict) -> dict:
     """The headline metrics of a ``classification_report`` as {value, low, high} (its primary intervals)."""
     keep = ("auroc", "auprc", "accuracy", "balanced_accuracy", "recall", "specificity", "precision", "f1", "brier")
     out = {}
@@ -172,8 +169,8 @@ def _patient_of(table, study: str) -> str:
 def choose_exam_threshold(clips, table, screening: ScreeningSettings, frame_threshold: float) -> tuple[float, str]:
     """The exam threshold on validation exams, by the screening rule; the frame threshold (with the reason) when
     the validation exams cannot support a choice."""
-    from echoavc.evaluate.classification import choose_threshold
-    from echoavc.predict import exam_results
+    from echoavc.evaluate.classification import choose_threshold, youden
+    from echoavc.screening import exam_results
 
     if screening.exam_threshold_rule == "frame":
         return frame_threshold, "frame threshold (rule 'frame')"
@@ -186,11 +183,7 @@ def choose_exam_threshold(clips, table, screening: ScreeningSettings, frame_thre
     if y.sum() == 0 or y.sum() == len(y):
         return frame_threshold, "frame threshold: the validation exams lack a class"
     if screening.exam_threshold_rule == "youden":
-        from sklearn.metrics import roc_curve
-
-        fpr, tpr, thr = roc_curve(y, p)
-        k = int(np.argmax(tpr - fpr))
-        return float(min(thr[k], 1.0)), f"Youden on {len(y)} validation exams"
+        return min(youden(y, p, call_none=True), 1.0), f"Youden on {len(y)} validation exams"
     return float(choose_threshold(y, p, screening.min_recall)), \
         f"highest with recall >= {screening.min_recall} on {len(y)} validation exams ({int(y.sum())} calcified)"
 
@@ -293,4 +286,4 @@ def train_bundle(data: str | Path, out: str | Path, preset: str = "cpu", split: 
     return path
 
 
-__all__ = ["train_bundle", "validation_screening", "validation_report", "choose_exam_threshold"]
+__all__ = ["train_bundle", "validation_screening", "validation_report", "choose_exam_threshold", "headline_metrics"]

@@ -31,7 +31,7 @@ def test_paper_protocol_shares_patients_and_copies(synthetic_study):
 
 
 def test_patient_protocol_shares_nothing(synthetic_study):
-    from echoavc.classifier.train import _expand
+    from echoavc.classifier.train import training_samples as _expand
     from echoavc.settings import classifier_preset
 
     s = classifier_preset("smoke", rotation="copies", balance="duplicate")

@@ -16,7 +16,8 @@ import pytest
 from pydicom.pixels import iter_pixels
 
 from testkit import shipped_file
-from echoavc.cone import find_cone, mask_iou, polygon_mask, standardise
+from echoavc.cone import find_cone, mask_iou, polygon_mask
+from echoavc.preprocess import StandardFrame
 from echoavc.settings import ConeSettings
 
 REFS = Path(__file__).parents[1] / "data" / "cones"
@@ -90,12 +91,12 @@ def test_timing_on_the_120_frame_clip(capsys):
     frames, regions = load("color3d_jpeg_baseline.dcm")
     best = min(_timed(lambda: find_cone(frames, regions)) for _ in range(3))
     cone = find_cone(frames, regions)
-    mask = cone.mask(frames.shape[1:3])
-    per_frame = min(_timed(lambda: [standardise(f, cone, 640, mask=mask) for f in frames]) for _ in range(3))
+    sf = StandardFrame.of_sample(cone, frames, 640)
+    per_frame = min(_timed(lambda: [sf.standard(f) for f in frames]) for _ in range(3))
     per_frame /= len(frames)
     with capsys.disabled():
         print(f"\nfind_cone on a {len(frames)}-frame sample of 480x640 RGB: {best * 1e3:.0f} ms; "
-              f"standardise: {per_frame * 1e3:.2f} ms per frame")
+              f"standard frame: {per_frame * 1e3:.2f} ms per frame")
     assert best < 1.0
     assert per_frame < 0.02
 

@@ -211,3 +211,19 @@ def test_youden():
     p = np.round(rng.random(200) * 0.7 + 0.3 * y, 2)
     fpr, tpr, thr = skm.roc_curve(y, p)
     assert youden(y, p) == thr[np.argmax(tpr - fpr)]
+
+
+def test_youden_calling_none_is_roc_curves_choice():
+    # the exam threshold (echoavc train, rule youden) relies on this: when no score beats chance, nothing is
+    # called (inf), exactly as scikit-learn's roc_curve with its extra first point
+    rng = np.random.default_rng(7)
+    for inverted in (False, True):
+        for _ in range(50):
+            y = rng.integers(0, 2, 20)
+            y[:2] = [0, 1]
+            p = np.round(rng.random(20), 1)
+            if inverted:
+                p = np.where(y == 1, p * 0.5, 0.5 + p * 0.5)
+            fpr, tpr, thr = skm.roc_curve(y, p)
+            assert youden(y, p, call_none=True) == thr[np.argmax(tpr - fpr)]
+    assert youden([0, 1], [0.9, 0.1], call_none=True) == np.inf and youden([0, 1], [0.9, 0.1]) == 0.1

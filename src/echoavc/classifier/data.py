@@ -1,11 +1,8 @@
 """Crops for the classifier: from a dataset table (standard images + valve boxes) or from a folder
-written by ``echoavc dataset materialise``; preprocessing that is stored with the model.
+written by ``echoavc dataset materialise``.
 
-numpy in, numpy out. A *prepared crop* is a uint8 ``size x size`` grey image: the valve box plus
-``margin`` (share of its longer side, every side), letterboxed without distortion (``valve_crop``),
-then, with ``noise_reduction``, the paper's step: subtract the minimum grey level of the crop's image
-pixels (the black letterbox padding does not count). The network input is the prepared crop scaled to
-[0, 1], copied to three channels and normalised with the stored mean and std.
+The crop itself (valve crop, noise reduction, normalisation) is :mod:`echoavc.preprocess.crop`, shared with
+screening; ``prepare_crop``, ``subtract_minimum`` and ``normalise`` are re-exported here for older callers.
 
 Training-time randomness (box jitter, rotation) comes only from a ``np.random.Generator`` passed in.
 """
@@ -19,54 +16,17 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from echoavc.dataset.materialise import valve_crop
 from echoavc.dataset.split import Split
 from echoavc.dataset.table import DatasetTable
 from echoavc.errors import EchoAVCError
+from echoavc.preprocess.crop import jitter_box, normalise, prepare_crop, subtract_minimum, valve_crop
 from echoavc.settings import CropSettings
 
 __all__ = ["Sample", "prepare_crop", "subtract_minimum", "rotate_crop", "normalise", "load_samples",
            "CropSource", "crops_from_folder", "expand_training"]
 
 
-# ---------------------------------------------------------------- preprocessing (numpy in, numpy out)
-
-
-def subtract_minimum(crop: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
-    """The paper's noise reduction: subtract the minimum grey level (over ``valid`` pixels) so the darkest
-    tissue becomes black. Pixels outside ``valid`` (letterbox padding) stay 0."""
-    crop = np.asarray(crop)
-    if valid is None:
-        valid = np.ones(crop.shape[:2], bool)
-    if not valid.any():
-        return crop.copy()
-    lo = crop[valid].min()
-    out = np.where(valid, crop.astype(np.int16) - int(lo), 0)
-    return np.clip(out, 0, 255).astype(np.uint8)
-
-
-def prepare_crop(image: np.ndarray, box, crop: CropSettings, noise_reduction: bool = True,
-                 jitter: float = 0.0, rng: np.random.Generator | None = None) -> np.ndarray:
-    """A prepared crop (uint8, ``crop.size`` square, grey) of ``box`` (x1, y1, x2, y2, standard pixels) in
-    ``image`` (grey or BGR). ``jitter`` shifts and resizes the box by up to that share (needs ``rng``)."""
-    img = np.asarray(image)
-    if img.ndim == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.shape[2] == 3 else img[..., 0]
-    if img.dtype != np.uint8:
-        raise EchoAVCError(f"images must be 8-bit, got {img.dtype}")
-    if jitter > 0:
-        # draw the jittered box once, then crop image and validity mask with it
-        x1, y1, x2, y2 = (float(v) for v in box)
-        w, h = x2 - x1, y2 - y1
-        dx, dy, ds = rng.uniform(-jitter, jitter, size=3)
-        cx, cy = (x1 + x2) / 2 + dx * w, (y1 + y2) / 2 + dy * h
-        w, h = w * (1 + ds), h * (1 + ds)
-        box = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
-    out = valve_crop(img, box, crop.size, crop.margin)
-    if noise_reduction:
-        valid = valve_crop(np.full(img.shape[:2], 255, np.uint8), box, crop.size, crop.margin) > 127
-        out = subtract_minimum(out, valid)
-    return out
+# ---------------------------------------------------------------- training-time augmentation
 
 
 def rotate_crop(crop: np.ndarray, degrees: float) -> np.ndarray:
@@ -76,19 +36,6 @@ def rotate_crop(crop: np.ndarray, degrees: float) -> np.ndarray:
     h, w = crop.shape[:2]
     m = cv2.getRotationMatrix2D((w / 2, h / 2), float(degrees), 1.0)
     return cv2.warpAffine(crop, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-
-
-def normalise(crops: np.ndarray, mean, std) -> np.ndarray:
-    """(N, S, S) or (S, S) uint8 -> float32 (N, 3, S, S): scaled to [0, 1], three channels, (x - mean) / std."""
-    x = np.asarray(crops)
-    if x.ndim == 2:
-        x = x[None]
-    if x.ndim != 3:
-        raise ValueError(f"crops must be (N, S, S) or (S, S) grey, got shape {x.shape}")
-    x = x.astype(np.float32) / 255.0
-    m = np.asarray(mean, np.float32).reshape(1, 3, 1, 1)
-    s = np.asarray(std, np.float32).reshape(1, 3, 1, 1)
-    return np.ascontiguousarray((x[:, None] - m) / s, dtype=np.float32)
 
 
 # ---------------------------------------------------------------- samples
@@ -212,12 +159,7 @@ class CropSource:
     def _make(self, s: Sample, jitter: float, rng, extra_angle: float) -> np.ndarray:
         planes, box = self._region(s)
         if jitter > 0:
-            x1, y1, x2, y2 = box
-            w, h = x2 - x1, y2 - y1
-            dx, dy, ds = rng.uniform(-jitter, jitter, size=3)
-            cx, cy = (x1 + x2) / 2 + dx * w, (y1 + y2) / 2 + dy * h
-            w, h = w * (1 + ds), h * (1 + ds)
-            box = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+            box = jitter_box(box, jitter, rng)
         both = valve_crop(planes, box, self.crop.size, self.crop.margin)
         out, valid = both[..., 0], both[..., 1] > 127
         if self.noise_reduction:

@@ -79,19 +79,18 @@ def save_overlay(path: str | Path, crop: np.ndarray, cam: np.ndarray, text: str 
         bar = np.zeros((18, img.shape[1], 3), np.uint8)
         cv2.putText(bar, text, (3, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
         img = np.vstack([img, bar])
+    from echoavc.files import atomic_write_bytes
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     ok, buf = cv2.imencode(".png", img)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buf.tobytes())
-    tmp.replace(path)
+    atomic_write_bytes(path, buf.tobytes())
     return path
 
 
 def explain(classifier, crops: np.ndarray, out_dir: str | Path, names: list[str] | None = None) -> list[dict]:
     """Grad-CAM overlays for prepared crops with a loaded ``Classifier`` (torch backend): one PNG per crop,
     captioned with the calibrated probability and the call. Returns one record per crop."""
-    from echoavc.classifier.data import normalise
+    from echoavc.preprocess.crop import normalise
 
     if classifier.model is None:
         raise ValueError("Grad-CAM needs the torch backend")

@@ -14,15 +14,18 @@ from pathlib import Path
 import numpy as np
 
 from echoavc.classifier.calibrate import Calibration
-from echoavc.classifier.data import normalise, prepare_crop
 from echoavc.classifier.model import AVCNet, build
-from echoavc.classifier.train import META_FILE, MODEL_FILE, MODEL_FORMAT
 from echoavc.errors import EchoAVCError
+from echoavc.preprocess.crop import normalise, prepare_crop
 from echoavc.settings import CropSettings
 
 __all__ = ["Classifier", "load_model", "export_onnx", "ONNX_FILE"]
 
 ONNX_FILE = "model.onnx"
+#: a classifier folder: weights, stored settings (``echoavc.classifier.train.save_model`` writes both)
+MODEL_FILE = "model.safetensors"
+META_FILE = "classifier.json"
+MODEL_FORMAT = "echoavc-classifier/1"
 
 
 def read_meta(folder: str | Path) -> dict:
@@ -62,19 +65,21 @@ def export_onnx(model: AVCNet, path: str | Path, opset: int = 17) -> Path:
     """Export to ONNX (input ``crops`` float32 N x 3 x S x S, output ``logits`` N; dynamic batch)."""
     import torch
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    x = torch.zeros(1, 3, model.input_size, model.input_size)
-    tmp = path.with_name(f".{path.name}.tmp")
-    model.eval()
     import warnings
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-        torch.onnx.export(model, (x,), str(tmp), input_names=["crops"], output_names=["logits"],
-                          dynamic_axes={"crops": {0: "n"}, "logits": {0: "n"}}, opset_version=opset, dynamo=False)
-    tmp.replace(path)
-    return path
+    from echoavc.files import atomic_write_with
+
+    x = torch.zeros(1, 3, model.input_size, model.input_size)
+    model.eval()
+
+    def write(tmp: Path) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+            torch.onnx.export(model, (x,), str(tmp), input_names=["crops"], output_names=["logits"],
+                              dynamic_axes={"crops": {0: "n"}, "logits": {0: "n"}}, opset_version=opset,
+                              dynamo=False)
+
+    return atomic_write_with(path, write)
 
 
 class _TorchBackend:

@@ -27,20 +27,17 @@ from torch import nn
 
 from echoavc import runtime
 from echoavc.classifier.calibrate import Calibration, fit_calibration, pick_threshold
-from echoavc.classifier.data import CropSource, Sample, expand_training, load_samples, normalise
+from echoavc.classifier.data import CropSource, Sample, expand_training, load_samples
 from echoavc.classifier.model import AVCNet, build
+from echoavc.classifier.predict import META_FILE, MODEL_FILE, MODEL_FORMAT
 from echoavc.dataset.split import Split
 from echoavc.dataset.table import DatasetTable
 from echoavc.errors import EchoAVCError
+from echoavc.preprocess.crop import normalise
 from echoavc.settings import ClassifierSettings
 
 __all__ = ["FitResult", "Trained", "fit_model", "predict_logits", "train_and_calibrate", "train_classifier",
-           "save_model", "MODEL_FILE", "META_FILE", "MODEL_FORMAT", "set_threads"]
-
-MODEL_FILE = "model.safetensors"
-META_FILE = "classifier.json"
-MODEL_FORMAT = "echoavc-classifier/1"
-
+           "save_model", "MODEL_FILE", "META_FILE", "MODEL_FORMAT", "set_threads", "training_samples"]
 
 def set_threads(settings: ClassifierSettings) -> int:
     """torch threads: ``settings.threads`` or every available core (Ultralytics may have lowered it)."""
@@ -178,7 +175,8 @@ def fit_model(source: CropSource, train: list[Sample], val: list[Sample], s: Cla
     return model, FitResult(best_epoch, history, round(time.perf_counter() - t0, 3), stopped)
 
 
-def _expand(samples: list[Sample], s: ClassifierSettings, seed: int) -> list[Sample]:
+def training_samples(samples: list[Sample], s: ClassifierSettings, seed: int) -> list[Sample]:
+    """The training samples as fitted: with the settings' rotated copies and duplicate balancing."""
     copies = (s.rotation_deg, -s.rotation_deg) if s.rotation == "copies" else ()
     return expand_training(samples, copies, "duplicate" if s.balance == "duplicate" else "none",
                            np.random.default_rng(seed))
@@ -223,7 +221,7 @@ def train_and_calibrate(source: CropSource, train: list[Sample], val: list[Sampl
     use_cv, why = _use_cv(s, val)
     meta: dict = {"calibration_data": None, "cv": None}
     if not use_cv:
-        model, fr = fit_model(source, _expand(train, s, s.seed), val, s, s.seed, log=log)
+        model, fr = fit_model(source, training_samples(train, s, s.seed), val, s, s.seed, log=log)
         z = predict_logits(model, source.batch(val), s.mean, s.std)
         y = np.array([v.label for v in val])
         meta["calibration_data"] = {"kind": "validation", "why": why, "crops": len(val),
@@ -246,14 +244,14 @@ def train_and_calibrate(source: CropSource, train: list[Sample], val: list[Sampl
             va = [p for p, g in zip(pool, folds) if g == f]
             if len({t.label for t in tr}) < 2:
                 raise EchoAVCError(f"cross-validation fold {f}: its training patients hold one class only")
-            m, fr = fit_model(source, _expand(tr, s, s.seed + 1 + f), va, s, s.seed + 1 + f, log=log,
+            m, fr = fit_model(source, training_samples(tr, s, s.seed + 1 + f), va, s, s.seed + 1 + f, log=log,
                               label=f"[fold {f}] ")
             z[folds == f] = predict_logits(m, source.batch(va), s.mean, s.std)
             fold_info.append({"fold": f, "crops": len(va), "patients": len({v.patient_id for v in va}),
                               "best_epoch": fr.best_epoch, "epochs_run": len(fr.history), "seconds": fr.seconds})
             del m
         epochs = max(1, int(round(float(np.median([fi["best_epoch"] for fi in fold_info])))))
-        model, fr = fit_model(source, _expand(pool, s, s.seed), [], s, s.seed, epochs=epochs, log=log,
+        model, fr = fit_model(source, training_samples(pool, s, s.seed), [], s, s.seed, epochs=epochs, log=log,
                               label="[final] ")
         y = np.array([p.label for p in pool])
         meta["cv"] = {"why": why, "k": k, "folds": fold_info, "final_epochs": epochs,
@@ -277,7 +275,7 @@ def train_and_calibrate(source: CropSource, train: list[Sample], val: list[Sampl
     meta["calibration_fit"] = {"auroc": _auroc(y, z), "log_loss_raw": _bce(z, y),
                                "brier": float(np.mean((p - y) ** 2))}
     meta["weights_source"] = getattr(model, "weights_source", "")
-    meta["train_counts"] = _counts(_expand(train, s, s.seed))
+    meta["train_counts"] = _counts(training_samples(train, s, s.seed))
     return Trained(model, s, cal, float(t), meta, z, y)
 
 
@@ -291,16 +289,14 @@ def save_model(trained: Trained, out: str | Path, extra: dict | None = None) -> 
     """Write ``model.safetensors`` and ``classifier.json`` into ``out`` (atomic per file)."""
     from safetensors.torch import save_file
 
-    from echoavc.files import atomic_write_text
+    from echoavc.files import atomic_write_text, atomic_write_with
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     s = trained.settings
     m = trained.model
     state = {k: v.detach().contiguous().cpu() for k, v in m.state_dict().items()}
-    tmp = out / f".{MODEL_FILE}.tmp"
-    save_file(state, str(tmp))
-    tmp.replace(out / MODEL_FILE)
+    atomic_write_with(out / MODEL_FILE, lambda tmp: save_file(state, str(tmp)))
     import timm
 
     import echoavc

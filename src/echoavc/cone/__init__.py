@@ -1,6 +1,6 @@
 """Finding the ultrasound cone (the image field) and cutting frames to the standard image."""
 
-from .detect import find_cone, standardise, valid_region
+from .detect import find_cone, valid_region
 from .geometry import Cone, clip_polygon, mask_bbox, mask_iou, polygon_mask, sector_polygon
 from .transform import StandardTransform, box_iou
 
@@ -14,6 +14,5 @@ __all__ = [
     "mask_iou",
     "polygon_mask",
     "sector_polygon",
-    "standardise",
     "valid_region",
 ]

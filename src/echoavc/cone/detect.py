@@ -33,7 +33,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from ..errors import EchoAVCError
+from ..errors import NoConeError
 from ..settings import STANDARD_SIZE, ConeSettings
 from .geometry import Cone, clip_polygon, mask_bbox, mask_iou, polygon_mask, sector_polygon
 from .transform import StandardTransform
@@ -70,7 +70,7 @@ def find_cone(
     k_close = max(3, (k_open // 2) | 1)
     fg = _foreground(grey, settings, k_open)
     if not fg.any():
-        raise EchoAVCError(
+        raise NoConeError(
             f"no ultrasound cone found: the frame is blank (no pixel above grey level {settings.foreground_level})"
         )
     strong = _strong(grey, settings)
@@ -82,7 +82,7 @@ def find_cone(
     x0, y0, x1, y1 = (0, 0, w, h) if region is None else region
     blobs = _Blobs(fg[y0:y1, x0:x1], strong[y0:y1, x0:x1], k_close, k_open)
     if blobs.field is None:
-        raise EchoAVCError(f"no ultrasound cone found: nothing left in the {source} window after removing thin marks")
+        raise NoConeError(f"no ultrasound cone found: nothing left in the {source} window after removing thin marks")
     edges = strong[y0:y1, x0:x1]
 
     # the largest blob first; inside a region (no text there) also all its sizeable blobs
@@ -103,7 +103,7 @@ def find_cone(
 
     if fallback is None:
         share = cv2.contourArea(_hull(field)) / (h * w)
-        raise EchoAVCError(
+        raise NoConeError(
             f"no ultrasound cone found: the field in the {source} window covers {share:.1%} of the image "
             f"(needs {settings.min_area_fraction:.0%})"
         )
@@ -139,31 +139,6 @@ def _best_model(field, hull, deep, edges, blobs: "_Blobs", settings: ConeSetting
         if iou >= settings.min_model_iou or (held >= _MIN_HELD and iou >= settings.min_model_fill):
             accepted.append((model, poly, iou))
     return (max(accepted, key=lambda a: a[2]) if accepted else None), best_iou
-
-
-def standardise(
-    frame: np.ndarray, cone: Cone, size: int = STANDARD_SIZE, *, mask: np.ndarray | None = None
-) -> tuple[np.ndarray, StandardTransform]:
-    """Black out everything outside the cone, crop to its bbox, letterbox to size x size undistorted.
-
-    ``mask``: ``cone.mask(frame.shape)`` computed once per clip (``Cone.mask`` caches it anyway).
-    """
-    shape = frame.shape[:2]
-    if mask is None:
-        mask = cone.mask(shape)
-    elif mask.shape != shape:
-        raise ValueError(f"mask shape {mask.shape} does not match frame {shape}")
-    box = mask_bbox(mask)
-    if box[2] == 0:
-        raise EchoAVCError("the ultrasound cone lies outside the frame")
-    t = StandardTransform.fit(*box, size)
-    x, y, bw, bh = box
-    # the transform reads a square window around the box; outside the box all is outside the cone
-    out = np.zeros_like(frame)
-    m = mask[y : y + bh, x : x + bw]
-    crop = frame[y : y + bh, x : x + bw]
-    out[y : y + bh, x : x + bw] = crop * (m[..., None] if crop.ndim == 3 else m)
-    return t.apply(out), t
 
 
 def valid_region(regions, shape: tuple[int, int], settings: ConeSettings = ConeSettings()):

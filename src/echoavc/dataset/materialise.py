@@ -21,9 +21,7 @@ everything it writes says it is leaky.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -41,70 +39,14 @@ from echoavc.dataset.augment import (
 from echoavc.dataset.split import PARTS, Split, paper_image_split
 from echoavc.dataset.table import DatasetTable
 from echoavc.errors import EchoAVCError
-from echoavc.files import atomic_write_text, csv_text, progress_bar
+from echoavc.files import atomic_folder, atomic_write_text, csv_text, progress_bar
+from echoavc.preprocess.crop import valve_crop
 from echoavc.settings import AugmentSettings, CropSettings
 
 CROP_COLUMNS = ["file", "part", "calcified", "grade", "patient_id", "study_id", "key", "variant", "duplicate", "weight"]
 REJECT_COLUMNS = ["key", "variant", "part", "reason"]
 BALANCE = ("none", "duplicate", "weights")
 PROTOCOLS = ("patient", "paper")
-
-
-# ---------------------------------------------------------------- crops (numpy in, numpy out)
-
-
-def valve_crop(image: np.ndarray, box, size: int = 224, margin: float = 0.1, jitter: float = 0.0,
-               rng: np.random.Generator | None = None) -> np.ndarray:
-    """The valve box plus ``margin`` (share of its longer side, every side), optionally jittered (shift and
-    resize by up to ``jitter`` of its size, drawn from ``rng``), letterboxed to ``size`` x ``size`` keeping
-    the aspect ratio. Parts outside the image are black."""
-    x1, y1, x2, y2 = (float(v) for v in box)
-    w, h = x2 - x1, y2 - y1
-    if jitter > 0:
-        if rng is None:
-            raise ValueError("jitter needs an rng")
-        dx, dy, ds = rng.uniform(-jitter, jitter, size=3)
-        cx, cy = (x1 + x2) / 2 + dx * w, (y1 + y2) / 2 + dy * h
-        w, h = w * (1 + ds), h * (1 + ds)
-        x1, y1, x2, y2 = cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
-    (x1, y1, x2, y2), (ox, oy, nw, nh) = crop_geometry((x1, y1, x2, y2), size, margin)
-    H, W = image.shape[:2]
-    region = np.zeros((y2 - y1, x2 - x1) + image.shape[2:], dtype=image.dtype)
-    sx1, sy1, sx2, sy2 = max(x1, 0), max(y1, 0), min(x2, W), min(y2, H)
-    if sx2 > sx1 and sy2 > sy1:
-        region[sy1 - y1:sy2 - y1, sx1 - x1:sx2 - x1] = image[sy1:sy2, sx1:sx2]
-    interp = cv2.INTER_AREA if size < max(region.shape[:2]) else cv2.INTER_LINEAR
-    resized = cv2.resize(region, (nw, nh), interpolation=interp)
-    out = np.zeros((size, size) + image.shape[2:], dtype=image.dtype)
-    out[oy:oy + nh, ox:ox + nw] = resized
-    return out
-
-
-def crop_geometry(box, size: int, margin: float) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
-    """Where :func:`valve_crop` takes its pixels from: the image window (x1, y1, x2, y2; may leave the image)
-    and where the window lands in the square crop (x offset, y offset, width, height)."""
-    x1, y1, x2, y2 = (float(v) for v in box)
-    m = margin * max(x2 - x1, y2 - y1)
-    x1, y1, x2, y2 = (int(np.floor(x1 - m)), int(np.floor(y1 - m)), int(np.ceil(x2 + m)), int(np.ceil(y2 + m)))
-    rw, rh = max(1, x2 - x1), max(1, y2 - y1)
-    k = size / max(rh, rw)
-    nw, nh = max(1, int(round(rw * k))), max(1, int(round(rh * k)))
-    return (x1, y1, x1 + rw, y1 + rh), ((size - nw) // 2, (size - nh) // 2, nw, nh)
-
-
-def crop_to_image(values: np.ndarray, box, image_shape: tuple[int, int], margin: float) -> np.ndarray:
-    """Map a per-pixel map of a :func:`valve_crop` (e.g. a Grad-CAM heat map) back onto the image it was cut
-    from: float32 ``image_shape``, zero outside the crop's window."""
-    size = values.shape[0]
-    (x1, y1, x2, y2), (ox, oy, nw, nh) = crop_geometry(box, size, margin)
-    window = cv2.resize(values[oy:oy + nh, ox:ox + nw].astype(np.float32), (x2 - x1, y2 - y1),
-                        interpolation=cv2.INTER_LINEAR)
-    H, W = image_shape[:2]
-    out = np.zeros((H, W), np.float32)
-    sx1, sy1, sx2, sy2 = max(x1, 0), max(y1, 0), min(x2, W), min(y2, H)
-    if sx2 > sx1 and sy2 > sy1:
-        out[sy1:sy2, sx1:sx2] = window[sy1 - y1:sy2 - y1, sx1 - x1:sx2 - x1]
-    return out
 
 
 # ---------------------------------------------------------------- the plan
@@ -258,10 +200,8 @@ def materialise(table: DatasetTable | str | Path, split: Split | str | Path | No
         leak_report = assign.report
         written = [(it, img) for it, img in written if it.part in parts]
 
-    # write into a temporary sibling folder, then rename
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    try:
+    # write into a temporary sibling folder, renamed at the end
+    with atomic_folder(out) as tmp:
         with progress_bar("materialise", len(written), progress) as advance:
             crop_rows = _write_all(table, written, tmp, crops, cs, rng, advance)
         if crops and balance != "none" and not leaky:
@@ -291,16 +231,6 @@ def materialise(table: DatasetTable | str | Path, split: Split | str | Path | No
         if crops:
             atomic_write_text(tmp / "crops.csv", csv_text(CROP_COLUMNS, crop_rows))
         atomic_write_text(tmp / "materialised.json", json.dumps(meta, indent=1, default=str) + "\n")
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return MaterialiseReport(out, counts, rejected, leaky, meta)
 
 

@@ -6,12 +6,10 @@ maps on validation data and apply them to the test set unchanged, like threshold
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
-
 import numpy as np
 from scipy import optimize
+
+from echoavc.files import atomic_write_with
 
 __all__ = [
     "calibration_bins",
@@ -98,17 +96,7 @@ def reliability_diagram(y_true, p_score, path, n_bins: int = 10, title: str | No
     bottom.set_xlabel("predicted probability")
     bottom.set_ylabel("count")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # write beside the target, then rename: a crash never leaves a half-written PNG under the real name
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write_with(path, lambda tmp: fig.savefig(tmp, format="png"))
     return bins, ece
 
 

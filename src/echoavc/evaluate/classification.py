@@ -297,10 +297,12 @@ def choose_threshold(y_true, p_score, min_recall: float = 0.95) -> float:
     return float(pos[max(k, 1) - 1])
 
 
-def youden(y_true, p_score) -> float:
+def youden(y_true, p_score, call_none: bool = False) -> float:
     """Threshold maximising Youden's J = sensitivity + specificity - 1 (ties: the highest threshold).
 
-    Like ``choose_threshold``, fit it on validation data only.
+    ``call_none``: also weigh calling nothing positive (J = 0, returned as ``inf``), as scikit-learn's
+    ``roc_curve`` does; it wins when no score does better than chance. Like ``choose_threshold``, fit it on
+    validation data only.
     """
     y = _as_binary(y_true)
     p = _as_scores(p_score, y.size, probabilities=False)
@@ -314,4 +316,7 @@ def youden(y_true, p_score) -> float:
     fp = np.cumsum(~y[order])[ends]
     j = tp / n_pos - fp / n_neg
     # candidates run from the highest score down, so argmax's first maximum is the highest threshold
-    return float(s[ends][int(np.argmax(j))])
+    k = int(np.argmax(j))
+    if call_none and not j[k] > 0:
+        return math.inf
+    return float(s[ends][k])

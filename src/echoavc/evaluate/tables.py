@@ -11,8 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -21,6 +19,7 @@ import numpy as np
 from scipy import stats
 
 from echoavc.evaluate.intervals import Interval
+from echoavc.files import atomic_write_text
 
 __all__ = [
     "REPORTED_LABEL",
@@ -280,13 +279,5 @@ def _num(x: float) -> str:
 def write_csv(rows: Iterable[ResultRow], path, reported: Mapping[str, Mapping] | None = None) -> Path:
     """Write ``to_csv`` to ``path`` atomically (temporary file, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".csv", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(to_csv(rows, reported))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write_text(path, to_csv(rows, reported))
     return path

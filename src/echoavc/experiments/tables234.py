@@ -256,7 +256,7 @@ def _run_row(row: Row, protocol: str, data, samples_all, samples_split, base: Cl
              seed: int, log) -> tuple[dict, dict]:
     from echoavc.classifier.baseline import fit_fair_baseline, paper_call
     from echoavc.classifier.data import CropSource
-    from echoavc.classifier.train import fit_model, predict_logits, train_and_calibrate, _expand
+    from echoavc.classifier.train import fit_model, predict_logits, train_and_calibrate, training_samples as _expand
     from echoavc.classifier.calibrate import sigmoid
 
     info: dict = {}

@@ -1,14 +1,29 @@
+"""The standard frame (echoavc.preprocess.StandardFrame): what ingest writes and predict screens."""
+
+import sys
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 
-from cone_synth import make_frames
-from echoavc.cone import Cone, StandardTransform, find_cone, sector_polygon, standardise
+sys.path.insert(0, str(Path(__file__).parents[1] / "cone"))
+from cone_synth import make_frames  # noqa: E402
+from echoavc.cone import Cone, StandardTransform, find_cone, sector_polygon  # noqa: E402
+from echoavc.preprocess import StandardFrame  # noqa: E402
 
 # a wide 90-degree sector (its bounding box is about 2:1) and a tall rectangle
 WIDE = Cone("sector", "image", tuple(map(tuple, sector_polygon((240.0, 20.0), (-45.0, 45.0), (0.0, 290.0)))),
             (240.0, 20.0), (-45.0, 45.0), (0.0, 290.0))
 TALL = Cone("rectangle", "image", ((200.0, 10.0), (300.0, 10.0), (300.0, 350.0), (200.0, 350.0)))
+
+
+def standardise(frame, cone, size, mask=None):
+    """The pipeline's standard frame of one frame, with its transform (colour kept: grey=False)."""
+    sf = StandardFrame.fit(cone, frame.shape[:2], size)
+    if mask is not None:
+        sf = StandardFrame(cone, mask.astype(np.uint8), sf.transform, False)
+    return sf.standard(frame), sf.transform
 
 
 def frame_with_disc(cone, shape=(360, 480), centre=None, radius=30):
@@ -75,13 +90,13 @@ def test_colour_frames_and_a_precomputed_mask():
     mask = cone.mask(frames.shape[1:3])
     for frame in frames:
         a, ta = standardise(frame, cone, 640)
-        b, tb = standardise(frame, cone, 640, mask=mask)
+        b, tb = standardise(frame, cone, 640, mask)
         assert a.shape == (640, 640, 3) and np.array_equal(a, b) and ta == tb
         # the ECG, text and dots (everything outside the cone) are gone
         outside_only = np.where(mask[..., None], 0, frame).astype(np.uint8)
         assert outside_only.any() and standardise(outside_only, cone, 640)[0].max() == 0
     with pytest.raises(ValueError):
-        standardise(frames[0], cone, 640, mask=mask[:-1])
+        standardise(frames[0], cone, 640, mask[:-1])
 
 
 def test_standardise_does_not_touch_its_input():

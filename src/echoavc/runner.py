@@ -1,0 +1,164 @@
+"""The batch runner: inputs in, one record per input, resumable, in parallel, never stopped by a bad file.
+
+Shared by ``echoavc ingest`` and ``echoavc predict`` (and the stage records of ``echoavc train``)::
+
+    sources, problems = find_sources(inputs)          # files, folders (recursive), zip members
+    state = open_state(out)                           # one JSON record per finished input, written atomically
+    run_batch(todo, finish, serial=..., parallel=...) # in this process or a process pool, with a progress bar
+
+The caller supplies what is particular to it: how one input becomes a record (``serial`` / ``parallel``),
+what ``finish`` keeps of it (its state record, counts), which records count as done on a re-run (its
+resume key), and the tables it writes at the end (atomically, :mod:`echoavc.files`).
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from echoavc.errors import EchoAVCError
+from echoavc.files import atomic_write_text, progress_bar, remove_stale_temporaries
+
+__all__ = ["Source", "find_sources", "is_ignored", "failure_reason", "StateStore", "open_state", "run_batch",
+           "STATE_DIR"]
+
+STATE_DIR = ".state"
+T = TypeVar("T")
+
+
+# ---------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input file: on disk, or a member of a zip archive."""
+
+    path: Path
+    member: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.path}!{self.member}" if self.member else str(self.path)
+
+    def read(self) -> bytes:
+        try:
+            if self.member is None:
+                return self.path.read_bytes()
+            with zipfile.ZipFile(self.path) as zf:
+                return zf.read(self.member)
+        except (OSError, zipfile.BadZipFile, KeyError) as exc:
+            raise EchoAVCError(f"cannot read ({type(exc).__name__}: {exc.args[-1] if exc.args else ''})", self.name) from exc
+
+
+def find_sources(inputs: Iterable[str | Path]) -> tuple[list[Source], list[tuple[str, str]]]:
+    """Expand files, folders (recursively) and zip archives; return (sources, problems)."""
+    sources: list[Source] = []
+    problems: list[tuple[str, str]] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.is_file() and not is_ignored(f))
+        elif p.is_file():
+            files = [p]
+        else:
+            problems.append((str(p), "no such file or folder"))
+            continue
+        for f in files:
+            if zipfile.is_zipfile(f) and f.suffix.lower() == ".zip":
+                try:
+                    with zipfile.ZipFile(f) as zf:
+                        members = sorted(
+                            m.filename for m in zf.infolist()
+                            if not m.is_dir() and not is_ignored(Path(m.filename))
+                        )
+                except zipfile.BadZipFile as exc:
+                    problems.append((str(f), f"corrupt zip archive ({exc})"))
+                    continue
+                sources.extend(Source(f, m) for m in members)
+            else:
+                sources.append(Source(f))
+    return sources, problems
+
+
+def is_ignored(path: Path) -> bool:
+    """Hidden files (.DS_Store, ._x) and DICOMDIR indexes carry no images."""
+    return any(part.startswith(".") for part in path.parts[-1:]) or path.name.upper() == "DICOMDIR"
+
+
+def failure_reason(exc: BaseException, out_of_memory: str = "out of memory") -> str:
+    """The one-line reason a batch records for an input that failed (a decoder bug must not stop the batch)."""
+    if isinstance(exc, EchoAVCError):
+        return exc.reason
+    if isinstance(exc, MemoryError):
+        return out_of_memory
+    return f"unexpected error: {type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
+
+
+# ---------------------------------------------------------------- resume state
+
+
+class StateStore:
+    """A folder of JSON records, ``<key>.json``, each written atomically: a record exists only for work
+    finished. A damaged record reads as none (the work is done again)."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+
+    def path(self, key: str) -> Path:
+        return self.folder / f"{key}.json"
+
+    def load(self, key: str) -> dict | None:
+        try:
+            rec = json.loads(self.path(key).read_text())
+        except (OSError, ValueError):
+            return None
+        return rec if isinstance(rec, dict) else None
+
+    def save(self, key: str, record: dict, indent: int | None = None) -> None:
+        atomic_write_text(self.path(key), json.dumps(record, sort_keys=True, indent=indent, default=str))
+
+    def keys(self) -> list[str]:
+        return sorted(p.stem for p in self.folder.glob("*.json"))
+
+
+def open_state(out_dir: str | Path, clean: bool = True) -> StateStore:
+    """The state folder of a batch writing into ``out_dir`` (created). ``clean``: first delete the temporary
+    files a killed run left in ``out_dir``."""
+    out_dir = Path(out_dir)
+    if clean:
+        remove_stale_temporaries(out_dir)
+    (out_dir / STATE_DIR).mkdir(parents=True, exist_ok=True)
+    return StateStore(out_dir / STATE_DIR)
+
+
+# ---------------------------------------------------------------- running
+
+
+def run_batch(todo: Sequence[T], finish: Callable[[T, Any], None], *, serial: Callable[[T], Any],
+              parallel: Callable[[T], tuple] | None = None, workers: int = 1, label: str = "", progress: bool = True,
+              mp_context=None, initializer: Callable | None = None, initargs: tuple = ()) -> None:
+    """Run every item of ``todo`` and hand each result to ``finish(item, result)``, in this process.
+
+    With ``workers`` > 1 and more than one item, ``parallel(item)`` gives ``(function, *args)`` (picklable) run
+    in a process pool of ``workers`` (``mp_context``, ``initializer``/``initargs`` as ProcessPoolExecutor's),
+    results arriving as they complete; otherwise ``serial(item)`` runs here, in order. One progress step
+    per item. The functions must return failures as results, not raise.
+    """
+    with progress_bar(label, len(todo), progress) as advance:
+        if workers <= 1 or len(todo) <= 1 or parallel is None:
+            for item in todo:
+                finish(item, serial(item))
+                advance()
+            return
+        with ProcessPoolExecutor(workers, mp_context=mp_context, initializer=initializer,
+                                 initargs=initargs) as pool:
+            futures = {pool.submit(*parallel(item)): item for item in todo}
+            for fut in as_completed(futures):
+                finish(futures[fut], fut.result())
+                advance()
+

@@ -1,0 +1,165 @@
+"""One input file screened: DICOM or exported image bytes in, a :class:`ClipResult` and overlay pictures out.
+
+The standard frames are made in memory by :mod:`echoavc.preprocess`, exactly as ``ingest`` writes them.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+
+from echoavc.errors import EchoAVCError, NoConeError
+from echoavc.files import progress_bar
+from echoavc.screening.core import ClipResult, FrameResult, Screener, STATUS_TEXT, exam_id_of, heat_map
+
+__all__ = ["read_input", "screen_input", "explain_exams", "redraw_with_heat_map", "frame_label",
+           "write_frame_overlay", "HEAT_MAP_FILE", "IMAGE_MAGIC"]
+
+IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff")
+
+
+def read_input(data: bytes, name: str, ingest_settings):
+    """(prepare, exam key, frame count) for a DICOM file or an exported image, ``prepare()`` giving the prepared
+    clip; EchoAVCError for anything else."""
+    from echoavc.dicom.read import open_dicom
+    from echoavc.preprocess.clip import prepare_clip, prepare_image
+
+    if data[:4].startswith(IMAGE_MAGIC[0]) or data[:3] == IMAGE_MAGIC[1]:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        if img is None:
+            raise EchoAVCError("unreadable image", name)
+        if img.ndim == 3:
+            img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+        if img.dtype != np.uint8:
+            img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+        # exported images carry no study: the folder holding them is the exam
+        folder = "folder:" + str(Path(name.replace("!", "/")).parent)
+        return (lambda: prepare_image(img, ingest_settings, name)), folder, 1
+    clip = open_dicom(data, name)
+    ds = clip.dataset
+    study = str(ds.get("StudyInstanceUID", "") or "").strip()
+    if not study:
+        pid, date = str(ds.get("PatientID", "") or ""), str(ds.get("StudyDate", "") or "")
+        study = f"patient:{pid}:{date}" if pid else f"file:{clip.sha256}"
+    return (lambda: prepare_clip(clip, ingest_settings)), study, clip.n_frames
+
+
+def screen_input(screener: Screener, data: bytes, name: str, sha: str, out_dir: Path,
+                 overlays: str = "driving") -> ClipResult:
+    """Screen one input file's bytes; raises EchoAVCError for a file that is not a readable DICOM or image."""
+    from echoavc.dicom.read import frame_indices
+
+    t0 = time.perf_counter()
+    ingest_settings = screener.bundle.ingest_settings()
+    prepare, study, n_frames = read_input(data, name, ingest_settings)
+    exam_id = exam_id_of(study)
+    try:
+        prep = prepare()
+    except NoConeError:
+        # no cone: every kept frame says so, and the exam can still be decided from its other clips
+        kept = frame_indices(n_frames, ingest_settings.every_nth)
+        return ClipResult(name, sha, exam_id, [FrameResult(exam_id, name, int(k), "no_cone") for k in kept],
+                          seconds={"total": round(time.perf_counter() - t0, 4)})
+    t1 = time.perf_counter()
+    images = [prep.standard(frame) for _, frame in prep.frames()]
+    t2 = time.perf_counter()
+    frames = screener.screen(images, prep.kept, exam_id, name)
+    t3 = time.perf_counter()
+    decided = [i for i, f in enumerate(frames) if f.status == "decided"]
+    best = max(decided, key=lambda i: frames[i].probability) if decided else None
+    result = ClipResult(name, sha, exam_id, frames, best)
+    if overlays != "none":
+        outline = prep.standard_outline()
+        show = best if best is not None else len(frames) // 2
+        picks = range(len(frames)) if overlays == "all" else [show]
+        for i in picks:
+            f = frames[i]
+            rel = f"overlays/{exam_id}/{sha[:12]}-f{f.frame_index:04d}.png"
+            # Grad-CAM comes later, on the frames that drive an exam (known once all its files are screened)
+            write_frame_overlay(out_dir, rel, images[i], outline, f, None)
+            f.overlay = rel
+            if i == show:
+                result.overlay = rel
+    result.seconds = {"prepare": round(t1 - t0, 4), "decode_standardise": round(t2 - t1, 4),
+                      "models": round(t3 - t2, 4), "overlays": round(time.perf_counter() - t3, 4),
+                      "frames": len(frames)}
+    return result
+
+
+HEAT_MAP_FILE = "heat_maps.json"
+
+
+def explain_exams(exams: list[dict], clips: Sequence[ClipResult], sources: dict, out_dir: Path, explainer,
+                  ingest_settings, done: dict, on_done: Callable[[], None] = lambda: None,
+                  progress: bool = False) -> None:
+    """Redraw the overlay of each exam's driving frame with the classifier's Grad-CAM.
+
+    Which frame drives an exam is known only once all its files are screened, so this re-reads those files
+    (one frame each). ``sources``: input name -> Source; ``explainer()``: the PyTorch classifier (loaded only
+    when needed); ``done``: overlay -> file sha256, overlays already redrawn (updated; ``on_done`` after each).
+    Sets ``exam["heat_map"]``. A file changed or gone since it was screened keeps its plain overlay.
+    """
+    by_source = {c.source: c for c in clips}
+    todo = []
+    for e in exams:
+        e["heat_map"] = False
+        d = e.get("driving_frame")
+        clip = by_source.get(d["source"]) if d else None
+        f = next((f for f in clip.frames if f.frame_index == d["frame_index"]), None) if clip else None
+        if f is None or not f.overlay or not f.valve_box:
+            continue
+        if done.get(f.overlay) == clip.sha256:
+            e["heat_map"] = True
+        else:
+            todo.append((e, clip, f))
+    if not todo:
+        return
+    clf = explainer()
+    with progress_bar("heat maps", len(todo), enabled=progress) as advance:
+        for e, clip, f in todo:
+            if redraw_with_heat_map(clf, sources.get(clip.source), clip, f, out_dir, ingest_settings):
+                done[f.overlay] = clip.sha256
+                e["heat_map"] = True
+                on_done()
+            advance()
+
+
+def redraw_with_heat_map(clf, src, clip: ClipResult, f: FrameResult, out_dir: Path, ingest_settings) -> bool:
+    """Read ``clip``'s file again for frame ``f`` and redraw its overlay with Grad-CAM; False when the file is
+    gone or changed since it was screened."""
+    from echoavc.dicom.read import sha256_bytes
+
+    try:
+        data = src.read() if src is not None else None
+    except OSError:
+        return False
+    if data is None or sha256_bytes(data) != clip.sha256:
+        return False
+    try:
+        prepare, _, _ = read_input(data, clip.source, ingest_settings)
+        prep = prepare()
+        image = prep.standard(next(prep.frames([f.frame_index]))[1])
+    except EchoAVCError:  # it was screened from these very bytes: not expected, and not worth failing
+        return False
+    write_frame_overlay(out_dir, f.overlay, image, prep.standard_outline(), f, heat_map(clf, image, f.valve_box))
+    return True
+
+
+def frame_label(f: FrameResult) -> str:
+    if f.status != "decided" and f.status != "low_confidence":
+        return STATUS_TEXT[f.status]
+    call = f.decision or "low confidence"
+    return f"{call} P={f.probability:.2f} (valve {f.valve_score:.2f})"
+
+
+def write_frame_overlay(out_dir: Path, rel: str, image: np.ndarray, outline: np.ndarray, f: FrameResult,
+                   cam: np.ndarray | None) -> None:
+    from echoavc.report import frame_overlay, write_overlay
+
+    pic = frame_overlay(image, cone_outline=outline, box=f.valve_box, label=frame_label(f),
+                        decision=f.decision or None, cam=cam)
+    write_overlay(out_dir, rel, pic)

@@ -1,0 +1,162 @@
+"""The numeric core of screening: standard frames in, frame results out (numpy in, records out; no files).
+
+Each frame gets a status: ``decided``, ``no_cone`` (no ultrasound field found), ``no_valve`` (not an
+aortic-valve short-axis view, or no valve found), or ``low_confidence`` (a valve box, but a weak one: shown,
+not used for the exam).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from echoavc.bundle import Bundle
+from echoavc.preprocess.crop import prepare_crop
+from echoavc.settings import ScreeningSettings
+
+__all__ = ["STATUS_TEXT", "exam_id_of", "FrameResult", "ClipResult", "nearest_located", "located_frames",
+           "Screener", "heat_map"]
+
+STATUS_TEXT = {
+    "decided": "decided",
+    "no_cone": "no ultrasound cone found",
+    "no_valve": "not an aortic-valve short-axis view, or no valve found",
+    "low_confidence": "valve found with low confidence: not used for the exam",
+}
+def exam_id_of(study_uid: str) -> str:
+    """A short, stable exam id that does not show the study UID (which can identify a patient)."""
+    return "E" + hashlib.sha256(str(study_uid).encode()).hexdigest()[:10]
+
+
+@dataclass
+class FrameResult:
+    """One frame's outcome; boxes are in standard-image pixels (the frame as the models see it)."""
+
+    exam_id: str
+    source: str
+    frame_index: int
+    status: str
+    valve_score: float | None = None
+    valve_box: list[float] | None = None
+    probability: float | None = None
+    decision: str = ""
+    overlay: str = ""
+
+    @property
+    def status_text(self) -> str:
+        return STATUS_TEXT[self.status]
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "status_text": self.status_text}
+
+
+@dataclass
+class ClipResult:
+    """What one input produced: its frames, and the picture of its most telling frame."""
+
+    source: str
+    sha256: str
+    exam_id: str
+    frames: list[FrameResult]
+    #: index into ``frames`` of the decided frame with the highest probability (None: no decided frame)
+    best: int | None = None
+    overlay: str = ""
+    seconds: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "sha256": self.sha256, "exam_id": self.exam_id, "best": self.best,
+                "overlay": self.overlay, "seconds": self.seconds, "frames": [asdict(f) for f in self.frames]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ClipResult":
+        return cls(d["source"], d["sha256"], d["exam_id"], [FrameResult(**f) for f in d["frames"]], d.get("best"),
+                   d.get("overlay", ""), d.get("seconds", {}))
+
+
+# ---------------------------------------------------------------- the screener
+
+
+def nearest_located(kept: Sequence[int], located: Sequence[int]) -> list[int]:
+    """For each kept frame, the position in ``located`` of the located frame nearest to it."""
+    loc = np.asarray(located)
+    return [int(np.argmin(np.abs(loc - k))) for k in kept]
+
+
+def located_frames(kept: Sequence[int], limit: int) -> list[int]:
+    """The frames the detector runs on: all, or ``limit`` evenly spaced ones."""
+    if limit <= 0 or len(kept) <= limit:
+        return list(kept)
+    return sorted({kept[int(round(i))] for i in np.linspace(0, len(kept) - 1, limit)})
+
+
+class Screener:
+    """Standard frames in, frame results out, with a loaded bundle (numpy in, records out; no files)."""
+
+    def __init__(self, bundle: Bundle, backend: str = "auto", settings: ScreeningSettings | None = None,
+                 threads: int = 0):
+        self.bundle = bundle
+        self.settings = settings or bundle.screening
+        self.backend = bundle.backend(backend)
+        self.detector = bundle.detector(self.backend, threads)
+        self.classifier = bundle.classifier(self.backend, threads)
+        self.frame_threshold = bundle.frame_threshold
+        #: the valve crop as the classifier was trained on it (the bundle's preprocessing record)
+        pre = bundle.preprocess()
+        self.crop, self.noise_reduction = pre.crop(), pre.noise_reduction
+        self._explainer = None
+
+    @property
+    def explainer(self):
+        """The PyTorch classifier for Grad-CAM (ONNX graphs have no gradients)."""
+        if self._explainer is None:
+            self._explainer = self.classifier if self.classifier.model is not None else self.bundle.classifier("torch")
+        return self._explainer
+
+    def boxes(self, images: Sequence[np.ndarray], kept: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(boxes (n, 4), scores (n,)) per kept frame; NaN where no box reaches ``valve_conf``."""
+        s = self.settings
+        located = located_frames(kept, s.detect_frames)
+        pos = {k: i for i, k in enumerate(kept)}
+        top = self.detector.top([images[pos[k]] for k in located], conf=s.valve_conf, batch_size=s.batch)
+        near = nearest_located(kept, located)
+        return top.boxes[near], top.scores[near]
+
+    def probabilities(self, images: Sequence[np.ndarray], boxes: np.ndarray) -> np.ndarray:
+        """Calibrated P(calcified) for each image's box (NaN where there is no box)."""
+        p = np.full(len(images), np.nan)
+        has = [i for i in range(len(images)) if np.isfinite(boxes[i]).all()]
+        for j in range(0, len(has), self.settings.batch):
+            idx = has[j:j + self.settings.batch]
+            crops = np.stack([prepare_crop(images[i], boxes[i], self.crop, self.noise_reduction) for i in idx])
+            p[idx] = self.classifier.predict_proba(crops)
+        return p
+
+    def screen(self, images: Sequence[np.ndarray], kept: Sequence[int], exam_id: str, source: str) -> list[FrameResult]:
+        boxes, scores = self.boxes(images, kept)
+        probs = self.probabilities(images, boxes)
+        out = []
+        for i, k in enumerate(kept):
+            if not np.isfinite(scores[i]):
+                out.append(FrameResult(exam_id, source, int(k), "no_valve"))
+                continue
+            status = "decided" if scores[i] >= self.settings.decide_conf else "low_confidence"
+            p = float(probs[i])
+            decision = ("calcified" if p >= self.frame_threshold else "not calcified") if status == "decided" else ""
+            out.append(FrameResult(exam_id, source, int(k), status, round(float(scores[i]), 5),
+                                   [round(float(v), 2) for v in boxes[i]], round(p, 6), decision))
+        return out
+
+
+def heat_map(classifier, image: np.ndarray, box) -> np.ndarray:
+    """Grad-CAM of a PyTorch classifier's logit for ``box``, mapped onto the standard image (0 outside the crop)."""
+    import torch
+
+    from echoavc.classifier.gradcam import grad_cam
+    from echoavc.preprocess.crop import crop_to_image, normalise
+
+    crop = classifier.prepare(image, box)
+    cam, _ = grad_cam(classifier.model, torch.from_numpy(normalise(crop, classifier.mean, classifier.std)))
+    return crop_to_image(cam, box, image.shape[:2], classifier.crop.margin)
