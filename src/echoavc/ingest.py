@@ -594,13 +594,11 @@ def _load_state(state: Path, sha: str) -> dict | None:
 
 def read_settings(out_dir: str | Path) -> IngestSettings | None:
     """The settings an ingest folder was made with (None for folders made before they were recorded)."""
-    from echoavc.settings import ConeSettings
+    from echoavc.settings import from_dict
 
     try:
-        d = json.loads((Path(out_dir) / SETTINGS_FILE).read_text())["settings"]
-        cone = ConeSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.pop("cone").items()})
-        return IngestSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}, cone=cone)
-    except (OSError, ValueError, KeyError, TypeError):
+        return from_dict(IngestSettings, json.loads((Path(out_dir) / SETTINGS_FILE).read_text())["settings"])
+    except (OSError, ValueError, KeyError, TypeError, EchoAVCError):
         return None
 
 

@@ -34,7 +34,7 @@ import numpy as np
 from echoavc.bundle import Bundle, load_bundle
 from echoavc.errors import EchoAVCError
 from echoavc.files import atomic_write_text, csv_text, progress_bar, remove_stale_temporaries
-from echoavc.settings import ScreeningSettings
+from echoavc.settings import ScreeningSettings, from_dict
 
 STATUS_TEXT = {
     "decided": "decided",
@@ -407,7 +407,7 @@ _WORKER: dict = {}
 
 def _worker_init(bundle_dir: str, backend: str, settings: dict, threads: int) -> None:
     bundle = load_bundle(bundle_dir)
-    _WORKER["screener"] = Screener(bundle, backend, ScreeningSettings(**settings), threads)
+    _WORKER["screener"] = Screener(bundle, backend, from_dict(ScreeningSettings, settings), threads)
 
 
 def _worker_run(path: str, member: str | None, out_dir: str, overlays: str) -> tuple[str, dict | str]:

@@ -18,7 +18,7 @@ from echoavc.classifier.data import normalise, prepare_crop
 from echoavc.classifier.model import AVCNet, build
 from echoavc.classifier.train import META_FILE, MODEL_FILE, MODEL_FORMAT
 from echoavc.errors import EchoAVCError
-from echoavc.settings import CropSettings
+from echoavc.settings import CropSettings, from_dict
 
 __all__ = ["Classifier", "load_model", "export_onnx", "ONNX_FILE"]
 
@@ -110,7 +110,7 @@ class Classifier:
         self.backend = backend
         self.model = model
         self.folder = folder
-        self.crop = CropSettings(**meta["crop"])
+        self.crop = from_dict(CropSettings, meta["crop"])
         self.noise_reduction = bool(meta["noise_reduction"])
         self.mean = meta["normalisation"]["mean"]
         self.std = meta["normalisation"]["std"]

@@ -134,9 +134,9 @@ def fit_model(source: CropSource, train: list[Sample], val: list[Sample], s: Cla
         rng = np.random.default_rng([seed, epoch])
         order = rng.choice(len(train), len(train), p=p_draw) if p_draw is not None else rng.permutation(len(train))
         losses = []
-        for i in range(0, len(order), s.batch_size):
-            idx = order[i:i + s.batch_size]
-            if len(idx) == 1 and s.batch_size > 1:
+        for i in range(0, len(order), s.batch):
+            idx = order[i:i + s.batch]
+            if len(idx) == 1 and s.batch > 1:
                 continue  # a lone last sample: batch norm needs more than one
             batch = [train[j] for j in idx]
             crops = source.batch(batch, s.crop.jitter, rng, online_deg)

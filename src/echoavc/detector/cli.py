@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 from rich.console import Console
 
 from echoavc.cliutil import DataOpt, SplitOpt, fail, split_file
 from echoavc.errors import EchoAVCError
+from echoavc.settings import DETECTOR_PRETRAINED
 
 detector_app = typer.Typer(name="detector", help="Train, evaluate, run and export the valve detector "
                            "(Ultralytics YOLO; docs/detector.md).", no_args_is_help=True,
@@ -63,8 +64,9 @@ def train_cmd(
                                                            help="Ultralytics' mosaic/scale/translate/HSV.")] = None,
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Start from this local checkpoint "
                                                     "(COCO-pretrained or an earlier run).")] = None,
-    pretrained: Annotated[Optional[str], typer.Option("--pretrained", help="Without --weights: auto (hub when "
-                                                      "reachable, else from scratch) | none.")] = None,
+    pretrained: Annotated[Optional[Literal[DETECTOR_PRETRAINED]], typer.Option("--pretrained", help="Without "
+                                                                               "--weights: auto (hub when reachable, "
+                                                                               "else from scratch) | none.")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, 0, ... (default: GPU when present).")]
     = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=0)] = None,

@@ -103,7 +103,7 @@ def ultralytics_args(settings: DetectorSettings, data_file: Path, out: Path, dev
         epochs=settings.epochs, imgsz=settings.imgsz, batch=settings.batch, device=device,
         workers=settings.workers, seed=settings.seed, deterministic=True, amp=False, plots=False, val=True,
         patience=settings.patience if settings.patience > 0 else settings.epochs + 1,
-        optimizer=settings.optimizer, lr0=settings.lr0, warmup_epochs=settings.warmup_epochs,
+        optimizer=settings.optimizer, lr0=settings.lr, warmup_epochs=settings.warmup_epochs,
         cache="ram" if settings.cache else False, single_cls=False, rect=False, cos_lr=False,
         save=True, save_period=-1, verbose=verbose, time=settings.time_hours, fraction=1.0,
         **settings.augment.ultralytics_args(settings.online_augment),
