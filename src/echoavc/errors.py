@@ -20,3 +20,11 @@ class EchoAVCError(Exception):
     def at(self, path: str | Path) -> "EchoAVCError":
         """The same error, attached to ``path`` when it has none yet."""
         return self if self.path else EchoAVCError(self.reason, path)
+
+
+class EchoAVCWarning(UserWarning):
+    """Something the user should know that does not stop the work (training from scratch, no calibration).
+
+    The CLI shows warnings of this category (and its subclasses) as one line each and hides the libraries'
+    own: what is shown is chosen by category, never by the text of the message.
+    """

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
 import typer
 from rich.console import Console
 
-from echoavc.cliutil import DataOpt, SplitOpt, fail, split_file
+from echoavc.cliutil import DataOpt, SplitOpt, fail, split_file, user_warnings
 from echoavc.errors import EchoAVCError
 from echoavc.settings import (
     BALANCES, CALIBRATIONS, CLASSIFIER_POOLINGS, CROSS_VALIDATE, ROTATIONS, THRESHOLD_RULES,
@@ -70,13 +69,9 @@ def train_cmd(
                               noise_reduction=noise_reduction, balance=balance, rotation=rotation,
                               calibration=calibration, threshold_rule=threshold_rule, min_recall=min_recall,
                               cross_validate=cross_validate, seed=seed, threads=threads)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with user_warnings():
             trained = train_classifier(data, split_file(data, split), out_dir, s, fold=fold,
                                        log=lambda m: err.print(m, highlight=False))
-        for w in caught:
-            if "pretrained" in str(w.message) or "calibration" in str(w.message) or "threshold" in str(w.message):
-                err.print(f"[yellow]warning:[/yellow] {w.message}", highlight=False, soft_wrap=True)
     except (EchoAVCError, ValueError) as exc:
         fail(exc if isinstance(exc, EchoAVCError) else EchoAVCError(str(exc)))
     m = trained.meta

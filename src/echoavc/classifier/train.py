@@ -31,7 +31,7 @@ from echoavc.classifier.data import CropSource, Sample, expand_training, load_sa
 from echoavc.classifier.model import AVCNet, build
 from echoavc.dataset.split import Split
 from echoavc.dataset.table import DatasetTable
-from echoavc.errors import EchoAVCError
+from echoavc.errors import EchoAVCError, EchoAVCWarning
 from echoavc.settings import ClassifierSettings
 
 __all__ = ["FitResult", "Trained", "fit_model", "predict_logits", "train_and_calibrate", "train_classifier",
@@ -265,14 +265,15 @@ def train_and_calibrate(source: CropSource, train: list[Sample], val: list[Sampl
     try:
         cal = fit_calibration(z, y, s.calibration)
     except EchoAVCError as exc:
-        warnings.warn(f"no calibration ({exc.reason}); probabilities are sigmoid(logit)", stacklevel=2)
+        warnings.warn(f"no calibration ({exc.reason}); probabilities are sigmoid(logit)", EchoAVCWarning,
+                      stacklevel=2)
         cal = Calibration("none")
     p = cal(z)
     try:
         t = pick_threshold(y, p, s.threshold_rule, s.min_recall, s.fixed_threshold)
     except ValueError as exc:
         warnings.warn(f"threshold rule {s.threshold_rule!r} impossible ({exc}); using {s.fixed_threshold}",
-                      stacklevel=2)
+                      EchoAVCWarning, stacklevel=2)
         t = s.fixed_threshold
     meta["calibration_fit"] = {"auroc": _auroc(y, z), "log_loss_raw": _bce(z, y),
                                "brier": float(np.mean((p - y) ** 2))}

@@ -6,14 +6,13 @@ User errors print one line ``<file>: <reason>`` (exit 2).
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
 import typer
 from rich.console import Console
 
-from echoavc.cliutil import DataOpt, SplitOpt, fail, split_file
+from echoavc.cliutil import DataOpt, SplitOpt, fail, split_file, user_warnings
 from echoavc.errors import EchoAVCError
 from echoavc.settings import DETECTOR_PRETRAINED
 
@@ -84,8 +83,7 @@ def train_cmd(
         s = _settings(preset, model=model, imgsz=imgsz, epochs=epochs, batch=batch, online_augment=online_augment,
                       pretrained=pretrained, device=device, workers=workers, seed=seed, time_hours=time_hours,
                       threads=threads)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with user_warnings():
             if _is_yolo_folder(data):
                 if split is not None:
                     raise EchoAVCError("--split is for a dataset folder; this is a materialised YOLO folder "
@@ -99,9 +97,6 @@ def train_cmd(
                                        weights=weights, verbose=verbose)
     except EchoAVCError as exc:
         fail(exc)
-    for w in caught:
-        if "pretrained" in str(w.message) or "from scratch" in str(w.message):
-            err.print(f"[yellow]warning:[/yellow] {w.message}", highlight=False, soft_wrap=True)
     v = res.info.get("ultralytics_val_on_best") or {}
     out.print(f"{res.model_name}: {res.info['epochs_run']} epochs in {res.info['train_seconds']:.0f} s "
               f"({res.info['seconds_per_image_epoch']:.3f} s per image per epoch); val mAP50 "

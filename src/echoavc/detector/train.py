@@ -22,7 +22,7 @@ from pathlib import Path
 from echoavc import runtime
 from echoavc.files import atomic_write_text, progress_bar
 from echoavc.detector.model import WeightsChoice, built_name, describe, resolve_weights, yaml_name
-from echoavc.errors import EchoAVCError
+from echoavc.errors import EchoAVCError, EchoAVCWarning
 from echoavc.settings import DetectorSettings
 
 RUN_FILE = "detector.json"
@@ -163,7 +163,7 @@ def train(data: str | Path, out: str | Path, settings: DetectorSettings | None =
     out.mkdir(parents=True, exist_ok=True)
     choice = resolve_weights(settings.model, weights, settings.pretrained)
     if choice.warning:
-        warnings.warn(choice.warning, stacklevel=2)
+        warnings.warn(choice.warning, EchoAVCWarning, stacklevel=2)
     name = describe(settings.model, choice)
     device = pick_device(settings.device)
     args = ultralytics_args(settings, d["_file"], out, device, choice, verbose)
