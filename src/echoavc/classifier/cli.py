@@ -131,26 +131,15 @@ def explain_cmd(
     n: Annotated[int, typer.Option("--n", min=1, help="Crops to explain.")] = 8,
 ) -> None:
     """Grad-CAM heat maps over classified crops, saved as overlays."""
-    import pandas as pd
-
-    from echoavc.classifier.data import CropSource, load_samples
-    from echoavc.classifier.gradcam import explain
+    from echoavc.classifier.explain import explain_part
     from echoavc.dataset.split import Split
     from echoavc.dataset.table import DatasetTable
 
     try:
-        clf = _load(model, "torch")
-        table = DatasetTable.load(data)
-        sp = Split.load(split_file(data, split))
-        samples = [s for s in load_samples(table, sp) if s.part == part][:n]
-        if not samples:
-            raise EchoAVCError(f"no crops in part {part!r}")
-        crops = CropSource(table, clf.crop, clf.noise_reduction).batch(samples)
-        names = [f"{s.key.split(':')[0][:12]}_{s.key.split(':')[-1]}_{'calc' if s.label else 'norm'}" for s in samples]
-        rows = explain(clf, crops, out_dir, names)
+        rows = explain_part(_load(model, "torch"), DatasetTable.load(data), Split.load(split_file(data, split)),
+                            part, n, out_dir)
     except EchoAVCError as exc:
         fail(exc)
-    pd.DataFrame(rows).to_csv(Path(out_dir) / "index.csv", index=False)
     out.print(f"{len(rows)} overlays -> {out_dir}", highlight=False)
 
 

@@ -207,47 +207,24 @@ def augment_cmd(
     """Count the variants the paper's techniques make from the valve frames, and which are rejected;
     --preview writes a grid for a person to check."""
     import cv2
-    import numpy as np
 
-    from echoavc.files import atomic_write_bytes
-    from echoavc.dataset.augment import ONLINE, augment, parse_augmentation, preview_grid
+    from echoavc.dataset.augment import check_augmentation, fixed_techniques, table_preview
     from echoavc.dataset.table import DatasetTable
+    from echoavc.files import atomic_write_bytes
 
     try:
         t = DatasetTable.load(data)
-        techniques = parse_augmentation(augmentation)
-        if techniques == ONLINE:
-            raise EchoAVCError("the preview shows the fixed variants; name an experiment or techniques")
-        valve = t.frame[t.frame["role"] == "valve"]
-        if valve.empty:
-            raise EchoAVCError("the table has no valve frames", data)
-        rows = valve.to_dict("records")
-
-        def load(r):
-            img = cv2.imread(str(t.image_file(r["image_path"])), cv2.IMREAD_UNCHANGED)
-            if img is None:
-                raise EchoAVCError("cannot read image", t.image_file(r["image_path"]))
-            return img, (r["x1"], r["y1"], r["x2"], r["y2"])
-
+        techniques = fixed_techniques(augmentation)
         if preview is not None:
-            rng = np.random.default_rng(seed)
-            pick = sorted(rng.choice(len(rows), size=min(n, len(rows)), replace=False))
-            grid = preview_grid([load(rows[i]) for i in pick], techniques)
-            ok, buf = cv2.imencode(".png", grid)
-            atomic_write_bytes(preview, buf.tobytes())
-            out.print(f"preview of {len(pick)} image(s) -> {preview}", highlight=False)
+            grid, shown = table_preview(t, techniques, n, seed, where=data)
+            atomic_write_bytes(preview, cv2.imencode(".png", grid)[1].tobytes())
+            out.print(f"preview of {shown} image(s) -> {preview}", highlight=False)
             return
-        kept = rejected = 0
-        for r in rows:
-            img, box = load(r)
-            for a in augment(img, box, techniques):
-                if a.ok:
-                    kept += 1
-                else:
-                    rejected += 1
-                    err.print(f"[yellow]rejected:[/yellow] {r['key']} {a.name}: {a.reason}", highlight=False,
-                              soft_wrap=True)
+        check = check_augmentation(t, techniques, where=data)
     except EchoAVCError as exc:
         fail(exc)
-    out.print(f"{len(rows)} valve frames -> {len(rows) + kept} images with {augmentation} "
-              f"({kept} variants kept, {rejected} rejected); applied to the training part only", highlight=False)
+    for key, variant, reason in check.rejected:
+        err.print(f"[yellow]rejected:[/yellow] {key} {variant}: {reason}", highlight=False, soft_wrap=True)
+    out.print(f"{check.frames} valve frames -> {check.frames + check.kept} images with {augmentation} "
+              f"({check.kept} variants kept, {len(check.rejected)} rejected); applied to the training part only",
+              highlight=False)
