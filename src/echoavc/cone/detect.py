@@ -109,12 +109,38 @@ def find_cone(
         )
     hull, iou = fallback
     what = "no sector or rectangle fits" if iou is None else f"best sector/rectangle fit has IoU {iou:.2f}"
-    return Cone(
-        kind="hull",
-        source="fallback",
-        polygon=_hull_outline(hull, (x0, y0)),
-        flag=f"{what} (< {settings.min_model_iou:.2f}); convex hull of the moving/bright field used",
-    )
+    flag = f"{what} (< {settings.min_model_iou:.2f}); convex hull of the moving/bright field used"
+    doubts = hull_doubts(hull + np.array([x0, y0], hull.dtype), fg, (h, w))
+    if doubts:
+        flag = f"IMPLAUSIBLE field ({'; '.join(doubts)}): check the QC picture. {flag}"
+    return Cone(kind="hull", source="fallback", polygon=_hull_outline(hull, (x0, y0)), flag=flag)
+
+
+#: A fallback hull side lying on the image's border for this share of the border's length is not a field's
+#: edge (a scanner draws no field along the frame) but a bar or trace there joined to the field.
+HULL_MAX_BORDER_RUN = 0.3
+#: A fallback hull holding less than this share of foreground pixels covers mostly dark image, not a field.
+HULL_MIN_LIT = 0.5
+
+
+def hull_doubts(hull: np.ndarray, foreground: np.ndarray, shape: tuple[int, int]) -> list[str]:
+    """Why a fallback hull (cv2 points in image pixels) is not believable as the field: [] when it is."""
+    h, w = shape
+    pts = hull.reshape(-1, 2).astype(np.float64)
+    doubts = []
+    for (ax, ay), (bx, by) in zip(pts, np.roll(pts, -1, axis=0)):
+        for name, on, side, length in (("left", max(ax, bx) <= 1, h, abs(by - ay)),
+                                       ("right", min(ax, bx) >= w - 2, h, abs(by - ay)),
+                                       ("top", max(ay, by) <= 1, w, abs(bx - ax)),
+                                       ("bottom", min(ay, by) >= h - 2, w, abs(bx - ax))):
+            if on and length >= HULL_MAX_BORDER_RUN * side:
+                doubts.append(f"it runs along the image's {name} border for {length / side:.0%} of it")
+    inside = np.zeros(shape, np.uint8)
+    cv2.fillPoly(inside, [hull.reshape(-1, 1, 2).astype(np.int32)], 1)
+    lit = np.count_nonzero(foreground & inside.astype(bool)) / max(1, np.count_nonzero(inside))
+    if lit < HULL_MIN_LIT:
+        doubts.append(f"{1 - lit:.0%} of it is dark")
+    return doubts
 
 
 def _best_model(field, hull, deep, edges, blobs: "_Blobs", settings: ConeSettings):
