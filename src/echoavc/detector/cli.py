@@ -162,35 +162,15 @@ def predict_cmd(
     backend: Annotated[str, typer.Option("--backend", help="auto (by file suffix) | onnx | torch")] = "auto",
 ) -> None:
     """The valve's top box in each image (the image's own pixel coordinates)."""
-    import pandas as pd
-
-    from echoavc.files import atomic_write_text
-    from echoavc.detector.predict import Detector, read_image
-    from echoavc.detector.train import IMAGE_SUFFIXES
+    from echoavc.detector.images import TOP_BOX_COLUMNS, image_files, top_boxes
+    from echoavc.detector.predict import Detector
+    from echoavc.files import atomic_write_text, csv_text
 
     try:
-        files: list[Path] = []
-        for p in images:
-            if p.is_dir():
-                files += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
-            elif p.is_file():
-                files.append(p)
-            else:
-                raise EchoAVCError("no such image or folder", p)
-        if not files:
-            raise EchoAVCError("no images found", images[0])
+        files = image_files(images)
         det = Detector(weights, backend=backend)
-        rows = []
-        bs = det.settings.predict_batch
-        for i in range(0, len(files), bs):
-            chunk = files[i:i + bs]
-            top = det.top([read_image(f) for f in chunk], conf)
-            for f, b, sc, ok in zip(chunk, top.boxes, top.scores, top.found):
-                rows.append({"image": str(f), "found": int(ok),
-                             **{k: (round(float(v), 2) if ok else "") for k, v in zip(("x1", "y1", "x2", "y2"), b)},
-                             "score": round(float(sc), 4) if ok else ""})
-        out_file.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out_file, pd.DataFrame(rows).to_csv(index=False))
+        rows = top_boxes(det, files, conf)
+        atomic_write_text(out_file, csv_text(TOP_BOX_COLUMNS, rows))
     except EchoAVCError as exc:
         fail(exc)
     n = sum(r["found"] for r in rows)
