@@ -124,3 +124,10 @@ def test_bad_choice_is_refused_by_the_cli(tmp_path):
     r = CliRunner().invoke(app, ["train", "--data", str(tmp_path), "--out", str(tmp_path / "b"),
                                  "--aggregate", "average"])
     assert r.exit_code == 2 and "average" in r.output and "Traceback" not in r.output
+
+
+def test_classifier_tables_take_seed_and_threads_from_the_settings():
+    s = ClassifierSettings()
+    for table in ("table2", "table3", "table4"):
+        p = _defaults("experiments", table)
+        assert (p["seed"].default, p["threads"].default) == (s.seed, s.threads)
