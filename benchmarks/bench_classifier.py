@@ -110,7 +110,7 @@ def bench_epoch(args) -> dict:
             warnings.simplefilter("ignore")
             _, fr = fit_model(src, train, [], s, 0, epochs=args.epochs)
         per_epoch = float(np.median([h["seconds"] for h in fr.history]))
-        out[preset] = {"backbone": s.backbone, "pooling": s.pooling, "size": s.crop.size, "batch": s.batch_size,
+        out[preset] = {"backbone": s.backbone, "pooling": s.pooling, "size": s.crop.size, "batch": s.batch,
                        "train_crops_per_epoch": len(train), "seconds_per_epoch": round(per_epoch, 2),
                        "ms_per_crop": round(1000 * per_epoch / len(train), 1), "default_epochs": s.epochs}
         print(preset, out[preset], flush=True)
@@ -224,7 +224,7 @@ def bench_acceptance(args) -> dict:
         "train": {"patients": args.train_patients, "seed": args.train_seed, "prevalence": args.prevalence,
                   "crops": meta["data"]["parts"]},
         "settings": {"backbone": s.backbone, "pooling": s.pooling, "size": s.crop.size, "epochs": s.epochs,
-                     "batch": s.batch_size, "lr": s.lr, "threads": args.threads},
+                     "batch": s.batch, "lr": s.lr, "threads": args.threads},
         "best_epoch": meta["fit"]["best_epoch"], "epochs_run": len(meta["fit"]["history"]),
         **main_test,
         "seconds": {"data": round(t_data, 1), "train": round(t_train, 1) if not args.reuse_model else None,

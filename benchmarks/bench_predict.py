@@ -33,16 +33,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import time
-import warnings
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))  # the parts beside this script
+
+from predict_cli import cli_predict, ort_spinning  # noqa: E402
+from predict_glue import Glue, run_glue, summarise  # noqa: E402
+from predict_setup import cohort, load, log, make_bundles, n_frames  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_BUNDLE = Path("/tmp/demo1/model")
@@ -59,198 +62,6 @@ def hardware() -> dict:
     from echoavc.runtime import machine
 
     return {**machine(), "onnxruntime": onnxruntime.__version__}
-
-
-def load() -> list[float]:
-    return [round(v, 2) for v in os.getloadavg()]
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')} load {load()[0]:.1f}] {msg}", flush=True)
-
-
-# ---------------------------------------------------------------- inputs
-
-
-def cohort(out: Path, patients: int, seed: int, **kw) -> list[Path]:
-    """A synthetic cohort (made once, reused when its parameters match); returns its DICOM files."""
-    from echoavc.synth.cohort import make_cohort
-
-    want = {"patients": patients, "seed": seed, **kw}
-    stamp = out / "bench_params.json"
-    if not (stamp.is_file() and json.loads(stamp.read_text()) == want):
-        shutil.rmtree(out, ignore_errors=True)
-        t = time.perf_counter()
-        make_cohort(out, patients, seed, progress=False, **kw)
-        stamp.write_text(json.dumps(want))
-        log(f"made {out.name}: {patients} patients {kw} in {time.perf_counter() - t:.0f} s")
-    return sorted((out / "dicom").rglob("*.dcm"))
-
-
-def n_frames(files) -> int:
-    import pydicom
-
-    return sum(int(getattr(pydicom.dcmread(f, stop_before_pixels=True), "NumberOfFrames", 1) or 1) for f in files)
-
-
-# ---------------------------------------------------------------- the untrained, same-architecture bundles
-
-
-def detector_checkpoint(path: Path, model: str = "yolov5s", imgsz: int = 640) -> Path:
-    """An untrained Ultralytics checkpoint (one class), the way Ultralytics' own .pt files look."""
-    import torch
-    from ultralytics.nn.tasks import DetectionModel
-
-    from echoavc import runtime
-    from echoavc.detector.model import built_name, checkpoint_info, yaml_name
-
-    if path.is_file():
-        return path
-    runtime.configure()
-    torch.manual_seed(0)
-    net = DetectionModel(yaml_name(model), ch=3, nc=1, verbose=False)
-    net.names = {0: "aortic_valve"}
-    runtime.all_cores()
-    ckpt = {"model": net, "ema": None, "train_args": {"imgsz": imgsz},
-            "echoavc": {"imgsz": imgsz, "model_name": f"{built_name(model)}, untrained (random weights: timing only)"}}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(ckpt, path)
-    info = checkpoint_info(path)
-    assert info["model"] == model, info
-    return path
-
-
-def classifier_folder(out: Path, backbone: str = "mobilenetv3_large_100", size: int = 224) -> Path:
-    """An untrained classifier saved with echoavc's own ``save_model`` (so ``Classifier.load`` reads it)."""
-    import torch
-
-    from echoavc.classifier.calibrate import Calibration
-    from echoavc.classifier.model import build
-    from echoavc.classifier.train import Trained, save_model
-    from echoavc.settings import ClassifierSettings, CropSettings
-
-    if (out / "classifier.json").is_file():
-        return out
-    s = ClassifierSettings(backbone=backbone, pooling="avg", crop=CropSettings(size=size, margin=0.1, jitter=0.1),
-                           pretrained="none")
-    torch.manual_seed(0)
-    m = build(backbone, "avg", input_size=size, hidden=s.hidden).eval()
-    save_model(Trained(m, s, Calibration("none"), 0.5, meta={"weights_source": "scratch (untrained: timing only)",
-                                                              "calibration_data": None}), out)
-    return out
-
-
-def make_bundles(work: Path) -> dict[str, Path]:
-    """``forced`` (valve_conf = decide_conf = 0: every frame is classified) and ``default`` (default screening)."""
-    from echoavc.bundle import save_bundle
-    from echoavc.settings import IngestSettings, ScreeningSettings
-
-    pt = detector_checkpoint(work / "models" / "yolov5s_untrained.pt")
-    cdir = classifier_folder(work / "models" / "mobilenetv3_large_untrained")
-    out = {}
-    for name, screening in (("forced", ScreeningSettings(valve_conf=0.0, decide_conf=0.0)),
-                            ("default", ScreeningSettings())):
-        b = work / "models" / f"bundle_{name}"
-        if not (b / "bundle.json").is_file():
-            t = time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                save_bundle(b, detector_weights=pt, classifier_dir=cdir, ingest=IngestSettings(), screening=screening,
-                            exam_threshold=0.5, name=f"untrained-yolov5s640-mnv3l224-{name}",
-                            limitations=["untrained weights: for timing only"])
-            log(f"built bundle {b.name} in {time.perf_counter() - t:.0f} s")
-        out[name] = b
-    out["pt"] = pt
-    return out
-
-
-# ---------------------------------------------------------------- the glue a user would write
-
-
-class Glue:
-    """pydicom -> letterbox 640 -> Ultralytics YOLO predict (one frame) -> crop -> 224 -> timm, frame by frame."""
-
-    MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-    STD = np.array([0.229, 0.224, 0.225], np.float32)
-
-    def __init__(self, weights: Path, imgsz: int = 640, crop: int = 224, backbone: str = "mobilenetv3_large_100"):
-        import timm
-        import torch
-        from ultralytics import YOLO
-
-        from echoavc import runtime
-
-        self.imgsz, self.crop = imgsz, crop
-        self.yolo = YOLO(str(weights))
-        torch.manual_seed(0)
-        self.clf = timm.create_model(backbone, pretrained=False, num_classes=1).eval()
-        runtime.all_cores()
-
-    @staticmethod
-    def letterbox(img: np.ndarray, size: int) -> np.ndarray:
-        import cv2
-
-        h, w = img.shape[:2]
-        r = min(size / h, size / w)
-        nw, nh = round(w * r), round(h * r)
-        img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
-        top, left = (size - nh) // 2, (size - nw) // 2
-        return cv2.copyMakeBorder(img, top, size - nh - top, left, size - nw - left, cv2.BORDER_CONSTANT,
-                                  value=(114, 114, 114))
-
-    def screen_file(self, path: Path, t: dict) -> list[float]:
-        import cv2
-        import pydicom
-        import torch
-
-        from echoavc import runtime
-
-        t0 = time.perf_counter()
-        ds = pydicom.dcmread(path)
-        arr = ds.pixel_array
-        multi = int(getattr(ds, "NumberOfFrames", 1) or 1) > 1
-        frames = arr if multi else arr[None]
-        t1 = time.perf_counter()
-        t["decode"] += t1 - t0
-        probs = []
-        for frame in frames:
-            a = time.perf_counter()
-            if frame.ndim == 2:
-                frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-            img = self.letterbox(frame, self.imgsz)
-            b = time.perf_counter()
-            res = self.yolo.predict(img, imgsz=self.imgsz, device="cpu", verbose=False)[0]
-            runtime.all_cores()
-            c = time.perf_counter()
-            if len(res.boxes):
-                x1, y1, x2, y2 = (int(v) for v in res.boxes.xyxy[0].tolist())
-            else:
-                q = self.imgsz // 4
-                x1, y1, x2, y2 = q, q, 3 * q, 3 * q
-            x1, y1 = max(x1, 0), max(y1, 0)
-            x2, y2 = max(x2, x1 + 1), max(y2, y1 + 1)
-            crop = cv2.resize(img[y1:y2, x1:x2], (self.crop, self.crop), interpolation=cv2.INTER_LINEAR)
-            x = ((crop[:, :, ::-1].astype(np.float32) / 255.0 - self.MEAN) / self.STD).transpose(2, 0, 1)
-            d = time.perf_counter()
-            with torch.inference_mode():
-                probs.append(float(torch.sigmoid(self.clf(torch.from_numpy(np.ascontiguousarray(x))[None]))[0, 0]))
-            e = time.perf_counter()
-            t["letterbox"] += b - a
-            t["detector"] += c - b
-            t["crop"] += d - c
-            t["classifier"] += e - d
-        return probs
-
-
-def run_glue(glue: Glue, files: list[Path]) -> dict:
-    t = dict.fromkeys(("decode", "letterbox", "detector", "crop", "classifier"), 0.0)
-    glue.screen_file(files[0], dict(t))  # warm-up (Ultralytics sets up its predictor on the first call)
-    frames = 0
-    t0 = time.perf_counter()
-    for f in files:
-        frames += len(glue.screen_file(f, t))
-    total = time.perf_counter() - t0
-    return summarise("glue (pydicom + Ultralytics YOLOv5s 640 + timm MobileNetV3-L 224)", total, frames, t)
 
 
 # ---------------------------------------------------------------- ours, in process (per-stage times)
@@ -365,110 +176,6 @@ def rounds(variants: list, files: list[Path], repeats: int) -> list[dict]:
         best["passes_s_per_frame"] = [x["s_per_frame"] for x in rs]
         out.append(best)
     return out
-
-
-def summarise(label: str, total: float, frames: int, stages: dict) -> dict:
-    other = max(total - sum(stages.values()), 0.0)
-    st = {**stages, "other": other}
-    return {"label": label, "seconds": round(total, 3), "frames": frames,
-            "s_per_frame": round(total / max(frames, 1), 4),
-            "stages_s": {k: round(v, 3) for k, v in st.items()},
-            "shares": {k: round(v / total, 3) if total > 0 else None for k, v in st.items()}}
-
-
-# ---------------------------------------------------------------- ``echoavc predict`` as a subprocess
-
-
-#: Runs the command as its child and writes the child's peak RSS (KiB). A child forked from this (large) process
-#: would report this process's RSS as its own peak (Linux carries the pre-exec high-water mark over), so the
-#: command is started from a small launcher instead.
-LAUNCHER = ("import resource, subprocess, sys; rc = subprocess.call(sys.argv[2:]); "
-            "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); sys.exit(rc)")
-
-#: ``echoavc`` with onnxruntime's spinning thread pool off (a benchmark-only patch: predict does not do this)
-NO_SPIN_CLI = ("import sys; sys.argv = ['echoavc'] + sys.argv[1:]; "
-               "sys.path.insert(0, %r); import bench_predict; bench_predict.ort_spinning(False); "
-               "from echoavc.cli import main; main()")
-
-
-def run_measured(cmd: list[str], rss_file: Path) -> tuple[int, float, int, str, str]:
-    """(exit code, wall seconds, peak RSS of the command in MiB, stdout, stderr)."""
-    t = time.perf_counter()
-    p = subprocess.run([sys.executable, "-c", LAUNCHER, str(rss_file), *cmd], capture_output=True, text=True)
-    wall = time.perf_counter() - t
-    try:
-        rss = int(rss_file.read_text()) // 1024
-    except (OSError, ValueError):
-        rss = -1
-    return p.returncode, wall, rss, p.stdout, p.stderr
-
-
-_ORIGINAL_SESSION = None
-
-
-def ort_spinning(on: bool) -> None:
-    """Make every onnxruntime session created from now on spin (its default) or not. Benchmark-only: it shows
-    what ``session.intra_op.allow_spinning = 0`` would change in ``predict``."""
-    import onnxruntime as ort
-
-    global _ORIGINAL_SESSION
-    if _ORIGINAL_SESSION is None:
-        _ORIGINAL_SESSION = ort.InferenceSession
-    if on:
-        ort.InferenceSession = _ORIGINAL_SESSION
-        return
-
-    class NoSpin(_ORIGINAL_SESSION):
-        def __init__(self, path, sess_options=None, *a, **k):
-            opts = sess_options or ort.SessionOptions()
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
-            super().__init__(path, opts, *a, **k)
-
-    ort.InferenceSession = NoSpin
-
-
-def cli_predict(bundle_dir: Path, src: Path, out: Path, backend: str, extra: list[str] | None = None,
-                spinning: bool = True) -> dict:
-    """``echoavc predict`` as a subprocess into a fresh folder (nothing resumed): wall time, peak RSS, and the
-    per-stage seconds from its resume records (``OUT/.state/*.json`` hold each clip's ``seconds``)."""
-    shutil.rmtree(out, ignore_errors=True)
-    args = ["predict", str(src), "--model", str(bundle_dir), "--out", str(out), "--backend", backend,
-            "--no-progress", *(extra or [])]
-    head = [sys.executable, "-m", "echoavc.cli"] if spinning else \
-        [sys.executable, "-c", NO_SPIN_CLI % str(Path(__file__).resolve().parent)]
-    rc, wall, rss, so, se = run_measured(head + args, out.with_name(out.name + ".rss"))
-    rec = {"command": " ".join(["echoavc", *args]) + ("" if spinning else "  [onnxruntime spinning off]"),
-           "rc": rc, "wall_s": round(wall, 2), "peak_rss_mib": rss}
-    if rc != 0:
-        rec["stderr"] = se[-2000:]
-        rec["stdout"] = so[-500:]
-        return rec
-    stages: dict = {}
-    from echoavc.predict import HEAT_MAP_FILE
-
-    frames = clips = 0
-    for st in (out / ".state").glob("*.json"):
-        d = json.loads(st.read_text())
-        if st.name == HEAT_MAP_FILE:  # the second pass: Grad-CAM on each exam's driving frame
-            stages["heat_maps"] = float(d.get("seconds", 0.0))
-            continue
-        if d.get("status") != "ok":
-            continue
-        clips += 1
-        sec = d["clip"].get("seconds", {})
-        frames += len(d["clip"]["frames"])
-        for k in ("prepare", "decode_standardise", "models", "overlays"):
-            stages[k] = stages.get(k, 0.0) + float(sec.get(k, 0.0))
-    screened = sum(stages.values())
-    rec.update({"files": clips, "frames": frames, "s_per_frame_wall": round(wall / max(frames, 1), 4),
-                "screening_s": round(screened, 2),
-                "startup_and_outputs_s": round(wall - screened, 2),
-                "stages_s": {k: round(v, 2) for k, v in stages.items()},
-                "shares_of_wall": {**{k: round(v / wall, 3) for k, v in stages.items()},
-                                   "startup_report_other": round((wall - screened) / wall, 3)},
-                "stdout": so.strip().splitlines()[-1:] if so.strip() else []})
-    return rec
 
 
 # ---------------------------------------------------------------- accuracy parity (trained bundle)

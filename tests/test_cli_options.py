@@ -86,3 +86,27 @@ def test_old_table_spelling_still_works(path, tmp_path):
         assert len(lines) == 1 and lines[0].startswith("error:") and "no table.csv" in lines[0], res.output
         outputs.append(res.output)
     assert outputs[0] == outputs[1]
+
+
+def test_cli_shows_echoavc_warnings_by_category_not_by_text(capsys):
+    """What the CLI shows is chosen by warning category: ours, one line each; a library's warning that happens to
+    say "pretrained" stays hidden."""
+    import warnings
+
+    from echoavc.classifier.model import PretrainedWarning
+    from echoavc.cliutil import err, user_warnings
+    from echoavc.errors import EchoAVCWarning
+
+    with err.capture() as cap:
+        with user_warnings():
+            warnings.warn("timm: the pretrained argument is deprecated", UserWarning)
+            warnings.warn("no calibration (one class); probabilities are sigmoid(logit)", EchoAVCWarning)
+            warnings.warn("efficientnet_b0: no pretrained weights; training from scratch", PretrainedWarning)
+    shown = cap.get()
+    assert "no calibration" in shown and "training from scratch" in shown
+    assert "deprecated" not in shown and shown.count("warning:") == 2
+    with err.capture() as cap, pytest.raises(RuntimeError):
+        with user_warnings():  # a failed command shows its error, not warnings on the way
+            warnings.warn("half done", EchoAVCWarning)
+            raise RuntimeError("boom")
+    assert "half done" not in cap.get()

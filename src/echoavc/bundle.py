@@ -31,7 +31,7 @@ from pathlib import Path
 from echoavc.errors import EchoAVCError
 from echoavc.files import atomic_folder, atomic_write_text
 from echoavc.preprocess.record import Preprocessing
-from echoavc.settings import ConeSettings, IngestSettings, ScreeningSettings
+from echoavc.settings import ConeSettings, IngestSettings, ScreeningSettings, from_dict
 
 BUNDLE_FORMAT = "echoavc-bundle/1"
 BUNDLE_FILE = "bundle.json"
@@ -102,7 +102,7 @@ class Bundle:
 
     @property
     def screening(self) -> ScreeningSettings:
-        return ScreeningSettings(**self.meta["screening"])
+        return from_dict(ScreeningSettings, self.meta["screening"], self.folder / BUNDLE_FILE)
 
     @property
     def frame_threshold(self) -> float:
@@ -300,7 +300,7 @@ def _check_preprocessing(bundle: Bundle, ingest: IngestSettings | None) -> None:
     try:
         rec = json.loads((folder / INGEST_FILE).read_text())
         ingest_own = IngestSettings(size=rec["standard_size"], every_nth=rec["every_nth"],
-                                    cone=ConeSettings(**rec["cone"]))
+                                    cone=from_dict(ConeSettings, rec["cone"], folder / INGEST_FILE))
         own = preprocessing_of(ingest_own, int(arch.get("imgsz", -1)), cmeta)
     except (OSError, ValueError):
         raise EchoAVCError("missing or unreadable preprocessing record", folder / INGEST_FILE) from None

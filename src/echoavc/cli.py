@@ -10,7 +10,7 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 from rich.console import Console
@@ -18,7 +18,12 @@ from rich.table import Table
 
 from echoavc.cliutil import STATE, DataOpt, SplitOpt, err, fail
 from echoavc.errors import EchoAVCError
-from echoavc.settings import IngestSettings
+from echoavc.settings import (
+    EXAM_AGGREGATES, EXAM_THRESHOLD_RULES, IngestSettings, ScreeningSettings, SynthSettings,
+)
+
+#: Defaults of the options below: the settings dataclasses' own.
+_INGEST, _SYNTH, _SCREENING = IngestSettings(), SynthSettings(), ScreeningSettings()
 
 app = typer.Typer(
     name="echoavc",
@@ -41,13 +46,13 @@ def ingest(
     out: Annotated[Path, typer.Option("--out", help="Output folder: frames/, manifest.csv, failures.csv.")],
     key: Annotated[Path, typer.Option("--key", help="Pseudonym key file, created on first use. Keep it apart "
                                       "from the output: the pseudonym map and the source report go beside it.")],
-    every_nth: Annotated[int, typer.Option("--every", min=1, help="Keep every n-th frame.")] = 1,
+    every_nth: Annotated[int, typer.Option("--every", min=1, help="Keep every n-th frame.")] = _INGEST.every_nth,
     modality: Annotated[list[str], typer.Option("--modality", help="Modalities to keep ('all' keeps every one).")]
-    = ["US"],
-    qc: Annotated[bool, typer.Option("--qc", help="Write a before/after picture per file to qc/.")] = False,
+    = list(_INGEST.modalities),
+    qc: Annotated[bool, typer.Option("--qc", help="Write a before/after picture per file to qc/.")] = _INGEST.qc,
     write_dicom: Annotated[bool, typer.Option("--write-dicom", help="Also write de-identified, masked DICOM.")]
-    = False,
-    size: Annotated[int, typer.Option("--size", min=32, help="Side of the standard image.")] = 640,
+    = _INGEST.write_dicom,
+    size: Annotated[int, typer.Option("--size", min=32, help="Side of the standard image.")] = _INGEST.size,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Files decoded in parallel.")] = 1,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
@@ -55,7 +60,7 @@ def ingest(
     from echoavc.ingest import ingest as run_ingest
 
     modalities = () if any(m.lower() == "all" for m in modality) else tuple(m.upper() for m in modality)
-    settings = replace(IngestSettings(), every_nth=every_nth, modalities=modalities, qc=qc,
+    settings = replace(_INGEST, every_nth=every_nth, modalities=modalities, qc=qc,
                        write_dicom=write_dicom, size=size)
     try:
         report = run_ingest(src, out, key, settings, workers=workers, progress=progress)
@@ -101,11 +106,13 @@ def synth(
     patients: Annotated[int, typer.Option("--patients", min=1, help="Number of patients.")] = 12,
     seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives identical files.")] = 0,
     prevalence: Annotated[float, typer.Option("--prevalence", min=0.0, max=1.0,
-                                              help="Share of calcified patients (paper: 0.36).")] = 0.36,
-    frames_per_exam: Annotated[int, typer.Option("--frames-per-exam", min=1)] = 10,
+                                              help="Share of calcified patients (paper: 0.36).")]
+    = _SYNTH.prevalence,
+    frames_per_exam: Annotated[int, typer.Option("--frames-per-exam", min=1)] = _SYNTH.frames_per_exam,
     exams_per_patient: Annotated[int, typer.Option("--exams-per-patient", min=1,
-                                                   help="Follow-up exams; the grade may progress.")] = 1,
-    workers: Annotated[int, typer.Option("--workers", min=0, help="Processes (0: one per core).")] = 0,
+                                                   help="Follow-up exams; the grade may progress.")]
+    = _SYNTH.exams_per_patient,
+    workers: Annotated[int, typer.Option("--workers", min=0, help="Processes (0: one per core).")] = _SYNTH.workers,
     gallery: Annotated[bool, typer.Option("--gallery", help="Also write gallery.png: a contact sheet "
                                           "beside real reference clips.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
@@ -132,11 +139,12 @@ def train(
     preset: Annotated[str, typer.Option("--preset", help="cpu | paper | smoke (both stages).")] = "cpu",
     work: Annotated[Optional[Path], typer.Option("--work", help="Training runs (default OUT.work); a re-run "
                                                  "continues from the stages finished there.")] = None,
-    exam_rule: Annotated[str, typer.Option("--exam-rule", help="Exam threshold on validation exams: recall | "
-                                           "youden | frame.")] = "recall",
-    min_recall: Annotated[float, typer.Option("--min-recall", min=0.0, max=1.0)] = 0.95,
-    aggregate: Annotated[str, typer.Option("--aggregate", help="Exam probability from its frames: mean | median "
-                                           "| max.")] = "mean",
+    exam_rule: Annotated[Literal[EXAM_THRESHOLD_RULES], typer.Option("--exam-rule", help="Exam threshold on "
+                                                                     "validation exams.")]
+    = _SCREENING.exam_threshold_rule,
+    min_recall: Annotated[float, typer.Option("--min-recall", min=0.0, max=1.0)] = _SCREENING.min_recall,
+    aggregate: Annotated[Literal[EXAM_AGGREGATES], typer.Option("--aggregate", help="Exam probability from its "
+                                                                "frames.")] = _SCREENING.exam_aggregate,
     onnx: Annotated[bool, typer.Option("--onnx/--no-onnx", help="Also store ONNX exports (predict uses "
                                        "onnxruntime then).")] = True,
     detector_weights: Annotated[Optional[Path], typer.Option("--detector-weights", help="Use this detector "
@@ -148,13 +156,11 @@ def train(
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """Train the detector and the classifier on the patient split and write one model bundle."""
-    from echoavc.settings import ScreeningSettings
     from echoavc.train import train_bundle
 
-    if exam_rule not in ("recall", "youden", "frame") or aggregate not in ("mean", "median", "max"):
-        fail(EchoAVCError("--exam-rule must be recall, youden or frame; --aggregate mean, median or max"))
-    screening = ScreeningSettings(exam_threshold_rule=exam_rule, min_recall=min_recall, exam_aggregate=aggregate)
     try:
+        screening = replace(_SCREENING, exam_threshold_rule=exam_rule, min_recall=min_recall,
+                            exam_aggregate=aggregate)
         train_bundle(data, out, preset, split, work, screening=screening, onnx=onnx, progress=progress,
                      log=lambda m: console.print(m, highlight=False, soft_wrap=True),
                      detector_weights=detector_weights, classifier_model=classifier_model)
@@ -176,7 +182,7 @@ def predict(
                                           "driving frame) | all | none.")] = "driving",
     detect_frames: Annotated[Optional[int], typer.Option("--detect-frames", min=0, help="Locate the valve on at "
                                                          "most this many frames per clip (0: every frame).")] = None,
-    aggregate: Annotated[Optional[str], typer.Option("--aggregate", help="Override the bundle's exam aggregate "
+    aggregate: Annotated[Optional[Literal[EXAM_AGGREGATES]], typer.Option("--aggregate", help="Override the bundle's exam aggregate "
                                                      "(the exam threshold was chosen for the bundle's).")] = None,
     valve_conf: Annotated[Optional[float], typer.Option("--valve-conf", min=0.0, max=1.0, help="Override: below "
                                                         "this valve score a frame is 'no valve'.")] = None,
@@ -194,8 +200,6 @@ def predict(
         b = load_bundle(model)
         s = with_screening(b, detect_frames=detect_frames, exam_aggregate=aggregate, explain=explain,
                            valve_conf=valve_conf, decide_conf=decide_conf)
-        if s.decide_conf < s.valve_conf:
-            raise EchoAVCError(f"--decide-conf ({s.decide_conf}) must be at least --valve-conf ({s.valve_conf})")
         rep = run_predict(src, model, out, backend=backend, settings=s, workers=workers, threads=threads,
                           overlays=overlays, report=report, progress=progress)
     except EchoAVCError as exc:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
+import warnings
+from contextlib import contextmanager
+from typing import Iterator, NoReturn
 
 import typer
 from rich.console import Console
+
+from echoavc.errors import EchoAVCWarning
 
 #: Set by the top-level ``--debug`` option.
 STATE = {"debug": False}
@@ -18,6 +22,18 @@ def fail(exc: BaseException) -> NoReturn:
         raise exc
     err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
+
+
+@contextmanager
+def user_warnings() -> Iterator[None]:
+    """Run a command's work; when it succeeds, show its ``EchoAVCWarning``\ s as one line each. The libraries'
+    own warnings (torch, timm, Ultralytics) stay hidden: chosen by category, not by the message's text."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        if issubclass(w.category, EchoAVCWarning):
+            err.print(f"[yellow]warning:[/yellow] {w.message}", highlight=False, soft_wrap=True)
 
 
 # ---------------------------------------------------------------- options shared by the sub-commands

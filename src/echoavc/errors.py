@@ -25,3 +25,11 @@ class EchoAVCError(Exception):
 class NoConeError(EchoAVCError):
     """No ultrasound field (cone) in the frames: screening reports such a clip's frames as ``no_cone``
     instead of failing the file."""
+
+
+class EchoAVCWarning(UserWarning):
+    """Something the user should know that does not stop the work (training from scratch, no calibration).
+
+    The CLI shows warnings of this category (and its subclasses) as one line each and hides the libraries'
+    own: what is shown is chosen by category, never by the text of the message.
+    """

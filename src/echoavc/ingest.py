@@ -233,7 +233,8 @@ def _write_png(path: Path, image: np.ndarray, compression: int) -> None:
 def _write_qc(path: Path, frame: np.ndarray, cone: Cone, mask: np.ndarray, transform: StandardTransform,
               grey: bool, compression: int) -> None:
     """Before (cone outlined) and after, side by side. Outside the cone the original is pixelated,
-    so burned-in names and dates stay unreadable while the field's edge can still be judged."""
+    so burned-in names and dates stay unreadable while the field's edge can still be judged. An implausible
+    cone (``Cone.flag`` starting IMPLAUSIBLE) is outlined in red under a red banner with the flag."""
     rgb = frame if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
     h, w = rgb.shape[:2]
     block = max(8, min(h, w) // 40)
@@ -241,7 +242,9 @@ def _write_qc(path: Path, frame: np.ndarray, cone: Cone, mask: np.ndarray, trans
                         (w, h), interpolation=cv2.INTER_NEAREST)
     before = np.where(mask[..., None].astype(bool), rgb, (coarse * 0.6).astype(np.uint8))
     pts = np.round(np.asarray(cone.polygon, dtype=np.float64)).astype(np.int32).reshape(-1, 1, 2)
-    cv2.polylines(before, [pts], True, (0, 255, 0), max(1, min(h, w) // 240), cv2.LINE_AA)
+    doubtful = cone.flag.startswith("IMPLAUSIBLE")
+    cv2.polylines(before, [pts], True, (255, 0, 0) if doubtful else (0, 255, 0), max(1, min(h, w) // 240),
+                  cv2.LINE_AA)
     after = transform.apply(cv2.bitwise_and(rgb, rgb, mask=mask))
     if grey:
         after = cv2.cvtColor(cv2.cvtColor(after, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
@@ -249,7 +252,12 @@ def _write_qc(path: Path, frame: np.ndarray, cone: Cone, mask: np.ndarray, trans
     before = cv2.resize(before, (max(1, round(w * height / h)), height), interpolation=cv2.INTER_AREA)
     after = cv2.resize(after, (height, height), interpolation=cv2.INTER_AREA)
     gap = np.full((height, 8, 3), 255, np.uint8)
-    _write_png(path, np.hstack([before, gap, after]), compression)
+    picture = np.hstack([before, gap, after])
+    if doubtful:  # RGB here: red banner, white text
+        picture[:22] = (200, 0, 0)
+        cv2.putText(picture, cone.flag[:150], (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1,
+                    cv2.LINE_AA)
+    _write_png(path, picture, compression)
 
 
 # ---------------------------------------------------------------- the batch
@@ -355,13 +363,11 @@ def _load_state(state: Path, sha: str) -> dict | None:
 
 def read_settings(out_dir: str | Path) -> IngestSettings | None:
     """The settings an ingest folder was made with (None for folders made before they were recorded)."""
-    from echoavc.settings import ConeSettings
+    from echoavc.settings import from_dict
 
     try:
-        d = json.loads((Path(out_dir) / SETTINGS_FILE).read_text())["settings"]
-        cone = ConeSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.pop("cone").items()})
-        return IngestSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}, cone=cone)
-    except (OSError, ValueError, KeyError, TypeError):
+        return from_dict(IngestSettings, json.loads((Path(out_dir) / SETTINGS_FILE).read_text())["settings"])
+    except (OSError, ValueError, KeyError, TypeError, EchoAVCError):
         return None
 
 

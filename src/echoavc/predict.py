@@ -37,7 +37,7 @@ from echoavc.files import atomic_write_text, csv_text
 from echoavc.runner import STATE_DIR, Source, failure_reason, find_sources, open_state, run_batch
 from echoavc.screening import (HEAT_MAP_FILE, STATUS_TEXT, ClipResult, FrameResult, Screener, exam_id_of,
                                exam_results, explain_exams, screen_input)
-from echoavc.settings import ScreeningSettings
+from echoavc.settings import ScreeningSettings, from_dict
 
 FRAME_COLUMNS = ["exam_id", "source", "frame_index", "status", "status_text", "valve_score", "valve_x1", "valve_y1",
                  "valve_x2", "valve_y2", "probability", "decision", "overlay"]
@@ -67,7 +67,7 @@ _WORKER: dict = {}
 
 def _worker_init(bundle_dir: str, backend: str, settings: dict, threads: int) -> None:
     bundle = load_bundle(bundle_dir)
-    _WORKER["screener"] = Screener(bundle, backend, ScreeningSettings(**settings), threads)
+    _WORKER["screener"] = Screener(bundle, backend, from_dict(ScreeningSettings, settings), threads)
 
 
 def _worker_run(path: str, member: str | None, out_dir: str, overlays: str) -> tuple[str, dict | str]:

@@ -7,10 +7,43 @@ Paper: Elvas et al. 2024 (shared/reference/elvas-2024-avc-echo-paper.md).
 
 from __future__ import annotations
 
+import dataclasses
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from echoavc.errors import EchoAVCError
 
 #: Side of the standard image (paper: 640x640, the YOLOv5 input, no distortion).
 STANDARD_SIZE = 640
+
+# ----------------------------------------------------------------------------- allowed values
+# One home: the dataclasses check them on construction and the CLI offers them as choices.
+
+COORDINATE_SPACES = ("original", "standard")
+LABEL_IDS = ("auto", "original", "pseudonymous")
+UNKNOWN_VIEWS = ("unlabelled", "background")
+BALANCES = ("duplicate", "weights", "none")
+ROTATIONS = ("copies", "online", "none")
+MONITORS = ("loss", "auroc")
+CALIBRATIONS = ("temperature", "isotonic", "none")
+THRESHOLD_RULES = ("recall", "youden", "fixed")
+CROSS_VALIDATE = ("auto", "always", "never")
+DETECTOR_PRETRAINED = ("auto", "none")
+EXAM_AGGREGATES = ("mean", "median", "max")
+EXAM_THRESHOLD_RULES = ("recall", "youden", "frame")
+
+
+def _check(obj, choices: dict[str, tuple] | None = None, shares: tuple[str, ...] = ()) -> None:
+    """Raise one line for a field outside its allowed values (``choices``) or outside [0, 1] (``shares``)."""
+    for name, allowed in (choices or {}).items():
+        value = getattr(obj, name)
+        if value not in allowed:
+            raise EchoAVCError(f"{type(obj).__name__}.{name} must be one of {', '.join(allowed)}, not {value!r}")
+    for name in shares:
+        value = getattr(obj, name)
+        if not 0.0 <= value <= 1.0:
+            raise EchoAVCError(f"{type(obj).__name__}.{name} must be between 0 and 1, not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -91,6 +124,10 @@ class SynthSettings:
     #: Worker processes (0: one per available core).
     workers: int = 0
 
+    def __post_init__(self):
+        _check(self, shares=("prevalence", "progression_probability", "distractor_fraction", "zoom_fraction",
+                             "us_regions_fraction"))
+
 
 # ----------------------------------------------------------------------------- dataset (docs/dataset.md)
 
@@ -142,6 +179,9 @@ class DatasetSettings:
     box_tolerance_px: float = 0.5
     maxqda: MaxqdaColumns = field(default_factory=MaxqdaColumns)
     labels: LabelColumns = field(default_factory=LabelColumns)
+
+    def __post_init__(self):
+        _check(self, {"space": COORDINATE_SPACES, "ids": LABEL_IDS, "unknown_view": UNKNOWN_VIEWS})
 
 
 @dataclass(frozen=True)
@@ -225,7 +265,8 @@ class ClassifierSettings:
     rotation: str = "copies"
     rotation_deg: float = 10.0
     epochs: int = 50
-    batch_size: int = 1
+    #: Crops per training step (was ``batch_size``; classifier.json files with that name still read).
+    batch: int = 1
     lr: float = 1e-4
     weight_decay: float = 1e-4
     #: Early stopping: epochs without a better validation ``monitor`` (0: never stop early).
@@ -250,6 +291,11 @@ class ClassifierSettings:
     #: torch threads (0: every available core).
     threads: int = 0
 
+    def __post_init__(self):
+        _check(self, {"pooling": CLASSIFIER_POOLINGS, "balance": BALANCES, "rotation": ROTATIONS,
+                      "monitor": MONITORS, "calibration": CALIBRATIONS, "threshold_rule": THRESHOLD_RULES,
+                      "cross_validate": CROSS_VALIDATE}, shares=("min_recall", "fixed_threshold"))
+
 
 #: Named presets: field overrides of ``ClassifierSettings``.
 CLASSIFIER_PRESETS: dict[str, dict] = {
@@ -257,25 +303,23 @@ CLASSIFIER_PRESETS: dict[str, dict] = {
     "paper": {},
     # trains in minutes on 2 CPU cores without pretrained weights (tuned on synthetic cohorts, docs/classifier.md)
     "cpu": {"backbone": "mobilenetv3_small_100", "pooling": "avg", "crop": CropSettings(size=128, margin=0.1,
-            jitter=0.1), "epochs": 30, "batch_size": 16, "lr": 2e-3, "patience": 8, "rotation": "online",
+            jitter=0.1), "epochs": 30, "batch": 16, "lr": 2e-3, "patience": 8, "rotation": "online",
             "balance": "weights", "dropout": 0.2, "pretrained": "auto", "monitor": "auroc"},
     # for tests: seconds
     "smoke": {"backbone": "mobilenetv3_small_100", "pooling": "avg", "crop": CropSettings(size=64, margin=0.1,
-              jitter=0.1), "epochs": 3, "batch_size": 8, "lr": 1e-3, "patience": 0, "rotation": "online",
+              jitter=0.1), "epochs": 3, "batch": 8, "lr": 1e-3, "patience": 0, "rotation": "online",
               "balance": "duplicate", "pretrained": "none", "cv_folds": 2},
 }
 
 
 def classifier_preset(name: str, **overrides) -> ClassifierSettings:
     """``ClassifierSettings`` for a preset with typed overrides (``crop`` may be given as a dict)."""
-    from dataclasses import replace as _replace
-
     if name not in CLASSIFIER_PRESETS:
         raise ValueError(f"unknown preset {name!r}: use one of {', '.join(CLASSIFIER_PRESETS)}")
     values = {**CLASSIFIER_PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}}
-    if isinstance(values.get("crop"), dict):
-        values["crop"] = CropSettings(**values["crop"])
-    return _replace(ClassifierSettings(), preset=name, **values)
+    if isinstance(values.get("crop"), Mapping):
+        values["crop"] = from_dict(CropSettings, values["crop"])
+    return dataclasses.replace(ClassifierSettings(), preset=name, **values)
 
 
 # ----------------------------------------------------------------------------- detector (docs/detector.md)
@@ -303,9 +347,7 @@ class OnlineAugmentSettings:
 
     def ultralytics_args(self, enabled: bool) -> dict:
         """The Ultralytics train arguments: these values, or all zero when ``enabled`` is False."""
-        from dataclasses import asdict as _asdict
-
-        args = _asdict(self)
+        args = dataclasses.asdict(self)
         extra = {"mixup": 0.0, "cutmix": 0.0, "copy_paste": 0.0, "shear": 0.0, "perspective": 0.0, "bgr": 0.0}
         if not enabled:
             args = {k: 0 if k == "close_mosaic" else 0.0 for k in args}
@@ -327,8 +369,8 @@ class DetectorSettings:
     patience: int = 0
     #: Ultralytics optimiser name (``auto`` picks AdamW for short runs, SGD for long ones).
     optimizer: str = "auto"
-    #: Initial learning rate (used when ``optimizer`` is not ``auto``).
-    lr0: float = 0.01
+    #: Initial learning rate, Ultralytics' ``lr0`` (used when ``optimizer`` is not ``auto``).
+    lr: float = 0.01
     warmup_epochs: float = 3.0
     #: Ultralytics' on-the-fly augmentation (mosaic, scale, translate, HSV); off when reproducing Table 1.
     online_augment: bool = False
@@ -358,6 +400,9 @@ class DetectorSettings:
     #: Images per forward pass at prediction.
     predict_batch: int = 8
 
+    def __post_init__(self):
+        _check(self, {"pretrained": DETECTOR_PRETRAINED}, shares=("conf", "min_score", "nms_iou"))
+
 
 #: Named presets. ``cpu`` was tuned on synthetic cohorts to reach the acceptance targets on 2 CPU cores in
 #: minutes without pretrained weights (docs/detector.md); ``smoke`` only checks the plumbing.
@@ -366,19 +411,17 @@ DETECTOR_PRESETS: dict[str, DetectorSettings] = {
     "paper": DetectorSettings(),
     # yolov5n at 192 px from scratch, mosaic/scale/translate on, 40 epochs (docs/detector.md: held-out mAP50 0.98)
     "cpu": DetectorSettings(model="yolov5n", imgsz=192, batch=16, epochs=40, online_augment=True,
-                            optimizer="AdamW", lr0=0.002, warmup_epochs=1.0),
+                            optimizer="AdamW", lr=0.002, warmup_epochs=1.0),
     "smoke": DetectorSettings(model="yolov5n", imgsz=96, batch=8, epochs=2, workers=0, cache=False, threads=1,
-                              pretrained="none", optimizer="AdamW", lr0=0.002, warmup_epochs=0.0),
+                              pretrained="none", optimizer="AdamW", lr=0.002, warmup_epochs=0.0),
 }
 
 
 def detector_preset(name: str, **overrides) -> DetectorSettings:
     """``DetectorSettings`` of a preset with typed overrides (None values are ignored)."""
-    from dataclasses import replace as _replace
-
     if name not in DETECTOR_PRESETS:
         raise ValueError(f"unknown detector preset {name!r}: use one of {', '.join(DETECTOR_PRESETS)}")
-    return _replace(DETECTOR_PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
+    return dataclasses.replace(DETECTOR_PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
 
 
 @dataclass(frozen=True)
@@ -406,3 +449,49 @@ class ScreeningSettings:
     explain: bool = True
     #: Frames per batch through the detector and the classifier.
     batch: int = 16
+
+    def __post_init__(self):
+        _check(self, {"exam_aggregate": EXAM_AGGREGATES, "exam_threshold_rule": EXAM_THRESHOLD_RULES},
+               shares=("valve_conf", "decide_conf", "min_recall"))
+        if self.decide_conf < self.valve_conf:
+            raise EchoAVCError(f"decide_conf ({self.decide_conf}) must be at least valve_conf ({self.valve_conf}) "
+                               "(--decide-conf, --valve-conf)")
+
+
+# ----------------------------------------------------------------------------- from JSON back to settings
+
+#: Field names renamed since files were first written, {class name: {old: new}}: files written before
+#: still read (one convention: ``batch`` for items per step, ``lr`` for the learning rate).
+RENAMED_FIELDS: dict[str, dict[str, str]] = {
+    "ClassifierSettings": {"batch_size": "batch"},
+    "DetectorSettings": {"lr0": "lr"},
+}
+
+
+def from_dict(cls, data: Mapping, where=None):
+    """Settings of dataclass ``cls`` from their JSON form (``dataclasses.asdict`` after a JSON round trip).
+
+    Nested settings are rebuilt from their dicts and lists become tuples where the field is a tuple; fields
+    absent from ``data`` keep their defaults; old field names (``RENAMED_FIELDS``) are read as the new ones.
+    An unknown field is an error naming ``where`` (the file), not silently dropped: it would change results.
+    """
+    if not isinstance(data, Mapping):
+        raise EchoAVCError(f"{cls.__name__}: expected a JSON object, not {type(data).__name__}", where)
+    renamed = RENAMED_FIELDS.get(cls.__name__, {})
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = [k for k in data if k not in names and renamed.get(k) not in names]
+    if unknown:
+        raise EchoAVCError(f"unknown {cls.__name__} field(s) {', '.join(map(str, unknown))} (written by another "
+                           "echoavc version?)", where)
+    values = {renamed[k]: v for k, v in data.items() if k not in names}  # old names first: the new ones win
+    values.update({k: v for k, v in data.items() if k in names})
+    return cls(**{k: _from_json(hints[k], v, where) for k, v in values.items()})
+
+
+def _from_json(hint, value, where):
+    if dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
+        return from_dict(hint, value, where)
+    if typing.get_origin(hint) is tuple and isinstance(value, list):
+        return tuple(value)
+    return value

@@ -55,3 +55,22 @@ def test_experiments_table2(synthetic_study, tmp_path):
     assert r.exit_code == 0, r.output
     assert (tmp_path / "t2" / "table2.md").is_file() and (tmp_path / "t2" / "table2.csv").is_file()
     assert "LEAKY" in (tmp_path / "t2" / "table2.md").read_text()
+
+
+def test_table2_on_a_split_without_test_part_says_what_is_missing(synthetic_study, tmp_path):
+    """The demo's split has no test part: say so and what to run, not a numpy reshape error."""
+    from echoavc.dataset.split import make_split
+    from echoavc.settings import SplitSettings
+
+    data = _data(synthetic_study, tmp_path)
+    t = synthetic_study.table
+    make_split(t.frame, SplitSettings(train=0.8, val=0.2, test=0.0, k=0), t.fingerprint).save(data / "split.json")
+    r = runner.invoke(app, ["experiments", "table2", "--data", str(data), "--preset", "smoke", "--out",
+                            str(tmp_path / "t2"), "--rows", "1", "--n-boot", "200"])
+    assert r.exit_code == 2, r.output
+    line = " ".join(r.output.split())
+    assert "split.json: the split has no test part" in line and "--protocol paper" in line, line
+    assert "reshape" not in line and not (tmp_path / "t2" / "table2.md").exists()
+    r = runner.invoke(app, ["experiments", "table2", "--data", str(data), "--preset", "smoke", "--out",
+                            str(tmp_path / "t2"), "--rows", "1", "--n-boot", "200", "--protocol", "paper"])
+    assert r.exit_code == 0, r.output

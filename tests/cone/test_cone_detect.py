@@ -132,7 +132,7 @@ def test_low_gain_frame_on_a_clean_background():
 
 
 def test_static_marks_are_not_foreground_in_a_moving_clip():
-    from echoavc.cone.detect import _foreground
+    from echoavc.cone.field import foreground as _foreground
 
     frames, truth, marks = make_frames(FAMILIES["sector-75"], n_frames=6, seed=12, overlays=True)
     fg = _foreground(frames, ConeSettings(), k_open=5)

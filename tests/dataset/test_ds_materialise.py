@@ -180,3 +180,22 @@ def test_cli_split_materialise_export_and_preview(built, tmp_path):
     assert grid.shape == (2 * 192, 9 * 192, 3)
     r = CliRunner().invoke(app, ["augment", "--data", str(folder), "--augmentation", "zoom"])
     assert r.exit_code == 0 and "valve frames ->" in r.output
+
+
+def test_augmentation_check_and_preview_from_the_library(built):
+    """What ``echoavc augment`` prints and draws comes from dataset.augment, not from the command."""
+    from echoavc.dataset.augment import check_augmentation, fixed_techniques, table_preview, variants
+
+    table, folder = built
+    n_valve = int((table.frame["role"] == "valve").sum())
+    techniques = fixed_techniques("translation+rotation")
+    check = check_augmentation(table, techniques)
+    assert check.frames == n_valve > 0
+    assert check.kept + len(check.rejected) == n_valve * len(variants(techniques))
+    grid, shown = table_preview(table, techniques, n=2, seed=0)
+    assert shown == 2 and grid.shape == (2 * 192, (1 + len(variants(techniques))) * 192, 3)
+    with pytest.raises(EchoAVCError, match="fixed variants"):
+        fixed_techniques("online")
+    empty = type(table)(table.frame[table.frame["role"] != "valve"], ingest_dir=table.ingest_dir)
+    with pytest.raises(EchoAVCError, match=f"{folder}: the table has no valve frames"):
+        check_augmentation(empty, techniques, where=folder)

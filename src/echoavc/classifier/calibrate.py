@@ -16,8 +16,7 @@ from echoavc.evaluate.calibration import apply_temperature
 
 __all__ = ["Calibration", "fit_calibration", "pick_threshold", "CALIBRATIONS", "THRESHOLD_RULES"]
 
-CALIBRATIONS = ("temperature", "isotonic", "none")
-THRESHOLD_RULES = ("recall", "youden", "fixed")
+from echoavc.settings import CALIBRATIONS, THRESHOLD_RULES  # noqa: E402  (the allowed values' one home)
 
 
 def sigmoid(z) -> np.ndarray:

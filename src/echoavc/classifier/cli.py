@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 from rich.console import Console
 
-from echoavc.cliutil import DataOpt, SplitOpt, fail, split_file
+from echoavc.cliutil import DataOpt, SplitOpt, fail, split_file, user_warnings
 from echoavc.errors import EchoAVCError
+from echoavc.settings import (
+    BALANCES, CALIBRATIONS, CLASSIFIER_POOLINGS, CROSS_VALIDATE, ROTATIONS, THRESHOLD_RULES,
+)
 
 classifier_app = typer.Typer(name="classifier", help="Calcification classifier on valve crops (docs/classifier.md).",
                              no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -30,24 +32,24 @@ def train_cmd(
     backbone: Annotated[Optional[str], typer.Option("--backbone", help="timm name (paper's six: efficientnet_b0, "
                                                     "efficientnet_b4, resnetv2_50, resnetv2_152, "
                                                     "mobilenetv3_small_100, mobilenetv3_large_100).")] = None,
-    pooling: Annotated[Optional[str], typer.Option("--pooling", help="none | max | avg")] = None,
+    pooling: Annotated[Optional[Literal[CLASSIFIER_POOLINGS]], typer.Option("--pooling")] = None,
     pretrained: Annotated[Optional[str], typer.Option("--pretrained", help="Weights file, 'auto', 'hub' or 'none'.")]
     = None,
     epochs: Annotated[Optional[int], typer.Option("--epochs", min=1)] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1)] = None,
+    batch: Annotated[Optional[int], typer.Option("--batch", "--batch-size", min=1, help="Crops per step "
+                                                 "(--batch-size is the old name).")] = None,
     lr: Annotated[Optional[float], typer.Option("--lr")] = None,
     patience: Annotated[Optional[int], typer.Option("--patience", min=0, help="0: no early stopping.")] = None,
     crop_size: Annotated[Optional[int], typer.Option("--crop-size", min=32)] = None,
     margin: Annotated[Optional[float], typer.Option("--margin", min=0.0)] = None,
     jitter: Annotated[Optional[float], typer.Option("--jitter", min=0.0, max=0.5)] = None,
     noise_reduction: Annotated[Optional[bool], typer.Option("--noise-reduction/--no-noise-reduction")] = None,
-    balance: Annotated[Optional[str], typer.Option("--balance", help="duplicate | weights | none")] = None,
-    rotation: Annotated[Optional[str], typer.Option("--rotation", help="copies | online | none")] = None,
-    calibration: Annotated[Optional[str], typer.Option("--calibration", help="temperature | isotonic | none")]
-    = None,
-    threshold_rule: Annotated[Optional[str], typer.Option("--threshold-rule", help="recall | youden | fixed")] = None,
+    balance: Annotated[Optional[Literal[BALANCES]], typer.Option("--balance")] = None,
+    rotation: Annotated[Optional[Literal[ROTATIONS]], typer.Option("--rotation")] = None,
+    calibration: Annotated[Optional[Literal[CALIBRATIONS]], typer.Option("--calibration")] = None,
+    threshold_rule: Annotated[Optional[Literal[THRESHOLD_RULES]], typer.Option("--threshold-rule")] = None,
     min_recall: Annotated[Optional[float], typer.Option("--min-recall", min=0.0, max=1.0)] = None,
-    cross_validate: Annotated[Optional[str], typer.Option("--cross-validate", help="auto | always | never")] = None,
+    cross_validate: Annotated[Optional[Literal[CROSS_VALIDATE]], typer.Option("--cross-validate")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed")] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", min=0, help="0: every core.")] = None,
 ) -> None:
@@ -63,17 +65,13 @@ def train_cmd(
             crop = CropSettings(size=crop_size or c.size, margin=c.margin if margin is None else margin,
                                 jitter=c.jitter if jitter is None else jitter)
         s = classifier_preset(preset, backbone=backbone, pooling=pooling, pretrained=pretrained, epochs=epochs,
-                              batch_size=batch_size, lr=lr, patience=patience, crop=crop,
+                              batch=batch, lr=lr, patience=patience, crop=crop,
                               noise_reduction=noise_reduction, balance=balance, rotation=rotation,
                               calibration=calibration, threshold_rule=threshold_rule, min_recall=min_recall,
                               cross_validate=cross_validate, seed=seed, threads=threads)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with user_warnings():
             trained = train_classifier(data, split_file(data, split), out_dir, s, fold=fold,
                                        log=lambda m: err.print(m, highlight=False))
-        for w in caught:
-            if "pretrained" in str(w.message) or "calibration" in str(w.message) or "threshold" in str(w.message):
-                err.print(f"[yellow]warning:[/yellow] {w.message}", highlight=False, soft_wrap=True)
     except (EchoAVCError, ValueError) as exc:
         fail(exc if isinstance(exc, EchoAVCError) else EchoAVCError(str(exc)))
     m = trained.meta
@@ -133,26 +131,15 @@ def explain_cmd(
     n: Annotated[int, typer.Option("--n", min=1, help="Crops to explain.")] = 8,
 ) -> None:
     """Grad-CAM heat maps over classified crops, saved as overlays."""
-    import pandas as pd
-
-    from echoavc.classifier.data import CropSource, load_samples
-    from echoavc.classifier.gradcam import explain
+    from echoavc.classifier.explain import explain_part
     from echoavc.dataset.split import Split
     from echoavc.dataset.table import DatasetTable
 
     try:
-        clf = _load(model, "torch")
-        table = DatasetTable.load(data)
-        sp = Split.load(split_file(data, split))
-        samples = [s for s in load_samples(table, sp) if s.part == part][:n]
-        if not samples:
-            raise EchoAVCError(f"no crops in part {part!r}")
-        crops = CropSource(table, clf.crop, clf.noise_reduction).batch(samples)
-        names = [f"{s.key.split(':')[0][:12]}_{s.key.split(':')[-1]}_{'calc' if s.label else 'norm'}" for s in samples]
-        rows = explain(clf, crops, out_dir, names)
+        rows = explain_part(_load(model, "torch"), DatasetTable.load(data), Split.load(split_file(data, split)),
+                            part, n, out_dir)
     except EchoAVCError as exc:
         fail(exc)
-    pd.DataFrame(rows).to_csv(Path(out_dir) / "index.csv", index=False)
     out.print(f"{len(rows)} overlays -> {out_dir}", highlight=False)
 
 

@@ -19,13 +19,13 @@ import torch
 from torch import nn
 
 from echoavc import runtime
-from echoavc.errors import EchoAVCError
+from echoavc.errors import EchoAVCError, EchoAVCWarning
 from echoavc.settings import CLASSIFIER_BACKBONES, CLASSIFIER_POOLINGS
 
 __all__ = ["AVCNet", "build", "create_backbone", "PretrainedWarning"]
 
 
-class PretrainedWarning(UserWarning):
+class PretrainedWarning(EchoAVCWarning):
     """Pretrained weights were asked for but could not be had: the backbone starts from scratch."""
 
 

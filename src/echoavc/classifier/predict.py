@@ -17,7 +17,7 @@ from echoavc.classifier.calibrate import Calibration
 from echoavc.classifier.model import AVCNet, build
 from echoavc.errors import EchoAVCError
 from echoavc.preprocess.crop import normalise, prepare_crop
-from echoavc.settings import CropSettings
+from echoavc.settings import CropSettings, from_dict
 
 __all__ = ["Classifier", "load_model", "export_onnx", "ONNX_FILE"]
 
@@ -115,7 +115,7 @@ class Classifier:
         self.backend = backend
         self.model = model
         self.folder = folder
-        self.crop = CropSettings(**meta["crop"])
+        self.crop = from_dict(CropSettings, meta["crop"])
         self.noise_reduction = bool(meta["noise_reduction"])
         self.mean = meta["normalisation"]["mean"]
         self.std = meta["normalisation"]["std"]

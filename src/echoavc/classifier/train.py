@@ -32,7 +32,7 @@ from echoavc.classifier.model import AVCNet, build
 from echoavc.classifier.predict import META_FILE, MODEL_FILE, MODEL_FORMAT
 from echoavc.dataset.split import Split
 from echoavc.dataset.table import DatasetTable
-from echoavc.errors import EchoAVCError
+from echoavc.errors import EchoAVCError, EchoAVCWarning
 from echoavc.preprocess.crop import normalise
 from echoavc.settings import ClassifierSettings
 
@@ -131,9 +131,9 @@ def fit_model(source: CropSource, train: list[Sample], val: list[Sample], s: Cla
         rng = np.random.default_rng([seed, epoch])
         order = rng.choice(len(train), len(train), p=p_draw) if p_draw is not None else rng.permutation(len(train))
         losses = []
-        for i in range(0, len(order), s.batch_size):
-            idx = order[i:i + s.batch_size]
-            if len(idx) == 1 and s.batch_size > 1:
+        for i in range(0, len(order), s.batch):
+            idx = order[i:i + s.batch]
+            if len(idx) == 1 and s.batch > 1:
                 continue  # a lone last sample: batch norm needs more than one
             batch = [train[j] for j in idx]
             crops = source.batch(batch, s.crop.jitter, rng, online_deg)
@@ -263,14 +263,15 @@ def train_and_calibrate(source: CropSource, train: list[Sample], val: list[Sampl
     try:
         cal = fit_calibration(z, y, s.calibration)
     except EchoAVCError as exc:
-        warnings.warn(f"no calibration ({exc.reason}); probabilities are sigmoid(logit)", stacklevel=2)
+        warnings.warn(f"no calibration ({exc.reason}); probabilities are sigmoid(logit)", EchoAVCWarning,
+                      stacklevel=2)
         cal = Calibration("none")
     p = cal(z)
     try:
         t = pick_threshold(y, p, s.threshold_rule, s.min_recall, s.fixed_threshold)
     except ValueError as exc:
         warnings.warn(f"threshold rule {s.threshold_rule!r} impossible ({exc}); using {s.fixed_threshold}",
-                      stacklevel=2)
+                      EchoAVCWarning, stacklevel=2)
         t = s.fixed_threshold
     meta["calibration_fit"] = {"auroc": _auroc(y, z), "log_loss_raw": _bce(z, y),
                                "brier": float(np.mean((p - y) ** 2))}

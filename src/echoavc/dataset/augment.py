@@ -285,3 +285,67 @@ def _label(tile: np.ndarray, text: str) -> np.ndarray:
 
     cv2.putText(tile, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
     return tile
+
+
+# ---------------------------------------------------------------- checking a table's valve frames
+
+
+@dataclass
+class AugmentCheck:
+    """What the fixed variants of ``techniques`` make of a table's valve frames."""
+
+    frames: int
+    kept: int
+    #: (frame key, variant, reason) of each variant rejected (its box leaves the image).
+    rejected: list[tuple[str, str, str]]
+
+
+def fixed_techniques(spec: str | int) -> tuple[str, ...]:
+    """The techniques of a Table 1 experiment or ``+``-joined names; not ``online`` (it has no fixed variants)."""
+    techniques = parse_augmentation(spec)
+    if techniques == ONLINE:
+        raise EchoAVCError("the preview shows the fixed variants; name an experiment or techniques")
+    return techniques
+
+
+def valve_frames(table, where=None) -> list[dict]:
+    """The table's valve frames (rows with a box), in table order; ``where``: the table's folder, for errors."""
+    valve = table.frame[table.frame["role"] == "valve"]
+    if valve.empty:
+        raise EchoAVCError("the table has no valve frames", where)
+    return valve.to_dict("records")
+
+
+def load_valve_frame(table, row: dict) -> tuple[np.ndarray, tuple]:
+    """A valve frame's standard image and its box."""
+    import cv2
+
+    path = table.image_file(row["image_path"])
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise EchoAVCError("cannot read image", path)
+    return img, (row["x1"], row["y1"], row["x2"], row["y2"])
+
+
+def check_augmentation(table, techniques: tuple[str, ...], settings: AugmentSettings | None = None,
+                       where=None) -> AugmentCheck:
+    """Every fixed variant of every valve frame: how many are kept, and which are rejected and why."""
+    rows = valve_frames(table, where)
+    kept, rejected = 0, []
+    for r in rows:
+        img, box = load_valve_frame(table, r)
+        for a in augment(img, box, techniques, settings):
+            if a.ok:
+                kept += 1
+            else:
+                rejected.append((r["key"], a.name, a.reason))
+    return AugmentCheck(len(rows), kept, rejected)
+
+
+def table_preview(table, techniques: tuple[str, ...], n: int = 6, seed: int = 0,
+                  settings: AugmentSettings | None = None, where=None) -> tuple[np.ndarray, int]:
+    """``preview_grid`` (BGR) of ``n`` valve frames drawn at random with ``seed``, and how many it shows."""
+    rows = valve_frames(table, where)
+    rng = np.random.default_rng(seed)
+    pick = sorted(rng.choice(len(rows), size=min(n, len(rows)), replace=False))
+    return preview_grid([load_valve_frame(table, rows[i]) for i in pick], techniques, settings), len(pick)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 from rich.console import Console
@@ -16,8 +16,12 @@ from rich.console import Console
 from echoavc.cliutil import DataOpt, SplitOpt, fail, split_file
 from echoavc.errors import EchoAVCError
 from echoavc.settings import (
-    CropSettings, DatasetSettings, LabelColumns, MaxqdaColumns, SplitSettings,
+    BALANCES, COORDINATE_SPACES, LABEL_IDS, UNKNOWN_VIEWS, CropSettings, DatasetSettings, LabelColumns,
+    MaxqdaColumns, SplitSettings,
 )
+
+#: Defaults of the options below: the settings dataclasses' own.
+_DATASET, _SPLIT, _CROP = DatasetSettings(), SplitSettings(), CropSettings()
 
 dataset_app = typer.Typer(name="dataset", help="Build, split and materialise training data (docs/dataset.md).",
                           no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -52,8 +56,8 @@ def build_cmd(
     boxes: Annotated[Optional[Path], typer.Option("--boxes", help="Valve boxes: a file or a folder (yolo, voc).")]
     = None,
     fmt: Annotated[str, typer.Option("--format", help="maxqda | yolo | coco | voc | labelstudio | cvat")] = "maxqda",
-    space: Annotated[str, typer.Option("--space", help="Coordinates of the boxes: original | standard.")]
-    = "original",
+    space: Annotated[Literal[COORDINATE_SPACES], typer.Option("--space", help="Coordinates of the boxes.")]
+    = _DATASET.space,
     labels: Annotated[Optional[Path], typer.Option("--labels", help="Exam labels: exam, patient, calcified, grade.")]
     = None,
     key: Annotated[Optional[Path], typer.Option("--key", help="The pseudonym key ingest used.")] = None,
@@ -61,9 +65,9 @@ def build_cmd(
     = None,
     ingest_dir: Annotated[Optional[Path], typer.Option("--ingest-dir", help="Folder image paths are relative to "
                                                        "(default: the manifest's folder).")] = None,
-    ids: Annotated[str, typer.Option("--ids", help="Label ids: auto | original | pseudonymous.")] = "auto",
-    unknown_view: Annotated[str, typer.Option("--unknown-view", help="Unboxed frames of unknown view: "
-                                              "unlabelled | background.")] = "unlabelled",
+    ids: Annotated[Literal[LABEL_IDS], typer.Option("--ids", help="Label ids.")] = _DATASET.ids,
+    unknown_view: Annotated[Literal[UNKNOWN_VIEWS], typer.Option("--unknown-view", help="Unboxed frames of "
+                                                                 "unknown view.")] = _DATASET.unknown_view,
     column: Annotated[list[str], typer.Option("--column", help="MAXQDA column name, NAME=HEADER "
                                               "(image, x, y, width, height, space, code).")] = [],
     label_column: Annotated[list[str], typer.Option("--label-column", help="Labels column, NAME=HEADER "
@@ -76,7 +80,7 @@ def build_cmd(
     try:
         mq = replace(MaxqdaColumns(), **_pairs(column, "--column"), codes=tuple(code))
         lc = replace(LabelColumns(), **{k: (v,) for k, v in _pairs(label_column, "--label-column").items()})
-        settings = replace(DatasetSettings(), space=space, ids=ids, unknown_view=unknown_view, maxqda=mq, labels=lc)
+        settings = replace(_DATASET, space=space, ids=ids, unknown_view=unknown_view, maxqda=mq, labels=lc)
         table = build_dataset(manifest, boxes, fmt, labels, key, views, settings, ingest_dir, out_dir)
     except EchoAVCError as exc:
         fail(exc)
@@ -97,11 +101,11 @@ def split_cmd(
     data: DataOpt,
     out_file: Annotated[Optional[Path], typer.Option("--out", help="Split file (JSON; default DATA/split.json, "
                                                      "where every stage looks for it).")] = None,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    k: Annotated[int, typer.Option("--k", min=0, help="Folds over the train+val patients (0: none).")] = 5,
-    train: Annotated[float, typer.Option("--train")] = 0.8,
-    val: Annotated[float, typer.Option("--val")] = 0.1,
-    test: Annotated[float, typer.Option("--test")] = 0.1,
+    seed: Annotated[int, typer.Option("--seed")] = _SPLIT.seed,
+    k: Annotated[int, typer.Option("--k", min=0, help="Folds over the train+val patients (0: none).")] = _SPLIT.k,
+    train: Annotated[float, typer.Option("--train")] = _SPLIT.train,
+    val: Annotated[float, typer.Option("--val")] = _SPLIT.val,
+    test: Annotated[float, typer.Option("--test")] = _SPLIT.test,
 ) -> None:
     """Split patients into train/val/test and k folds, stratified by highest grade; save once."""
     from echoavc.dataset.split import make_split
@@ -128,17 +132,16 @@ def materialise_cmd(
     augmentation: Annotated[str, typer.Option("--augmentation", help="Table 1: original, zoom, translation, "
                                               "rotation, gamma, all, translation+rotation (or 1-7); or online.")]
     = "original",
-    balance: Annotated[str, typer.Option("--balance", help="Crops, train only: none | duplicate | weights.")]
-    = "none",
+    balance: Annotated[Literal[BALANCES], typer.Option("--balance", help="Crops, train only.")] = "none",
     protocol: Annotated[str, typer.Option("--protocol", help="patient | paper (LEAKY image-level split).")]
     = "patient",
     paper_fractions: Annotated[str, typer.Option("--paper-fractions", help="train,val,test for --protocol paper "
                                                   "(which needs no --split).")]
     = "0.8,0.1,0.1",
     crops: Annotated[bool, typer.Option("--crops/--no-crops", help="Write classifier crops.")] = True,
-    crop_size: Annotated[int, typer.Option("--crop-size", min=16)] = 224,
-    margin: Annotated[float, typer.Option("--margin", min=0.0)] = 0.1,
-    jitter: Annotated[float, typer.Option("--jitter", min=0.0, max=0.5)] = 0.0,
+    crop_size: Annotated[int, typer.Option("--crop-size", min=16)] = _CROP.size,
+    margin: Annotated[float, typer.Option("--margin", min=0.0)] = _CROP.margin,
+    jitter: Annotated[float, typer.Option("--jitter", min=0.0, max=0.5)] = _CROP.jitter,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
@@ -176,7 +179,7 @@ def export_cmd(
     data: DataOpt,
     out_path: Annotated[Path, typer.Option("--out", help="File (coco, maxqda, labelstudio, cvat) or folder (yolo, voc).")],
     fmt: Annotated[str, typer.Option("--format", help="yolo | coco (and maxqda, voc, labelstudio, cvat).")] = "coco",
-    space: Annotated[str, typer.Option("--space", help="original | standard")] = "standard",
+    space: Annotated[Literal[COORDINATE_SPACES], typer.Option("--space")] = "standard",
     background: Annotated[bool, typer.Option("--background/--no-background", help="Include background frames "
                                              "(empty YOLO files, box-less COCO images).")] = True,
 ) -> None:
@@ -204,47 +207,24 @@ def augment_cmd(
     """Count the variants the paper's techniques make from the valve frames, and which are rejected;
     --preview writes a grid for a person to check."""
     import cv2
-    import numpy as np
 
-    from echoavc.files import atomic_write_bytes
-    from echoavc.dataset.augment import ONLINE, augment, parse_augmentation, preview_grid
+    from echoavc.dataset.augment import check_augmentation, fixed_techniques, table_preview
     from echoavc.dataset.table import DatasetTable
+    from echoavc.files import atomic_write_bytes
 
     try:
         t = DatasetTable.load(data)
-        techniques = parse_augmentation(augmentation)
-        if techniques == ONLINE:
-            raise EchoAVCError("the preview shows the fixed variants; name an experiment or techniques")
-        valve = t.frame[t.frame["role"] == "valve"]
-        if valve.empty:
-            raise EchoAVCError("the table has no valve frames", data)
-        rows = valve.to_dict("records")
-
-        def load(r):
-            img = cv2.imread(str(t.image_file(r["image_path"])), cv2.IMREAD_UNCHANGED)
-            if img is None:
-                raise EchoAVCError("cannot read image", t.image_file(r["image_path"]))
-            return img, (r["x1"], r["y1"], r["x2"], r["y2"])
-
+        techniques = fixed_techniques(augmentation)
         if preview is not None:
-            rng = np.random.default_rng(seed)
-            pick = sorted(rng.choice(len(rows), size=min(n, len(rows)), replace=False))
-            grid = preview_grid([load(rows[i]) for i in pick], techniques)
-            ok, buf = cv2.imencode(".png", grid)
-            atomic_write_bytes(preview, buf.tobytes())
-            out.print(f"preview of {len(pick)} image(s) -> {preview}", highlight=False)
+            grid, shown = table_preview(t, techniques, n, seed, where=data)
+            atomic_write_bytes(preview, cv2.imencode(".png", grid)[1].tobytes())
+            out.print(f"preview of {shown} image(s) -> {preview}", highlight=False)
             return
-        kept = rejected = 0
-        for r in rows:
-            img, box = load(r)
-            for a in augment(img, box, techniques):
-                if a.ok:
-                    kept += 1
-                else:
-                    rejected += 1
-                    err.print(f"[yellow]rejected:[/yellow] {r['key']} {a.name}: {a.reason}", highlight=False,
-                              soft_wrap=True)
+        check = check_augmentation(t, techniques, where=data)
     except EchoAVCError as exc:
         fail(exc)
-    out.print(f"{len(rows)} valve frames -> {len(rows) + kept} images with {augmentation} "
-              f"({kept} variants kept, {rejected} rejected); applied to the training part only", highlight=False)
+    for key, variant, reason in check.rejected:
+        err.print(f"[yellow]rejected:[/yellow] {key} {variant}: {reason}", highlight=False, soft_wrap=True)
+    out.print(f"{check.frames} valve frames -> {check.frames + check.kept} images with {augmentation} "
+              f"({check.kept} variants kept, {len(check.rejected)} rejected); applied to the training part only",
+              highlight=False)

@@ -6,15 +6,15 @@ User errors print one line ``<file>: <reason>`` (exit 2).
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 from rich.console import Console
 
-from echoavc.cliutil import DataOpt, SplitOpt, fail, split_file
+from echoavc.cliutil import DataOpt, SplitOpt, fail, split_file, user_warnings
 from echoavc.errors import EchoAVCError
+from echoavc.settings import DETECTOR_PRETRAINED
 
 detector_app = typer.Typer(name="detector", help="Train, evaluate, run and export the valve detector "
                            "(Ultralytics YOLO; docs/detector.md).", no_args_is_help=True,
@@ -63,8 +63,9 @@ def train_cmd(
                                                            help="Ultralytics' mosaic/scale/translate/HSV.")] = None,
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Start from this local checkpoint "
                                                     "(COCO-pretrained or an earlier run).")] = None,
-    pretrained: Annotated[Optional[str], typer.Option("--pretrained", help="Without --weights: auto (hub when "
-                                                      "reachable, else from scratch) | none.")] = None,
+    pretrained: Annotated[Optional[Literal[DETECTOR_PRETRAINED]], typer.Option("--pretrained", help="Without "
+                                                                               "--weights: auto (hub when reachable, "
+                                                                               "else from scratch) | none.")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, 0, ... (default: GPU when present).")]
     = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=0)] = None,
@@ -82,8 +83,7 @@ def train_cmd(
         s = _settings(preset, model=model, imgsz=imgsz, epochs=epochs, batch=batch, online_augment=online_augment,
                       pretrained=pretrained, device=device, workers=workers, seed=seed, time_hours=time_hours,
                       threads=threads)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with user_warnings():
             if _is_yolo_folder(data):
                 if split is not None:
                     raise EchoAVCError("--split is for a dataset folder; this is a materialised YOLO folder "
@@ -97,9 +97,6 @@ def train_cmd(
                                        weights=weights, verbose=verbose)
     except EchoAVCError as exc:
         fail(exc)
-    for w in caught:
-        if "pretrained" in str(w.message) or "from scratch" in str(w.message):
-            err.print(f"[yellow]warning:[/yellow] {w.message}", highlight=False, soft_wrap=True)
     v = res.info.get("ultralytics_val_on_best") or {}
     out.print(f"{res.model_name}: {res.info['epochs_run']} epochs in {res.info['train_seconds']:.0f} s "
               f"({res.info['seconds_per_image_epoch']:.3f} s per image per epoch); val mAP50 "
@@ -165,35 +162,15 @@ def predict_cmd(
     backend: Annotated[str, typer.Option("--backend", help="auto (by file suffix) | onnx | torch")] = "auto",
 ) -> None:
     """The valve's top box in each image (the image's own pixel coordinates)."""
-    import pandas as pd
-
-    from echoavc.files import atomic_write_text
-    from echoavc.detector.predict import Detector, read_image
-    from echoavc.detector.train import IMAGE_SUFFIXES
+    from echoavc.detector.images import TOP_BOX_COLUMNS, image_files, top_boxes
+    from echoavc.detector.predict import Detector
+    from echoavc.files import atomic_write_text, csv_text
 
     try:
-        files: list[Path] = []
-        for p in images:
-            if p.is_dir():
-                files += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
-            elif p.is_file():
-                files.append(p)
-            else:
-                raise EchoAVCError("no such image or folder", p)
-        if not files:
-            raise EchoAVCError("no images found", images[0])
+        files = image_files(images)
         det = Detector(weights, backend=backend)
-        rows = []
-        bs = det.settings.predict_batch
-        for i in range(0, len(files), bs):
-            chunk = files[i:i + bs]
-            top = det.top([read_image(f) for f in chunk], conf)
-            for f, b, sc, ok in zip(chunk, top.boxes, top.scores, top.found):
-                rows.append({"image": str(f), "found": int(ok),
-                             **{k: (round(float(v), 2) if ok else "") for k, v in zip(("x1", "y1", "x2", "y2"), b)},
-                             "score": round(float(sc), 4) if ok else ""})
-        out_file.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out_file, pd.DataFrame(rows).to_csv(index=False))
+        rows = top_boxes(det, files, conf)
+        atomic_write_text(out_file, csv_text(TOP_BOX_COLUMNS, rows))
     except EchoAVCError as exc:
         fail(exc)
     n = sum(r["found"] for r in rows)

@@ -22,7 +22,7 @@ from pathlib import Path
 from echoavc import runtime
 from echoavc.files import atomic_write_text, progress_bar
 from echoavc.detector.model import WeightsChoice, built_name, describe, resolve_weights, yaml_name
-from echoavc.errors import EchoAVCError
+from echoavc.errors import EchoAVCError, EchoAVCWarning
 from echoavc.settings import DetectorSettings
 
 RUN_FILE = "detector.json"
@@ -103,7 +103,7 @@ def ultralytics_args(settings: DetectorSettings, data_file: Path, out: Path, dev
         epochs=settings.epochs, imgsz=settings.imgsz, batch=settings.batch, device=device,
         workers=settings.workers, seed=settings.seed, deterministic=True, amp=False, plots=False, val=True,
         patience=settings.patience if settings.patience > 0 else settings.epochs + 1,
-        optimizer=settings.optimizer, lr0=settings.lr0, warmup_epochs=settings.warmup_epochs,
+        optimizer=settings.optimizer, lr0=settings.lr, warmup_epochs=settings.warmup_epochs,
         cache="ram" if settings.cache else False, single_cls=False, rect=False, cos_lr=False,
         save=True, save_period=-1, verbose=verbose, time=settings.time_hours, fraction=1.0,
         **settings.augment.ultralytics_args(settings.online_augment),
@@ -163,7 +163,7 @@ def train(data: str | Path, out: str | Path, settings: DetectorSettings | None =
     out.mkdir(parents=True, exist_ok=True)
     choice = resolve_weights(settings.model, weights, settings.pretrained)
     if choice.warning:
-        warnings.warn(choice.warning, stacklevel=2)
+        warnings.warn(choice.warning, EchoAVCWarning, stacklevel=2)
     name = describe(settings.model, choice)
     device = pick_device(settings.device)
     args = ultralytics_args(settings, d["_file"], out, device, choice, verbose)

@@ -60,11 +60,10 @@ def open_dicom(data: bytes, name: str | Path) -> DicomClip:
     name = str(name)
     if not data:
         raise EchoAVCError("empty file", name)
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True):  # pydicom's complaints about values: not the user's business
         warnings.simplefilter("always")
         ds = _parse(data, name)
-    ended_early = any("end of file" in str(w.message).lower() for w in caught)
-    if ended_early and "PixelData" not in ds:
+    if "PixelData" not in ds and _ends_inside_an_element(data):
         raise EchoAVCError("truncated file (the data ends before the pixel data)", name)
     if not hasattr(ds, "file_meta") or "TransferSyntaxUID" not in ds.file_meta:
         ds.file_meta = getattr(ds, "file_meta", pydicom.dataset.FileMetaDataset())
@@ -117,6 +116,31 @@ def _truncated_frames(ds: Dataset, n_frames: int) -> dict[int, str]:
     except Exception as exc:
         return {0: f"encapsulated pixel data is corrupt ({_short(exc)})"}
     return bad
+
+
+class _CutDetector(io.BytesIO):
+    """The file's bytes; ``cut`` is set when a read gets some, but not all, of the bytes it asks for."""
+
+    cut = False
+
+    def read(self, size: int | None = -1) -> bytes:
+        got = super().read(size)
+        if size is not None and 0 < len(got) < size:
+            self.cut = True
+        return got
+
+
+def _ends_inside_an_element(data: bytes) -> bool:
+    """Whether parsing runs out of bytes inside an element (the file was cut short): pydicom keeps what it read,
+    quietly or with a warning, so the structure of the reads tells, not the warning's text."""
+    buf = _CutDetector(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            pydicom.dcmread(buf, force=True)
+        except Exception:  # noqa: BLE001  (a header that does not parse at all is reported by _parse)
+            pass
+    return buf.cut
 
 
 def _parse(data: bytes, name: str) -> Dataset:

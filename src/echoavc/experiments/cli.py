@@ -5,6 +5,10 @@ from __future__ import annotations
 import typer
 
 from echoavc.cliutil import DataOpt, SplitOpt, split_file
+from echoavc.settings import ClassifierSettings
+
+#: Defaults of the classifier tables' options: the settings dataclass's own.
+_CLASSIFIER = ClassifierSettings()
 
 experiments_app = typer.Typer(name="experiments", help="Reproduce the paper's Tables 1-4 (reported numbers are "
                               "references from private data and an image-level split, not targets).",
@@ -28,8 +32,8 @@ def _table_command(table: str, what: str):
         = None,
         protocol: Annotated[str, typer.Option("--protocol", help="both | paper | patient")] = "both",
         n_boot: Annotated[int, typer.Option("--n-boot", min=100)] = 2000,
-        seed: Annotated[int, typer.Option("--seed")] = 0,
-        threads: Annotated[int, typer.Option("--threads", min=0, help="0: every core.")] = 0,
+        seed: Annotated[int, typer.Option("--seed")] = _CLASSIFIER.seed,
+        threads: Annotated[int, typer.Option("--threads", min=0, help="0: every core.")] = _CLASSIFIER.threads,
     ) -> None:
         from rich.console import Console
 

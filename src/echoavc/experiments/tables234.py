@@ -186,6 +186,10 @@ def run_table(table: str, data: DatasetTable | str | Path, split: Split | str | 
         raise EchoAVCError(f"{table} has no experiment among {rows}")
     samples_all = load_samples(data, None)
     samples_split = load_samples(data, split) if "patient" in protocols else None
+    if samples_split is not None and not any(s.part == "test" for s in samples_split):
+        raise EchoAVCError("the split has no test part (no test patients with labelled valve crops) to score the "
+                           "patient protocol on: make one with `echoavc dataset split --test 0.1` or run "
+                           "--protocol paper", split.path)
     result_rows: list[ResultRow] = []
     details: list[dict] = []
     reported: dict = {}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
-from echoavc.settings import ConeSettings, CropSettings, IngestSettings
+from echoavc.settings import ConeSettings, CropSettings, IngestSettings, from_dict
 
 __all__ = ["Preprocessing"]
 
@@ -38,7 +38,7 @@ class Preprocessing:
     @classmethod
     def from_dict(cls, d: dict) -> "Preprocessing":
         """Read the record as :meth:`to_dict` writes it (KeyError/TypeError for an incomplete one)."""
-        return cls(int(d["standard_size"]), int(d["every_nth"]), ConeSettings(**d["cone"]),
+        return cls(int(d["standard_size"]), int(d["every_nth"]), from_dict(ConeSettings, d["cone"], "bundle.json preprocessing.cone"),
                    int(d["detector_imgsz"]), int(d["crop"]["size"]), float(d["crop"]["margin"]),
                    bool(d["noise_reduction"]), tuple(float(v) for v in d["normalisation"]["mean"]),
                    tuple(float(v) for v in d["normalisation"]["std"]))
