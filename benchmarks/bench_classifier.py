@@ -46,7 +46,7 @@ def bench_latency(args) -> dict:
     import torch
 
     from echoavc.classifier.model import build
-    from echoavc.classifier.predict import _OnnxBackend, export_onnx
+    from echoavc.classifier.predict import OnnxBackend, export_onnx
     from echoavc.settings import CLASSIFIER_BACKBONES
 
     torch.set_num_threads(args.threads or len(os.sched_getaffinity(0)))
@@ -66,7 +66,7 @@ def bench_latency(args) -> dict:
                 t.append(time.perf_counter() - t0)
         with tempfile.TemporaryDirectory() as d:
             path = export_onnx(m, Path(d) / "m.onnx")
-            ort = _OnnxBackend(path, args.threads)
+            ort = OnnxBackend(path, args.threads)
             for _ in range(3):
                 ort(x)
             u = []

@@ -12,6 +12,7 @@ interruption continues where it stopped.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -38,7 +39,9 @@ DONE = "done"
 
 def _stage_done(folder: Path, fingerprint: dict) -> dict | None:
     rec = StateStore(folder).load(DONE)
-    return rec if rec is not None and rec.get("fingerprint") == fingerprint else None
+    # compared in its JSON form: tuples in the settings come back as lists, and a stage must still be found done
+    same = rec is not None and rec.get("fingerprint") == json.loads(json.dumps(fingerprint, default=str))
+    return rec if same else None
 
 
 def _mark_done(folder: Path, fingerprint: dict, result: dict) -> None:

@@ -18,7 +18,7 @@ from echoavc.files import atomic_write_text
 from echoavc.errors import EchoAVCError
 
 
-def _load_json(path: Path):
+def load_json(path: Path):
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
@@ -57,7 +57,7 @@ def join_image(frames: FrameIndex, where: str, refs: tuple, size: tuple, space: 
 def read_coco(path: str | Path, frames: FrameIndex, space: str = "standard") -> BoxFile:
     check_space(space)
     path = Path(path)
-    doc = _load_json(path)
+    doc = load_json(path)
     if not isinstance(doc, dict) or "images" not in doc or "annotations" not in doc:
         raise EchoAVCError("not a COCO file: needs 'images' and 'annotations'", path)
     cats = {c.get("id"): c.get("name", "") for c in doc.get("categories", [])}

@@ -18,14 +18,14 @@ from echoavc.annotations.boxes import (
     VALVE_LABEL, BoxFile, FrameIndex, Problem, ValveBox, boxes_in_space, check_space,
 )
 from echoavc.files import atomic_write_text
-from echoavc.annotations.coco import _load_json, size_problem
+from echoavc.annotations.coco import load_json, size_problem
 from echoavc.errors import EchoAVCError
 
 
 def read_labelstudio(path: str | Path, frames: FrameIndex, space: str = "standard") -> BoxFile:
     check_space(space)
     path = Path(path)
-    doc = _load_json(path)
+    doc = load_json(path)
     tasks = doc if isinstance(doc, list) else [doc]
     out = BoxFile()
     for t, task in enumerate(tasks):

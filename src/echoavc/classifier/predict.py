@@ -93,7 +93,7 @@ class _TorchBackend:
             return self.model(torch.from_numpy(x)).float().numpy()
 
 
-class _OnnxBackend:
+class OnnxBackend:
     def __init__(self, path: Path, threads: int = 0):
         import onnxruntime as ort
 
@@ -135,7 +135,7 @@ class Classifier:
             if not onnx_path.is_file() or onnx_path.stat().st_mtime < (folder / MODEL_FILE).stat().st_mtime:
                 model, _ = load_model(folder)
                 export_onnx(model, onnx_path)
-            return cls(meta, _OnnxBackend(onnx_path, threads), None, folder)
+            return cls(meta, OnnxBackend(onnx_path, threads), None, folder)
         raise EchoAVCError(f"backend must be torch or onnx, not {backend!r}")
 
     def prepare(self, image: np.ndarray, box) -> np.ndarray:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 from echoavc import runtime
 from echoavc.detector.model import checkpoint_info
 from echoavc.errors import EchoAVCError
+from echoavc.files import atomic_write_text, atomic_write_with
 
 
 def export_onnx(weights: str | Path, out: str | Path | None = None, imgsz: int | None = None,
@@ -62,9 +62,7 @@ def export_onnx(weights: str | Path, out: str | Path | None = None, imgsz: int |
             raise EchoAVCError(f"ONNX export failed ({type(error).__name__}: {error})", weights)
         _stamp(Path(made), {"echoavc_model_name": ea.get("model_name") or f"{info['model']}, from {weights}",
                             "echoavc_source": weights.name, "imgsz": f"[{size}, {size}]"})
-        tmp_out = out.with_name(f".{out.name}.tmp")
-        shutil.copyfile(made, tmp_out)
-        os.replace(tmp_out, out)
+        atomic_write_with(out, lambda tmp: shutil.copyfile(made, tmp))
     return out
 
 
@@ -91,8 +89,6 @@ def export_state(weights: str | Path, out: str | Path) -> Path:
     import torch
     from safetensors.torch import save_file
 
-    from echoavc.files import atomic_write_text
-
     weights, out = Path(weights), Path(out)
     info = checkpoint_info(weights)  # one-line errors for files that are not checkpoints
     ckpt = torch.load(weights, map_location="cpu", weights_only=False)
@@ -103,10 +99,7 @@ def export_state(weights: str | Path, out: str | Path) -> Path:
     arch = {"format": STATE_FORMAT, "yaml": net.yaml, "names": {int(k): str(v) for k, v in info["names"].items()},
             "imgsz": int(ea.get("imgsz") or (info.get("imgsz") or 640)),
             "model_name": ea.get("model_name") or f"{info['model']}, from {weights.name}", "model": info["model"]}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    save_file(state, str(tmp))
-    os.replace(tmp, out)
+    atomic_write_with(out, lambda tmp: save_file(state, str(tmp)))
     atomic_write_text(state_arch_path(out), json.dumps(arch, indent=1, default=str))
     return out
 

@@ -13,14 +13,13 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from echoavc import runtime
-from echoavc.files import atomic_write_text, progress_bar
+from echoavc.files import atomic_write_text, atomic_write_with, progress_bar
 from echoavc.detector.model import WeightsChoice, built_name, describe, resolve_weights, yaml_name
 from echoavc.errors import EchoAVCError, EchoAVCWarning
 from echoavc.settings import DetectorSettings
@@ -117,9 +116,7 @@ def stamp_checkpoint(path: Path, meta: dict) -> None:
 
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     ckpt["echoavc"] = meta
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(ckpt, tmp)
-    os.replace(tmp, path)
+    atomic_write_with(path, lambda tmp: torch.save(ckpt, tmp))
 
 
 def _results_rows(csv_path: Path) -> list[dict]:

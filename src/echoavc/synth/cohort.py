@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from echoavc.errors import EchoAVCError
-from echoavc.files import progress_bar
+from echoavc.files import atomic_write_text, atomic_write_with, progress_bar
 from echoavc.settings import SynthSettings
 from echoavc.synth import anatomy as A
 from echoavc.synth import dicom as D
@@ -353,9 +353,7 @@ def assign_grades(patients: int, seed: int, settings: SynthSettings) -> list[int
 def _write_csv_atomic(rows: list[dict], columns: list[str], path: Path) -> None:
     import pandas as pd
 
-    tmp = path.with_name(path.name + ".tmp")
-    pd.DataFrame(rows, columns=columns).to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    atomic_write_with(path, lambda tmp: pd.DataFrame(rows, columns=columns).to_csv(tmp, index=False))
 
 
 def maxqda_rows(frame_rows: list[dict]) -> list[dict]:
@@ -420,9 +418,7 @@ def make_cohort(out_dir: str | Path, patients: int, seed: int = 0, prevalence: f
     _write_csv_atomic(label_rows, LABEL_COLUMNS, paths.labels)
     _write_csv_atomic(maxqda_rows(frame_rows), MAXQDA_COLUMNS, paths.maxqda)
     meta = {"generator": "echoavc.synth", "patients": patients, "seed": seed, "settings": asdict(settings)}
-    tmp = paths.meta.with_name(paths.meta.name + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2))
-    os.replace(tmp, paths.meta)
+    atomic_write_text(paths.meta, json.dumps(meta, indent=2))
     return paths
 
 

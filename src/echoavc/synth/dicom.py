@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +39,8 @@ from pydicom.uid import (
     RLELossless,
     UID,
 )
+
+from echoavc.files import atomic_write_bytes
 
 US_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.6.1")
 US_MULTIFRAME_STORAGE = UID("1.2.840.10008.5.1.4.1.1.3.1")
@@ -240,10 +241,5 @@ def encode(ds: Dataset) -> bytes:
 
 def write_atomic(path: Path, data: bytes) -> str:
     """Write ``data`` to ``path`` via a temporary file and rename; returns hex SHA-256 of the bytes."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, data)
     return hashlib.sha256(data).hexdigest()

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from echoavc.errors import EchoAVCError
+from echoavc.files import atomic_write_bytes
 
 THUMB_W, THUMB_H = 400, 300
 
@@ -90,7 +90,8 @@ def make_gallery(cohort_dir: str | Path, out_png: str | Path | None = None, per_
         rows.append(np.hstack(row))
     sheet = np.vstack(rows)
     out_png = Path(out_png) if out_png else cohort_dir / "gallery.png"
-    tmp = out_png.with_name(out_png.name + ".tmp.png")
-    cv2.imwrite(str(tmp), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
-    os.replace(tmp, out_png)
+    ok, png = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise EchoAVCError("PNG encoding failed", out_png)
+    atomic_write_bytes(out_png, png.tobytes())
     return out_png
