@@ -322,6 +322,20 @@ def to_bytes(ds: Dataset) -> bytes:
     return buf.getvalue()
 
 
+def read_predict_results(folder: str | Path):
+    """A results folder ``echoavc predict`` wrote, as what :func:`exam_results_to_dicom` takes (out, exams, frames)."""
+    from types import SimpleNamespace
+
+    path = Path(folder) / "results.json"
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise EchoAVCError("not a predict results folder: no results.json", folder) from None
+    except (OSError, ValueError) as exc:
+        raise EchoAVCError(f"unreadable results.json ({type(exc).__name__})", path) from None
+    return SimpleNamespace(out=Path(folder), exams=doc.get("exams", []), frames=doc.get("frames", []))
+
+
 def exam_results_to_dicom(report, bundle, dicom_out: str | Path, *, read=None,
                           on_failure=None) -> list[ResultFiles]:
     """SR and SC for every exam of a :class:`~echoavc.predict.PredictReport` whose driving instance is DICOM.
@@ -355,5 +369,5 @@ def exam_results_to_dicom(report, bundle, dicom_out: str | Path, *, read=None,
 
 
 __all__ = ["build_sr", "build_sc", "bundle_hash", "closed_polyline", "exam_evidence", "exam_results_to_dicom",
-           "ExamEvidence", "is_echoavc_result", "polyline_box", "result_uid", "ResultFiles", "write_results",
+           "ExamEvidence", "is_echoavc_result", "polyline_box", "read_predict_results", "result_uid", "ResultFiles", "write_results",
            "MANUFACTURER", "RESEARCH_ONLY_TEXT"]

@@ -1,0 +1,211 @@
+"""Screen one study held in a PACS, and put the results back beside it.
+
+``screen_study("orthanc://HOST:PORT", uid, ...)`` (REST) or ``screen_study("dicom://AE@HOST:PORT", uid, ...)``
+(DIMSE): fetch the study's instances into ``dicom_out/.incoming/`` (identified data stays on the identified
+side), screen them with :func:`echoavc.predict.predict` into ``out`` (de-identified results, as always), build
+the SR and SC of each exam (:mod:`echoavc.dicom.results`) into ``dicom_out``, upload them, and delete the
+fetched copies. Instances echoavc produced are never screened. Result UIDs depend on study and bundle only,
+so screening again replaces the results instead of adding new ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pydicom
+
+from echoavc.dicom.results import ResultFiles, exam_results_to_dicom, is_echoavc_result
+from echoavc.errors import EchoAVCError
+from echoavc.files import atomic_write_bytes
+from echoavc.pacs.dimse import Peer
+
+INCOMING = ".incoming"
+
+
+@dataclass(frozen=True)
+class PacsSource:
+    scheme: str  #: "orthanc" or "dicom"
+    host: str
+    port: int
+    ae_title: str = ""  #: the called AE title (dicom:// only)
+
+    @property
+    def http(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def peer(self) -> Peer:
+        return Peer(self.ae_title, self.host, self.port)
+
+
+def is_pacs_url(text: str) -> bool:
+    return str(text).startswith(("orthanc://", "dicom://"))
+
+
+def parse_source(url: str) -> PacsSource:
+    """``orthanc://HOST:PORT`` or ``dicom://AE@HOST:PORT``; EchoAVCError for anything else."""
+    parts = urlsplit(str(url))
+    if parts.scheme not in ("orthanc", "dicom"):
+        raise EchoAVCError("a PACS source is orthanc://HOST:PORT or dicom://AE@HOST:PORT", url)
+    if parts.password is not None or (parts.scheme == "orthanc" and parts.username):
+        raise EchoAVCError("credentials do not belong in the URL (anyone can read a command line): use "
+                           "ECHOAVC_ORTHANC_USER/ECHOAVC_ORTHANC_PASSWORD or a credentials file", parts.hostname)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if not parts.hostname or port is None:
+        raise EchoAVCError("host and port are needed, as in orthanc://HOST:PORT or dicom://AE@HOST:PORT", url)
+    ae = parts.username or ""
+    if parts.scheme == "dicom" and not re.fullmatch(r"[ -~]{1,16}", ae) or "\\" in ae:
+        raise EchoAVCError("a dicom:// source needs the called AE title (1-16 characters): dicom://AE@HOST:PORT",
+                           url)
+    return PacsSource(parts.scheme, parts.hostname, int(port), ae)
+
+
+@dataclass
+class StudyScreening:
+    """What screening one study did."""
+
+    study_uid: str
+    report: object  #: echoavc.predict.PredictReport
+    results: list[ResultFiles]
+    fetched: int  #: instances fetched and screened
+    skipped_own: int  #: instances echoavc produced (not screened)
+    uploaded: list[str] = field(default_factory=list)  #: SOP Instance UIDs stored back in the PACS
+    failures: list[tuple[str, str]] = field(default_factory=list)  #: (exam id, reason) of exams without results
+
+
+def _keep(path: Path) -> bool:
+    """False for instances echoavc produced (their header says so); those are removed, not screened."""
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except Exception:  # not ours to judge here: predict reports unreadable files as failures
+        return True
+    return not is_echoavc_result(ds)
+
+
+def _own_series(description: str, manufacturer: str) -> bool:
+    from echoavc.dicom.results import MANUFACTURER
+
+    return manufacturer == MANUFACTURER and description.startswith("echoavc ")
+
+
+def fetch_orthanc(src: PacsSource, study_uid: str, folder: Path, credentials_file=None) -> tuple[int, int]:
+    """Download the study's instances (except echoavc's own series) into ``folder``; (kept, skipped)."""
+    from echoavc.pacs.orthanc import Orthanc, credentials
+
+    client = Orthanc(src.http, credentials(credentials_file))
+    study = client.study_id(study_uid)
+    kept = skipped = 0
+    for series in client.series(study):
+        tags = series.get("MainDicomTags", {})
+        ids = series.get("Instances") or client.instance_ids(series["ID"])
+        if _own_series(tags.get("SeriesDescription", ""), tags.get("Manufacturer", "")):
+            skipped += len(ids)
+            continue
+        for iid in ids:
+            data = client.instance_file(iid)
+            path = folder / f"{hashlib.sha256(data).hexdigest()[:24]}.dcm"
+            atomic_write_bytes(path, data)
+            if _keep(path):
+                kept += 1
+            else:
+                path.unlink()
+                skipped += 1
+    return kept, skipped
+
+
+def fetch_dimse(src: PacsSource, study_uid: str, folder: Path, local_ae: str, local_port: int) -> tuple[int, int]:
+    """C-FIND the study's series, C-MOVE all but echoavc's own to a local Storage SCP; (kept, skipped)."""
+    from echoavc.pacs.dimse import StorageSCP, find_series, move_series
+
+    series = find_series(src.peer, study_uid, local_ae)
+    if not series:
+        raise EchoAVCError(f"study {study_uid} not found", str(src.peer))
+    wanted, skipped = [], 0
+    for s in series:
+        if _own_series(str(s.get("SeriesDescription", "") or ""), str(s.get("Manufacturer", "") or "")):
+            skipped += int(s.get("NumberOfSeriesRelatedInstances", 0) or 0)
+        else:
+            wanted.append(str(s.SeriesInstanceUID))
+    with StorageSCP(folder, local_ae, local_port) as scp:
+        if wanted:
+            move_series(src.peer, study_uid, wanted, scp)
+    kept = 0
+    for path in scp.received:
+        if _keep(path):
+            kept += 1
+        else:
+            path.unlink()
+            skipped += 1
+    return kept, skipped
+
+
+def upload(src: PacsSource, results: list[ResultFiles], credentials_file=None, local_ae: str = "ECHOAVC") -> list[str]:
+    """Store the SR and SC files in the PACS; returns their SOP Instance UIDs."""
+    pairs = [(r.sr, r.sr_uid) for r in results] + [(r.sc, r.sc_uid) for r in results]
+    if src.scheme == "orthanc":
+        from echoavc.pacs.orthanc import Orthanc, credentials
+
+        client = Orthanc(src.http, credentials(credentials_file))
+        for path, uid in pairs:
+            client.upload(path.read_bytes(), uid)
+    else:
+        from echoavc.pacs.dimse import store
+
+        store(src.peer, [pydicom.dcmread(p) for p, _ in pairs], local_ae)
+    return [uid for _, uid in pairs]
+
+
+def screen_study(source_url: str, study_uid: str, model: str | Path, out: str | Path, dicom_out: str | Path, *,
+                 settings=None, backend: str = "auto", workers: int = 1, threads: int = 0, upload_results: bool = True,
+                 credentials_file: str | Path | None = None, local_ae: str = "ECHOAVC", local_port: int = 11113,
+                 keep_fetched: bool = False, progress: bool = False) -> StudyScreening:
+    """Fetch, screen, write SR + SC to ``dicom_out`` and upload them. ``out`` gets the de-identified results
+    (frames.csv, exams.csv, report.html ...) exactly as ``echoavc predict`` writes them.
+
+    ``local_ae``/``local_port``: our AE title and, for dicom:// sources, the port of the Storage SCP that
+    receives the C-MOVE (the PACS must list ``local_ae`` with this host and port).
+    """
+    from echoavc.bundle import load_bundle
+    from echoavc.predict import exam_id_of, predict
+
+    src = parse_source(source_url)
+    study_uid = str(study_uid).strip()
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)*", study_uid) or len(study_uid) > 64:
+        raise EchoAVCError(f"not a Study Instance UID: {study_uid!r}")
+    bundle = load_bundle(model)  # a broken bundle fails before anything is fetched
+    exam_id = exam_id_of(study_uid)
+    dicom_out = Path(dicom_out)
+    incoming = dicom_out / INCOMING / exam_id
+    if incoming.exists():
+        shutil.rmtree(incoming)
+    incoming.mkdir(parents=True)
+    try:
+        if src.scheme == "orthanc":
+            kept, skipped = fetch_orthanc(src, study_uid, incoming, credentials_file)
+        else:
+            kept, skipped = fetch_dimse(src, study_uid, incoming, local_ae, local_port)
+        if kept == 0:
+            raise EchoAVCError(f"study {study_uid} holds no instances to screen ({skipped} made by echoavc)",
+                               source_url)
+        report = predict([incoming], model, out, settings=settings, backend=backend, workers=workers,
+                         threads=threads, progress=progress)
+        failures: list[tuple[str, str]] = []
+        report.exams = [e for e in report.exams if e["exam_id"] == exam_id] or report.exams
+        results = exam_results_to_dicom(report, bundle, dicom_out,
+                                        on_failure=lambda e, reason: failures.append((e, reason)))
+        uploaded = upload(src, results, credentials_file, local_ae) if upload_results and results else []
+    finally:
+        if not keep_fetched:
+            shutil.rmtree(incoming, ignore_errors=True)
+    return StudyScreening(study_uid, report, results, kept, skipped, uploaded, failures)
+
+
+__all__ = ["PacsSource", "StudyScreening", "is_pacs_url", "parse_source", "screen_study", "INCOMING"]
