@@ -15,6 +15,7 @@ import pydicom
 import pytest
 
 from echoavc.dicom import results as R
+from echoavc.errors import EchoAVCError
 from echoavc.settings import IngestSettings
 
 META = {"name": "tiny", "files": {"detector.safetensors": "ab" * 32}, "versions": {"echoavc": "0.1.0"},
@@ -128,3 +129,13 @@ def test_an_undetermined_exam_has_no_region_and_says_undetermined(cohort, tmp_pa
     assert sr.content.get_planar_roi_measurement_groups() == []
     (group,) = sr.content.get_image_measurement_groups()
     assert group.get_qualitative_evaluations()[0].value.meaning == "Undetermined"
+
+
+def test_the_identified_dicom_folder_must_be_apart_from_the_results_folder(tmp_path):
+    from types import SimpleNamespace
+
+    report = SimpleNamespace(out=tmp_path / "results", exams=[], frames=[])
+    for inside in (tmp_path / "results", tmp_path / "results" / "dicom", tmp_path):
+        with pytest.raises(EchoAVCError, match="must be apart"):
+            R.exam_results_to_dicom(report, None, inside)
+    assert R.exam_results_to_dicom(report, None, tmp_path / "dicom") == []

@@ -270,7 +270,8 @@ def build_sc(ev: ExamEvidence, meta: dict) -> Dataset:
         picture = np.repeat(picture[..., None], 3, axis=2)
     sc = hd.sc.SCImage.from_ref_dataset(
         ref_dataset=src, pixel_array=picture, photometric_interpretation="RGB", bits_allocated=8,
-        coordinate_system="PATIENT", patient_orientation=("A", "F"), series_instance_uid=result_uid("sc-series", study, bhash),
+        coordinate_system="PATIENT", patient_orientation=("A", "F"),
+        series_instance_uid=result_uid("sc-series", study, bhash),
         series_number=SC_SERIES_NUMBER, sop_instance_uid=result_uid("sc", study, bhash), instance_number=1,
         manufacturer=MANUFACTURER, transfer_syntax_uid="1.2.840.10008.1.2.1",
         series_description=SC_SERIES_DESCRIPTION)
@@ -283,7 +284,8 @@ def build_sc(ev: ExamEvidence, meta: dict) -> Dataset:
     sc.DeviceSerialNumber = bhash
     sc.BurnedInAnnotation = "YES"  # the label is drawn into the pixels
     sc.ImageComments = _comment(ev.exam, meta)[:10240]
-    sc.DerivationDescription = "echoavc screening overlay: valve box and Grad-CAM heat map"[:1024]
+    sc.DerivationDescription = ("echoavc screening overlay: the driving frame, its valve box and, when drawn, "
+                                "the Grad-CAM heat map")
     ref = Dataset()
     ref.ReferencedSOPClassUID = src.SOPClassUID
     ref.ReferencedSOPInstanceUID = src.SOPInstanceUID
@@ -322,6 +324,14 @@ def to_bytes(ds: Dataset) -> bytes:
     return buf.getvalue()
 
 
+def check_apart(results_out: str | Path, dicom_out: str | Path) -> None:
+    """The identified DICOM folder and the de-identified results folder must not hold one another."""
+    a, b = Path(results_out).resolve(), Path(dicom_out).resolve()
+    if a == b or a in b.parents or b in a.parents:
+        raise EchoAVCError(f"the DICOM output folder (identified) must be apart from the de-identified results "
+                           f"folder {results_out}", dicom_out)
+
+
 def read_predict_results(folder: str | Path):
     """A results folder ``echoavc predict`` wrote, as what :func:`exam_results_to_dicom` takes (out, exams, frames)."""
     from types import SimpleNamespace
@@ -350,6 +360,7 @@ def exam_results_to_dicom(report, bundle, dicom_out: str | Path, *, read=None,
         path, _, member = name.partition("!")
         return Source(Path(path), member or None).read()
 
+    check_apart(report.out, dicom_out)
     read = read or default_read
     out = []
     for exam in report.exams:
@@ -368,6 +379,6 @@ def exam_results_to_dicom(report, bundle, dicom_out: str | Path, *, read=None,
     return out
 
 
-__all__ = ["build_sr", "build_sc", "bundle_hash", "closed_polyline", "exam_evidence", "exam_results_to_dicom",
-           "ExamEvidence", "is_echoavc_result", "polyline_box", "read_predict_results", "result_uid", "ResultFiles", "write_results",
-           "MANUFACTURER", "RESEARCH_ONLY_TEXT"]
+__all__ = ["build_sr", "build_sc", "bundle_hash", "check_apart", "closed_polyline", "exam_evidence", "exam_results_to_dicom",
+           "ExamEvidence", "is_echoavc_result", "polyline_box", "read_predict_results", "result_uid", "ResultFiles",
+           "write_results", "MANUFACTURER", "RESEARCH_ONLY_TEXT"]

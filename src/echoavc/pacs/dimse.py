@@ -55,13 +55,15 @@ def _associate(ae, peer: Peer, what: str):
     except OSError as exc:
         raise EchoAVCError(f"cannot reach the PACS for {what} ({exc.strerror or type(exc).__name__})",
                            str(peer)) from None
-    assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title)
-    if assoc.is_established:
-        return assoc
-    if assoc.is_rejected:
-        raise EchoAVCError(f"association rejected by the PACS for {what} (check the called AE title "
-                           f"{peer.ae_title!r} and that our AE title {ae.ae_title!r} is in its modality list)",
-                           str(peer))
+    for _ in range(3):
+        assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title)
+        if assoc.is_established:
+            return assoc
+        if assoc.is_rejected:
+            raise EchoAVCError(f"association rejected by the PACS for {what} (check the called AE title "
+                               f"{peer.ae_title!r} and that our AE title {ae.ae_title!r} is in its modality list)",
+                               str(peer))
+        # a peer that rejects and closes at once can look like an abort: ask again before calling it one
     raise EchoAVCError(f"the PACS aborted the association for {what} (is our AE title {ae.ae_title!r} allowed "
                        f"to {what}?)", str(peer))
 

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import pydicom
 
-from echoavc.dicom.results import ResultFiles, exam_results_to_dicom, is_echoavc_result
+from echoavc.dicom.results import ResultFiles, check_apart, exam_results_to_dicom, is_echoavc_result
 from echoavc.errors import EchoAVCError
 from echoavc.files import atomic_write_bytes
 from echoavc.pacs.dimse import Peer
@@ -166,7 +166,8 @@ def upload(src: PacsSource, results: list[ResultFiles], credentials_file=None, l
 def screen_study(source_url: str, study_uid: str, model: str | Path, out: str | Path, dicom_out: str | Path, *,
                  settings=None, backend: str = "auto", workers: int = 1, threads: int = 0, upload_results: bool = True,
                  credentials_file: str | Path | None = None, local_ae: str = "ECHOAVC", local_port: int = 11113,
-                 keep_fetched: bool = False, progress: bool = False) -> StudyScreening:
+                 keep_fetched: bool = False, overlays: str = "driving", report: bool = True,
+                 progress: bool = False) -> StudyScreening:
     """Fetch, screen, write SR + SC to ``dicom_out`` and upload them. ``out`` gets the de-identified results
     (frames.csv, exams.csv, report.html ...) exactly as ``echoavc predict`` writes them.
 
@@ -180,6 +181,7 @@ def screen_study(source_url: str, study_uid: str, model: str | Path, out: str | 
     study_uid = str(study_uid).strip()
     if not re.fullmatch(r"[0-9]+(\.[0-9]+)*", study_uid) or len(study_uid) > 64:
         raise EchoAVCError(f"not a Study Instance UID: {study_uid!r}")
+    check_apart(out, dicom_out)
     bundle = load_bundle(model)  # a broken bundle fails before anything is fetched
     exam_id = exam_id_of(study_uid)
     dicom_out = Path(dicom_out)
@@ -195,17 +197,17 @@ def screen_study(source_url: str, study_uid: str, model: str | Path, out: str | 
         if kept == 0:
             raise EchoAVCError(f"study {study_uid} holds no instances to screen ({skipped} made by echoavc)",
                                source_url)
-        report = predict([incoming], model, out, settings=settings, backend=backend, workers=workers,
-                         threads=threads, progress=progress)
+        screened = predict([incoming], model, out, settings=settings, backend=backend, workers=workers,
+                           threads=threads, overlays=overlays, report=report, progress=progress)
         failures: list[tuple[str, str]] = []
-        report.exams = [e for e in report.exams if e["exam_id"] == exam_id] or report.exams
-        results = exam_results_to_dicom(report, bundle, dicom_out,
+        screened.exams = [e for e in screened.exams if e["exam_id"] == exam_id] or screened.exams
+        results = exam_results_to_dicom(screened, bundle, dicom_out,
                                         on_failure=lambda e, reason: failures.append((e, reason)))
         uploaded = upload(src, results, credentials_file, local_ae) if upload_results and results else []
     finally:
         if not keep_fetched:
             shutil.rmtree(incoming, ignore_errors=True)
-    return StudyScreening(study_uid, report, results, kept, skipped, uploaded, failures)
+    return StudyScreening(study_uid, screened, results, kept, skipped, uploaded, failures)
 
 
 __all__ = ["PacsSource", "StudyScreening", "is_pacs_url", "parse_source", "screen_study", "INCOMING"]
