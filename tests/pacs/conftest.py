@@ -63,6 +63,8 @@ def orthanc(tmp_path_factory, screening_bundle):
         "DicomModalities": {"echoavc": ["ECHOAVC", "127.0.0.1", scp_port]},
         # unknown calling AE titles are rejected at association (Orthanc 1.10 does not check the called one)
         "DicomAlwaysAllowEcho": False, "DicomAlwaysAllowStore": False, "DicomCheckModalityHost": False,
+        # a result stored again under the same SOP Instance UID replaces the old one (the default keeps the old)
+        "OverwriteInstances": True,
         "Plugins": [], "SaveJobs": False, "ConcurrentJobs": 1, "HttpsVerifyPeers": False,
         "DicomScuTimeout": 20, "HttpTimeout": 20, "StorageCompression": False,
     }

@@ -192,3 +192,65 @@ def _closed_port() -> int:
     from conftest import free_port
 
     return free_port()
+
+
+def test_studies_are_found_by_patient_and_by_date_on_both_paths(orthanc, monkeypatch):
+    from datetime import date, timedelta
+
+    from echoavc.pacs import find_studies
+
+    monkeypatch.setenv(USER_ENV, USER)
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    urls = [f"orthanc://127.0.0.1:{orthanc.http_port}", f"dicom://{orthanc.ae}@127.0.0.1:{orthanc.dicom_port}"]
+    for study, files in orthanc.studies.items():
+        src = pydicom.dcmread(files[0], stop_before_pixels=True)
+        day = date(int(src.StudyDate[:4]), int(src.StudyDate[4:6]), int(src.StudyDate[6:]))
+        for url in urls:
+            # one exam per synthetic patient
+            assert find_studies(url, patient=str(src.PatientID), local_ae=orthanc.scp_ae) == [study]
+            assert study in find_studies(url, since=day.isoformat(), local_ae=orthanc.scp_ae)
+            later = (day + timedelta(days=1)).isoformat()
+            assert study not in find_studies(url, since=later, local_ae=orthanc.scp_ae)
+            assert find_studies(url, patient=str(src.PatientID), since=later, local_ae=orthanc.scp_ae) == []
+
+
+def test_echoavc_pacs_screen_by_patient_replaces_the_results(orthanc, runs, screening_bundle, tmp_path):
+    from typer.testing import CliRunner
+
+    from echoavc.pacs.cli import pacs_app
+
+    study = runs["b"]
+    pid = str(pydicom.dcmread(orthanc.studies[study][0], stop_before_pixels=True).PatientID)
+    res = CliRunner().invoke(pacs_app, [
+        "screen", f"dicom://{orthanc.ae}@127.0.0.1:{orthanc.dicom_port}", "--patient", pid,
+        "--ae-title", orthanc.scp_ae, "--port", str(orthanc.scp_port), "--model", str(screening_bundle.bundle),
+        "--out", str(tmp_path / "results"), "--dicom-out", str(tmp_path / "dicom"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert f"1 studies, {len(orthanc.studies[study])} instances screened (2 echoavc results left out)" in res.output
+    classes = classes_in(orthanc, study)
+    assert classes.count(SR_CLASS) == 1 and classes.count(SC_CLASS) == 1
+    # and the copy in Orthanc is this run's (Orthanc configured to overwrite; over REST echoavc replaces it)
+    (local,) = (tmp_path / "dicom").rglob("sr-*.dcm")
+    mine = pydicom.dcmread(local)
+    (iid,) = orthanc.rest("POST", "/tools/find", f'{{"Level":"Instance","Query":{{"SOPInstanceUID":'
+                          f'"{mine.SOPInstanceUID}"}}}}'.encode())
+    stored = pydicom.dcmread(__import__("io").BytesIO(orthanc.rest("GET", f"/instances/{iid}/file")))
+    assert (stored.ContentDate, stored.ContentTime) == (mine.ContentDate, mine.ContentTime)
+
+
+def test_predict_with_dicom_out_on_files_writes_the_objects_the_pacs_path_stored(orthanc, runs, screening_bundle,
+                                                                                 tmp_path):
+    """What ``echoavc predict FILES --dicom-out DIR`` runs (screen_inputs): the same UIDs as the PACS run."""
+    from echoavc.pacs import screen_inputs
+
+    files = orthanc.studies[runs["a"]]
+    rep = screen_inputs(files, screening_bundle.bundle, tmp_path / "results", dicom_out=tmp_path / "dicom",
+                        settings=screening_bundle.settings, progress=False)
+    assert len(rep.exams) == 1
+    (pacs_run,) = runs["rest"][0].results
+    assert sorted(p.name for p in (tmp_path / "dicom").rglob("*.dcm")) == sorted([pacs_run.sr.name, pacs_run.sc.name])
+    with pytest.raises(EchoAVCError, match="need a PACS source"):
+        screen_inputs(files, screening_bundle.bundle, tmp_path / "r2", study="1.2.3")
+    with pytest.raises(EchoAVCError, match="needs --dicom-out"):
+        screen_inputs([f"orthanc://127.0.0.1:{orthanc.http_port}"], screening_bundle.bundle, tmp_path / "r3",
+                      study="1.2.3")

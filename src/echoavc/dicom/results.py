@@ -379,6 +379,7 @@ def exam_results_to_dicom(report, bundle, dicom_out: str | Path, *, read=None,
     return out
 
 
-__all__ = ["build_sr", "build_sc", "bundle_hash", "check_apart", "closed_polyline", "exam_evidence", "exam_results_to_dicom",
+__all__ = ["build_sr", "build_sc", "bundle_hash", "check_apart", "closed_polyline", "exam_evidence",
+           "exam_results_to_dicom",
            "ExamEvidence", "is_echoavc_result", "polyline_box", "read_predict_results", "result_uid", "ResultFiles",
            "write_results", "MANUFACTURER", "RESEARCH_ONLY_TEXT"]

@@ -20,10 +20,14 @@ DICOM_OUT_HELP = ("Folder for the DICOM results (SR + SC). They are IDENTIFIED (
 @pacs_app.command("screen")
 def screen(
     source: Annotated[str, typer.Argument(help="orthanc://HOST:PORT (REST) or dicom://AE@HOST:PORT (C-FIND/C-MOVE).")],
-    study: Annotated[str, typer.Option("--study", help="Study Instance UID to screen.")],
     model: Annotated[Path, typer.Option("--model", help="Model bundle folder (echoavc train).")],
     out: Annotated[Path, typer.Option("--out", help="De-identified results folder, as echoavc predict writes.")],
     dicom_out: Annotated[Path, typer.Option("--dicom-out", help=DICOM_OUT_HELP)],
+    study: Annotated[Optional[list[str]], typer.Option("--study", help="Study Instance UID to screen (repeatable).")]
+    = None,
+    patient: Annotated[Optional[str], typer.Option("--patient", help="Screen this patient id's studies.")] = None,
+    since: Annotated[Optional[str], typer.Option("--since", help="Screen studies from this date on (YYYY-MM-DD); "
+                                                 "with --patient, that patient's.")] = None,
     credentials: Annotated[Optional[Path], typer.Option(
         "--credentials", help="File holding user:password for Orthanc (else ECHOAVC_ORTHANC_USER/_PASSWORD).")]
     = None,
@@ -36,18 +40,29 @@ def screen(
     backend: Annotated[str, typer.Option("--backend", help="auto, torch or onnx.")] = "auto",
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
-    """Fetch a study from a PACS, screen it, write the SR and SC to --dicom-out and store them in the PACS."""
-    from echoavc.pacs import screen_study
+    """Fetch studies from a PACS, screen them, write the SR and SC to --dicom-out and store them in the PACS."""
+    from echoavc.pacs import find_studies, screen_studies
 
     try:
-        res = screen_study(source, study, model, out, dicom_out, backend=backend, upload_results=upload,
-                           credentials_file=credentials, local_ae=ae_title, local_port=port, progress=progress)
+        uids = list(study or [])
+        if patient or since:
+            found = find_studies(source, patient=patient, since=since, credentials_file=credentials,
+                                 local_ae=ae_title)
+            if not found:
+                raise EchoAVCError("no study matches " + " and ".join(
+                    x for x in (patient and f"patient {patient}", since and f"since {since}") if x), source)
+            uids += found
+        if not uids:
+            raise EchoAVCError("say which studies: --study UID, --patient ID and/or --since DATE")
+        res = screen_studies(source, uids, model, out, dicom_out, backend=backend, upload_results=upload,
+                             credentials_file=credentials, local_ae=ae_title, local_port=port, progress=progress)
     except EchoAVCError as exc:
         fail(exc)
     for e in res.report.exams:
         p = "" if e["probability"] is None else f" P={e['probability']:.3f}"
         typer.echo(f"{e['exam_id']}: {e['decision']}{p}")
-    typer.echo(f"{res.fetched} instances screened ({res.skipped_own} echoavc results left out); "
+    typer.echo(f"{len(res.studies)} studies, {res.fetched} instances screened ({res.skipped_own} echoavc results "
+               f"left out); "
                f"{len(res.results)} SR + SC written to {dicom_out}; {len(res.uploaded)} stored in the PACS")
     for exam_id, reason in res.failures:
         err.print(f"{exam_id}: no DICOM results: {reason}", highlight=False)

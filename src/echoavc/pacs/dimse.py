@@ -74,17 +74,32 @@ def _status(ds: Dataset | None) -> int:
 
 def find_series(peer: Peer, study_uid: str, ae_title: str = "ECHOAVC", timeout: float = 30) -> list[Dataset]:
     """C-FIND at SERIES level: the study's series with their description, modality and manufacturer."""
-    from pynetdicom import AE
-
-    ae = AE(ae_title=ae_title)
-    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
-    ae.add_requested_context(STUDY_ROOT_FIND)
     q = Dataset()
     q.QueryRetrieveLevel = "SERIES"
     q.StudyInstanceUID = study_uid
     for kw in ("SeriesInstanceUID", "SeriesDescription", "Modality", "Manufacturer", "SeriesNumber",
                "NumberOfSeriesRelatedInstances"):
         setattr(q, kw, "")
+    return find(peer, q, ae_title, timeout)
+
+
+def find_studies(peer: Peer, query: dict, ae_title: str = "ECHOAVC", timeout: float = 30) -> list[str]:
+    """C-FIND at STUDY level: the Study Instance UIDs matching ``query`` (PatientID, StudyDate range ...)."""
+    q = Dataset()
+    q.QueryRetrieveLevel = "STUDY"
+    q.StudyInstanceUID = ""
+    for kw, value in query.items():
+        setattr(q, kw, value)
+    return sorted(str(d.StudyInstanceUID) for d in find(peer, q, ae_title, timeout) if d.get("StudyInstanceUID"))
+
+
+def find(peer: Peer, q: Dataset, ae_title: str = "ECHOAVC", timeout: float = 30) -> list[Dataset]:
+    """One C-FIND (study root) with query ``q``; the matches."""
+    from pynetdicom import AE
+
+    ae = AE(ae_title=ae_title)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
+    ae.add_requested_context(STUDY_ROOT_FIND)
     out = []
     with _quiet():
         assoc = _associate(ae, peer, "C-FIND")
@@ -203,4 +218,4 @@ def store(peer: Peer, datasets: list[Dataset], ae_title: str = "ECHOAVC", timeou
             assoc.release()
 
 
-__all__ = ["Peer", "StorageSCP", "find_series", "move_series", "store"]
+__all__ = ["Peer", "StorageSCP", "find", "find_series", "find_studies", "move_series", "store"]

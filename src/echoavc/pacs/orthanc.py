@@ -82,6 +82,11 @@ class Orthanc:
         """Orthanc ids of the resources at ``level`` (Study, Series, Instance) matching ``query``."""
         return list(self.json("POST", "/tools/find", {"Level": level, "Query": query}))
 
+    def study_uids(self, query: dict) -> list[str]:
+        """Study Instance UIDs of the studies matching a DICOM query (PatientID, StudyDate range ...)."""
+        found = self.json("POST", "/tools/find", {"Level": "Study", "Query": query, "Expand": True})
+        return sorted(str(s["MainDicomTags"]["StudyInstanceUID"]) for s in found)
+
     def study_id(self, study_uid: str) -> str:
         ids = self.find("Study", {"StudyInstanceUID": study_uid})
         if not ids:

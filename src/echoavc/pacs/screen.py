@@ -72,7 +72,7 @@ def parse_source(url: str) -> PacsSource:
 class StudyScreening:
     """What screening one study did."""
 
-    study_uid: str
+    studies: list[str]  #: Study Instance UIDs screened
     report: object  #: echoavc.predict.PredictReport
     results: list[ResultFiles]
     fetched: int  #: instances fetched and screened
@@ -163,13 +163,49 @@ def upload(src: PacsSource, results: list[ResultFiles], credentials_file=None, l
     return [uid for _, uid in pairs]
 
 
-def screen_study(source_url: str, study_uid: str, model: str | Path, out: str | Path, dicom_out: str | Path, *,
-                 settings=None, backend: str = "auto", workers: int = 1, threads: int = 0, upload_results: bool = True,
-                 credentials_file: str | Path | None = None, local_ae: str = "ECHOAVC", local_port: int = 11113,
-                 keep_fetched: bool = False, overlays: str = "driving", report: bool = True,
-                 progress: bool = False) -> StudyScreening:
-    """Fetch, screen, write SR + SC to ``dicom_out`` and upload them. ``out`` gets the de-identified results
-    (frames.csv, exams.csv, report.html ...) exactly as ``echoavc predict`` writes them.
+def _since(text: str) -> str:
+    """``2024-01-31`` or ``20240131`` -> the DICOM date range ``20240131-``."""
+    digits = str(text).replace("-", "")
+    if not re.fullmatch(r"(19|20)\d{6}", digits):
+        raise EchoAVCError(f"--since takes a date as YYYY-MM-DD, not {text!r}")
+    return digits + "-"
+
+
+def find_studies(source_url: str, *, patient: str | None = None, since: str | None = None,
+                 credentials_file: str | Path | None = None, local_ae: str = "ECHOAVC") -> list[str]:
+    """Study Instance UIDs of a patient's studies and/or the studies since a date."""
+    src = parse_source(source_url)
+    query = {}
+    if patient:
+        query["PatientID"] = str(patient)
+    if since:
+        query["StudyDate"] = _since(since)
+    if not query:
+        raise EchoAVCError("say which studies: a Study Instance UID, a patient id or a date")
+    if src.scheme == "orthanc":
+        from echoavc.pacs.orthanc import Orthanc, credentials
+
+        return Orthanc(src.http, credentials(credentials_file)).study_uids(query)
+    from echoavc.pacs.dimse import find_studies as dimse_find_studies
+
+    return dimse_find_studies(src.peer, query, local_ae)
+
+
+def _check_uid(uid: str) -> str:
+    uid = str(uid).strip()
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)*", uid) or len(uid) > 64:
+        raise EchoAVCError(f"not a Study Instance UID: {uid!r}")
+    return uid
+
+
+def screen_studies(source_url: str, study_uids, model: str | Path, out: str | Path, dicom_out: str | Path, *,
+                   settings=None, backend: str = "auto", workers: int = 1, threads: int = 0,
+                   upload_results: bool = True, credentials_file: str | Path | None = None,
+                   local_ae: str = "ECHOAVC", local_port: int = 11113, keep_fetched: bool = False,
+                   overlays: str = "driving", report: bool = True, progress: bool = False) -> StudyScreening:
+    """Fetch the studies, screen them in one predict run, write SR + SC per exam to ``dicom_out`` and upload
+    them. ``out`` gets the de-identified results (frames.csv, exams.csv, report.html ...) exactly as
+    ``echoavc predict`` writes them.
 
     ``local_ae``/``local_port``: our AE title and, for dicom:// sources, the port of the Storage SCP that
     receives the C-MOVE (the PACS must list ``local_ae`` with this host and port).
@@ -178,36 +214,91 @@ def screen_study(source_url: str, study_uid: str, model: str | Path, out: str | 
     from echoavc.predict import exam_id_of, predict
 
     src = parse_source(source_url)
-    study_uid = str(study_uid).strip()
-    if not re.fullmatch(r"[0-9]+(\.[0-9]+)*", study_uid) or len(study_uid) > 64:
-        raise EchoAVCError(f"not a Study Instance UID: {study_uid!r}")
+    uids = sorted({_check_uid(u) for u in study_uids})
+    if not uids:
+        raise EchoAVCError("no studies to screen", source_url)
     check_apart(out, dicom_out)
     bundle = load_bundle(model)  # a broken bundle fails before anything is fetched
-    exam_id = exam_id_of(study_uid)
     dicom_out = Path(dicom_out)
-    incoming = dicom_out / INCOMING / exam_id
-    if incoming.exists():
-        shutil.rmtree(incoming)
-    incoming.mkdir(parents=True)
+    folders = {uid: dicom_out / INCOMING / exam_id_of(uid) for uid in uids}
+    kept = skipped = 0
     try:
-        if src.scheme == "orthanc":
-            kept, skipped = fetch_orthanc(src, study_uid, incoming, credentials_file)
-        else:
-            kept, skipped = fetch_dimse(src, study_uid, incoming, local_ae, local_port)
+        for uid, incoming in folders.items():
+            if incoming.exists():
+                shutil.rmtree(incoming)
+            incoming.mkdir(parents=True)
+            if src.scheme == "orthanc":
+                k, s = fetch_orthanc(src, uid, incoming, credentials_file)
+            else:
+                k, s = fetch_dimse(src, uid, incoming, local_ae, local_port)
+            kept, skipped = kept + k, skipped + s
         if kept == 0:
-            raise EchoAVCError(f"study {study_uid} holds no instances to screen ({skipped} made by echoavc)",
-                               source_url)
-        screened = predict([incoming], model, out, settings=settings, backend=backend, workers=workers,
-                           threads=threads, overlays=overlays, report=report, progress=progress)
+            raise EchoAVCError(f"{'study ' + uids[0] if len(uids) == 1 else f'{len(uids)} studies'} "
+                               f"hold no instances to screen ({skipped} made by echoavc)", source_url)
+        screened = predict(list(folders.values()), model, out, settings=settings, backend=backend,
+                           workers=workers, threads=threads, overlays=overlays, report=report, progress=progress)
         failures: list[tuple[str, str]] = []
-        screened.exams = [e for e in screened.exams if e["exam_id"] == exam_id] or screened.exams
+        exam_ids = {exam_id_of(uid) for uid in uids}
+        # files without a Study Instance UID form exams of their own: they get results too
+        screened.exams = [e for e in screened.exams if e["exam_id"] in exam_ids] or screened.exams
         results = exam_results_to_dicom(screened, bundle, dicom_out,
                                         on_failure=lambda e, reason: failures.append((e, reason)))
         uploaded = upload(src, results, credentials_file, local_ae) if upload_results and results else []
     finally:
         if not keep_fetched:
-            shutil.rmtree(incoming, ignore_errors=True)
-    return StudyScreening(study_uid, screened, results, kept, skipped, uploaded, failures)
+            for incoming in folders.values():
+                shutil.rmtree(incoming, ignore_errors=True)
+    return StudyScreening(uids, screened, results, kept, skipped, uploaded, failures)
 
 
-__all__ = ["PacsSource", "StudyScreening", "is_pacs_url", "parse_source", "screen_study", "INCOMING"]
+def screen_study(source_url: str, study_uid: str, model: str | Path, out: str | Path, dicom_out: str | Path,
+                 **options) -> StudyScreening:
+    """:func:`screen_studies` for one study (options as there)."""
+    return screen_studies(source_url, [study_uid], model, out, dicom_out, **options)
+
+
+def screen_inputs(inputs, model: str | Path, out: str | Path, *, dicom_out: str | Path | None = None,
+                  study=None, patient: str | None = None, since: str | None = None,
+                  credentials_file: str | Path | None = None, local_ae: str = "ECHOAVC", local_port: int = 11113,
+                  upload_results: bool = True, on_dicom_failure=None, **predict_options):
+    """What ``echoavc predict`` runs: files, folders and zips through :func:`echoavc.predict.predict` (plus SR +
+    SC per exam into ``dicom_out`` when given), or one PACS URL through :func:`screen_studies`. Returns the
+    PredictReport. ``predict_options``: predict's keywords (settings, backend, workers, threads, overlays,
+    report, progress)."""
+    from echoavc.bundle import load_bundle
+    from echoavc.predict import predict
+
+    inputs = [str(x) for x in inputs]
+    urls = [x for x in inputs if is_pacs_url(x)]
+    if not urls:
+        if study or patient or since:
+            raise EchoAVCError("--study, --patient and --since need a PACS source (orthanc:// or dicom://)")
+        if dicom_out is not None:
+            check_apart(out, dicom_out)
+        report = predict(inputs, model, out, **predict_options)
+        if dicom_out is not None:
+            exam_results_to_dicom(report, load_bundle(model), dicom_out, on_failure=on_dicom_failure)
+        return report
+    if len(inputs) != 1:
+        raise EchoAVCError("a PACS source comes alone: one orthanc://HOST:PORT or dicom://AE@HOST:PORT")
+    if dicom_out is None:
+        raise EchoAVCError("a PACS source needs --dicom-out (the SR and SC are written there before upload)")
+    uids = [study] if isinstance(study, str) else list(study or [])
+    if patient or since:
+        found = find_studies(urls[0], patient=patient, since=since, credentials_file=credentials_file,
+                             local_ae=local_ae)
+        if not found:
+            raise EchoAVCError("no study matches", urls[0])
+        uids += found
+    if not uids:
+        raise EchoAVCError("a PACS source needs --study UID, --patient ID and/or --since DATE", urls[0])
+    res = screen_studies(urls[0], uids, model, out, dicom_out, credentials_file=credentials_file, local_ae=local_ae,
+                         local_port=local_port, upload_results=upload_results, **predict_options)
+    if on_dicom_failure:
+        for exam_id, reason in res.failures:
+            on_dicom_failure(exam_id, reason)
+    return res.report
+
+
+__all__ = ["PacsSource", "StudyScreening", "find_studies", "is_pacs_url", "parse_source", "screen_inputs",
+           "screen_studies", "screen_study", "INCOMING"]
