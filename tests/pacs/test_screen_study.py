@@ -20,7 +20,7 @@ from echoavc.errors import EchoAVCError
 from echoavc.pacs import parse_source, screen_study
 from echoavc.pacs.orthanc import PASSWORD_ENV, USER_ENV
 
-from conftest import PASSWORD, USER
+from pacs_kit import PASSWORD, USER, free_port
 
 SR_CLASS, SC_CLASS = "1.2.840.10008.5.1.4.1.1.88.33", "1.2.840.10008.5.1.4.1.1.7"
 
@@ -189,9 +189,7 @@ def test_errors_are_one_clear_line(orthanc, screening_bundle, tmp_path, monkeypa
 
 
 def _closed_port() -> int:
-    from conftest import free_port
-
-    return free_port()
+    return free_port()  # nobody listens there once the probe socket is closed
 
 
 def test_studies_are_found_by_patient_and_by_date_on_both_paths(orthanc, monkeypatch):

@@ -132,8 +132,7 @@ class StorageSCP:
         self._server = None
 
     def _on_store(self, event) -> int:
-        from pynetdicom.events import Event  # noqa: F401  (documents what ``event`` is)
-
+        """EVT_C_STORE handler (``event``: a pynetdicom Event); the status goes back to the sender."""
         data = event.encoded_dataset()
         path = self.folder / f"{hashlib.sha256(data).hexdigest()[:24]}.dcm"
         try:
