@@ -170,7 +170,9 @@ def train(
 
 @app.command()
 def predict(
-    src: Annotated[list[Path], typer.Argument(help="DICOM files, folders (recursive), zip archives, PNG/JPEG.")],
+    # str, not Path: Path("orthanc://h:1") collapses the double slash
+    src: Annotated[list[str], typer.Argument(help="DICOM files, folders (recursive), zip archives, PNG/JPEG; or "
+                                             "one orthanc://HOST:PORT or dicom://AE@HOST:PORT (docs/pacs.md).")],
     model: Annotated[Path, typer.Option("--model", help="Model bundle (echoavc train).")],
     out: Annotated[Path, typer.Option("--out", help="Results folder: exams.csv, frames.csv, results.json, "
                                       "report.html, overlays/.")],
@@ -190,18 +192,35 @@ def predict(
                                                          "this valve score a frame is 'low confidence'.")] = None,
     explain: Annotated[Optional[bool], typer.Option("--explain/--no-explain", help="Grad-CAM heat maps.")] = None,
     report: Annotated[bool, typer.Option("--report/--no-report", help="Write report.html.")] = True,
+    dicom_out: Annotated[Optional[Path], typer.Option("--dicom-out", help="Also write each exam's DICOM SR and "
+                         "secondary capture here. IDENTIFIED objects: keep this folder apart from --out.")] = None,
+    study: Annotated[Optional[list[str]], typer.Option("--study", help="PACS source: Study Instance UID "
+                     "(repeatable).")] = None,
+    patient: Annotated[Optional[str], typer.Option("--patient", help="PACS source: this patient id's studies.")]
+    = None,
+    since: Annotated[Optional[str], typer.Option("--since", help="PACS source: studies from this date on "
+                     "(YYYY-MM-DD).")] = None,
+    credentials: Annotated[Optional[Path], typer.Option("--credentials", help="PACS source: file with "
+                           "user:password for Orthanc (else ECHOAVC_ORTHANC_USER/_PASSWORD).")] = None,
+    ae_title: Annotated[str, typer.Option("--ae-title", help="PACS source: our AE title.")] = "ECHOAVC",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="PACS source: port of our Storage SCP "
+                    "for C-MOVE (the PACS must list --ae-title with it).")] = 11113,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """Screen exams: valve box, calibrated calcification probability per frame, a decision per exam."""
     from echoavc.bundle import load_bundle, with_screening
-    from echoavc.predict import predict as run_predict
+    from echoavc.pacs import screen_inputs
 
     try:
         b = load_bundle(model)
         s = with_screening(b, detect_frames=detect_frames, exam_aggregate=aggregate, explain=explain,
                            valve_conf=valve_conf, decide_conf=decide_conf)
-        rep = run_predict(src, model, out, backend=backend, settings=s, workers=workers, threads=threads,
-                          overlays=overlays, report=report, progress=progress)
+        rep = screen_inputs(src, model, out, dicom_out=dicom_out, study=study, patient=patient, since=since,
+                            credentials_file=credentials, local_ae=ae_title, local_port=port,
+                            on_dicom_failure=lambda e, r: err.print(f"[red]no DICOM results:[/red] {e}: {r}",
+                                                                    highlight=False, soft_wrap=True),
+                            backend=backend, settings=s, workers=workers, threads=threads, overlays=overlays,
+                            report=report, progress=progress)
     except EchoAVCError as exc:
         fail(exc)
     for f in rep.failures:
@@ -255,6 +274,10 @@ app.add_typer(detector_app, name="detector")
 from echoavc.classifier.cli import classifier_app  # noqa: E402
 
 app.add_typer(classifier_app, name="classifier")
+
+from echoavc.pacs.cli import pacs_app  # noqa: E402
+
+app.add_typer(pacs_app, name="pacs")
 
 
 def main() -> None:

@@ -238,13 +238,20 @@ def test_echoavc_pacs_screen_by_patient_replaces_the_results(orthanc, runs, scre
 
 def test_predict_with_dicom_out_on_files_writes_the_objects_the_pacs_path_stored(orthanc, runs, screening_bundle,
                                                                                  tmp_path):
-    """What ``echoavc predict FILES --dicom-out DIR`` runs (screen_inputs): the same UIDs as the PACS run."""
+    """``echoavc predict FILES --dicom-out DIR`` (the command, through screen_inputs): the PACS run's UIDs."""
+    from typer.testing import CliRunner
+
+    from echoavc.cli import app
     from echoavc.pacs import screen_inputs
 
     files = orthanc.studies[runs["a"]]
-    rep = screen_inputs(files, screening_bundle.bundle, tmp_path / "results", dicom_out=tmp_path / "dicom",
-                        settings=screening_bundle.settings, progress=False)
-    assert len(rep.exams) == 1
+    s = screening_bundle.settings
+    res = CliRunner().invoke(app, ["predict", *map(str, files), "--model", str(screening_bundle.bundle),
+                                   "--out", str(tmp_path / "results"), "--dicom-out", str(tmp_path / "dicom"),
+                                   "--valve-conf", str(s.valve_conf), "--decide-conf", str(s.decide_conf),
+                                   "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert len((tmp_path / "results" / "exams.csv").read_text().splitlines()) == 2  # header + one exam
     (pacs_run,) = runs["rest"][0].results
     assert sorted(p.name for p in (tmp_path / "dicom").rglob("*.dcm")) == sorted([pacs_run.sr.name, pacs_run.sc.name])
     with pytest.raises(EchoAVCError, match="need a PACS source"):

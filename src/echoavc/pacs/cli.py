@@ -93,6 +93,3 @@ def results(
 
 __all__ = ["pacs_app"]
 
-
-if __name__ == "__main__":  # ``python -m echoavc.pacs.cli`` until ``echoavc pacs`` is wired into echoavc.cli
-    pacs_app()
