@@ -21,7 +21,8 @@ from echoavc.dicom.deid import (
 
 TABLE = DATA / "deid" / "ps3.15_table_e1-1.csv"
 DATE, DATETIME, TIME = "19020304", "19020304050607", "050607.123"
-DECIMAL, INTEGER = "7777.7771", "777771"
+# long, distinctive digits: keyed UIDs (2.25.<39 digits>) in the output would contain a short one by chance
+DECIMAL, INTEGER = "7777.7771", "1987654329"
 
 
 def table_rows():

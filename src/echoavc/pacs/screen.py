@@ -109,15 +109,25 @@ def fetch_orthanc(src: PacsSource, study_uid: str, folder: Path, credentials_fil
         if _own_series(tags.get("SeriesDescription", ""), tags.get("Manufacturer", "")):
             skipped += len(ids)
             continue
+        paths = []
         for iid in ids:
             data = client.instance_file(iid)
-            path = folder / f"{hashlib.sha256(data).hexdigest()[:24]}.dcm"
-            atomic_write_bytes(path, data)
-            if _keep(path):
-                kept += 1
-            else:
-                path.unlink()
-                skipped += 1
+            paths.append(folder / f"{hashlib.sha256(data).hexdigest()[:24]}.dcm")
+            atomic_write_bytes(paths[-1], data)
+        k, s = _keep_screenable(paths)
+        kept, skipped = kept + k, skipped + s
+    return kept, skipped
+
+
+def _keep_screenable(paths) -> tuple[int, int]:
+    """Delete the fetched files that are not to be screened; (kept, deleted)."""
+    kept = skipped = 0
+    for path in paths:
+        if _keep(path):
+            kept += 1
+        else:
+            path.unlink()
+            skipped += 1
     return kept, skipped
 
 
@@ -137,14 +147,8 @@ def fetch_dimse(src: PacsSource, study_uid: str, folder: Path, local_ae: str, lo
     with StorageSCP(folder, local_ae, local_port) as scp:
         if wanted:
             move_series(src.peer, study_uid, wanted, scp)
-    kept = 0
-    for path in scp.received:
-        if _keep(path):
-            kept += 1
-        else:
-            path.unlink()
-            skipped += 1
-    return kept, skipped
+    kept, dropped = _keep_screenable(scp.received)
+    return kept, skipped + dropped
 
 
 def upload(src: PacsSource, results: list[ResultFiles], credentials_file=None, local_ae: str = "ECHOAVC") -> list[str]:
