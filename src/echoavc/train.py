@@ -17,7 +17,6 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import numpy as np
 
 from echoavc.bundle import load_bundle, save_bundle
@@ -60,33 +59,10 @@ def _ingest_settings_of(table) -> IngestSettings:
 def validation_screening(bundle, table, split, part: str = "val", backend: str = "torch",
                          progress: bool = False) -> list:
     """Run the screening path over ``part``'s valve and other-view frames, clip by clip (ClipResults, with the
-    table's study id as the exam id)."""
-    from echoavc.bundle import Bundle
-    from echoavc.detector.evaluate import part_frames
-    from echoavc.files import progress_bar
-    from echoavc.screening import ClipResult, Screener
+    table's study id as the exam id): :func:`echoavc.evaluate.heldout.screen_table_part`."""
+    from echoavc.evaluate.heldout import screen_table_part
 
-    bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
-    screener = Screener(bundle, backend)
-    frames = part_frames(table, split, part)
-    clips = []
-    groups = list(frames.groupby("source_sha256", sort=True))
-    with progress_bar(f"validating on the {part} part", len(groups), enabled=progress) as advance:
-        for sha, g in groups:
-            g = g.sort_values("frame_index")
-            images = []
-            for p in g["image_path"]:
-                img = cv2.imread(str(table.image_file(p)), cv2.IMREAD_GRAYSCALE)
-                if img is None:
-                    raise EchoAVCError("cannot read frame image", table.image_file(p))
-                images.append(img)
-            exam = str(g["study_id"].iloc[0])
-            res = screener.screen(images, [int(k) for k in g["frame_index"]], exam, str(sha))
-            decided = [i for i, f in enumerate(res) if f.status == "decided"]
-            best = max(decided, key=lambda i: res[i].probability) if decided else None
-            clips.append(ClipResult(str(sha), str(sha), exam, res, best))
-            advance()
-    return clips
+    return screen_table_part(bundle, table, split, part, backend, progress)
 
 
 def validation_report(clips, table, frame_threshold: float, exam_threshold: float, aggregate: str) -> dict:
