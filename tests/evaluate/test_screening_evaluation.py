@@ -160,3 +160,28 @@ def test_evaluate_exams_counts_no_cone_and_truncated_exams_as_undetermined(scree
     rows = pd.read_csv(tmp_path / "ev" / "exams.csv", dtype=str)
     assert len(rows) == n_exams
     assert set(rows.loc[rows["decision"] == "undetermined", "exam_id"]) >= {exam_id_of(no_cone), exam_id_of(truncated)}
+
+
+# ---------------------------------------------------------------- train's test report
+
+
+def test_a_bundle_trained_on_a_three_part_split_carries_its_test_report(screening_bundle):
+    from echoavc.bundle import VALIDATION_LABEL, load_bundle
+
+    b = load_bundle(screening_bundle.bundle)
+    study = screening_bundle.study
+    test_patients = set(study.split.parts()["test"])
+    tf = study.table.frame
+    test = b.meta["test_summary"]
+    assert test["label"].startswith("test (held out")
+    assert test["counts"]["patients"] == len(test_patients)
+    assert test["counts"]["exams"] == tf.loc[tf["patient_id"].isin(test_patients), "study_id"].nunique()
+    assert test["thresholds"]["exam"] == pytest.approx(b.exam_threshold, abs=1e-4)
+    assert {"test/evaluation.md", "test/evaluation.json", "test/exams.csv"} <= set(b.meta["files"])
+    report = json.loads((b.folder / "test" / "evaluation.json").read_text())
+    assert report["counts"] == test["counts"] and report["data"]["part"] == "test"
+    # nothing about validation passes for held-out skill
+    assert b.meta["validation_summary"]["label"] == VALIDATION_LABEL
+    card = (b.folder / "MODEL_CARD.md").read_text()
+    assert "## Validation (used for model selection; optimistic)" in card and "## Test (held-out patients" in card
+    assert b.card()["test"] == test

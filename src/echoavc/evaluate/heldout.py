@@ -20,8 +20,8 @@ import pandas as pd
 from echoavc.errors import EchoAVCError
 from echoavc.evaluate.screening import ExamTruth, FrameTruth, evaluate_screening
 
-__all__ = ["screen_table_part", "table_truth", "read_exam_labels", "evaluate_dataset", "evaluate_exams",
-           "PART_LABELS"]
+__all__ = ["screen_table_part", "table_truth", "held_out_summary", "read_exam_labels", "evaluate_dataset",
+           "evaluate_exams", "PART_LABELS"]
 
 #: how each part of a split may be read: only a part no training choice used estimates skill
 PART_LABELS = {
@@ -140,6 +140,20 @@ def _finish(report: dict, rows: list[dict], bundle, out, t0: float) -> dict:
         write_evaluation(out, report)
     report.pop("_arrays", None)
     return report
+
+
+def held_out_summary(report: dict, where: str) -> dict:
+    """The headline of an evaluation for bundle.json: counts, coverage, exam metrics both ways, frame metrics."""
+    keep = ("auroc", "recall", "specificity", "accuracy", "balanced_accuracy")
+
+    def head(m):
+        return {k: m[k] for k in keep if k in m} | {"n": m.get("n")} if m else None
+
+    return {"label": report["data"]["label"], "counts": report["counts"],
+            "coverage": (report.get("coverage") or {}).get("exams"), "thresholds": report["thresholds"],
+            "exam_decided": head(report.get("exam_decided")),
+            "exam_undetermined_as_errors": head(report.get("exam_undetermined_as_errors")),
+            "clip": head(report.get("clip")), "frame": head(report.get("frame")), "report": where}
 
 
 # ---------------------------------------------------------------- raw exams
