@@ -145,7 +145,7 @@ def evaluate_screening(clips: Iterable, exam_truth: dict[str, ExamTruth], frame_
 
     clips = list(clips)
     failed = failed or {}
-    exams = {e["exam_id"]: e for e in exam_results(clips, exam_threshold, aggregate, n_boot=200, seed=seed)}
+    exams = {e["exam_id"]: e for e in exam_results(clips, exam_threshold, aggregate)}
     for exam_id, files in failed.items():
         if exam_id not in exams:
             exams[exam_id] = {"exam_id": exam_id, "sources": [], "n_frames": 0, "n_decided": 0,
