@@ -88,8 +88,18 @@ def evaluate_frames(frames: list[dict], cohort_dir: Path) -> dict:
             "statuses": {s: sum(1 for _, x in pairs if x == s) for s in sorted({x for _, x in pairs})}}
 
 
+#: the held-out patients' seed: an evaluation seed (docs/evaluation.md, seed registry), never tuned on
+HELDOUT_SEED = 900_001
+
+
 def run_demo(out: str | Path, patients: int = 60, heldout: int = 16, seed: int = 2026, preset: str = "cpu",
-             workers: int = 1, progress: bool = True, log: Callable[[str], None] = print) -> DemoResult:
+             workers: int = 1, progress: bool = True, log: Callable[[str], None] = print,
+             heldout_seed: int = HELDOUT_SEED) -> DemoResult:
+    """``seed`` makes the training cohort (any seed); ``heldout_seed`` the held-out patients, which must be an
+    evaluation seed: the demo refuses to report on a seed settings were tuned on."""
+    from echoavc.evaluate.seeds import require_evaluation_seed
+
+    require_evaluation_seed(heldout_seed, "demo's held-out patients")
     from echoavc.bundle import load_bundle
     from echoavc.predict import predict
     from echoavc.synth.cohort import make_cohort
@@ -120,10 +130,11 @@ def run_demo(out: str | Path, patients: int = 60, heldout: int = 16, seed: int =
     seconds["train"] = round(time.perf_counter() - t, 1)
 
     t = time.perf_counter()
-    held = out / "heldout"
+    held = out / f"heldout-{heldout_seed}"  # named by its seed: a folder from an older seed is never reused
     if not (held / "labels.csv").is_file():
-        log(f"[3/4] synthesising {heldout} held-out patients (seed {seed + 1}, never seen in training) ...")
-        make_cohort(held, heldout, seed=seed + 1, frames_per_exam=8, exams_per_patient=1, workers=workers,
+        log(f"[3/4] synthesising {heldout} held-out patients (evaluation seed {heldout_seed}, never seen in "
+            "training or tuning) ...")
+        make_cohort(held, heldout, seed=heldout_seed, frames_per_exam=8, exams_per_patient=1, workers=workers,
                     progress=progress, prevalence=0.5)
     seconds["heldout"] = round(time.perf_counter() - t, 1)
 
