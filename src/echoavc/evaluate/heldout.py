@@ -214,9 +214,10 @@ def _dicom_header(name: str) -> tuple[str | None, str | None]:
 
 
 def evaluate_exams(model, exams, labels, out, backend: str = "auto", workers: int = 1, n_boot: int = 1000,
-                   progress: bool = False, settings=None) -> dict:
+                   progress: bool = False, settings=None, overlays: str = "none", report: bool = False) -> dict:
     """``echoavc predict`` on ``exams`` (files, folders, zips) into ``out/screening``, joined with ``labels``
-    (labels.csv); every file counted, an exam whose files all failed or gave no decided frame undetermined."""
+    (labels.csv); every file counted, an exam whose files all failed or gave no decided frame undetermined.
+    ``overlays``/``report``: predict's pictures and HTML report (off by default: the metrics need neither)."""
     from echoavc.bundle import load_bundle
     from echoavc.predict import predict
     from echoavc.screening import ClipResult, FrameResult, exam_id_of
@@ -227,7 +228,7 @@ def evaluate_exams(model, exams, labels, out, backend: str = "auto", workers: in
     truth = read_exam_labels(labels)
     exam_dirs = exams if isinstance(exams, (list, tuple)) else [exams]
     rep = predict(exam_dirs, bundle.folder, out / "screening", backend=backend, settings=settings,
-                  workers=workers, overlays="none", report=False, progress=progress)
+                  workers=workers, overlays=overlays, report=report, progress=progress)
     clips = [ClipResult(r["source"], r["source"], r["exam_id"],
                         [FrameResult(**{k: v for k, v in f.items() if k != "status_text"}) for f in fr], None)
              for r, fr in _clips_of(rep.frames)]
@@ -247,14 +248,15 @@ def evaluate_exams(model, exams, labels, out, backend: str = "auto", workers: in
         else:
             failed.setdefault(exam_id_of(study), []).append(f["source"])
     s = settings or bundle.screening
-    report, rows = evaluate_screening(clips, truth, bundle.frame_threshold, bundle.exam_threshold,
+    result, rows = evaluate_screening(clips, truth, bundle.frame_threshold, bundle.exam_threshold,
                                       s.exam_aggregate, failed=failed, n_boot=n_boot)
     seen = {c.exam_id for c in clips} | set(failed)
-    report["data"] = {"source": "exams", "exams": [str(e) for e in exam_dirs], "labels": str(labels),
+    result["data"] = {"source": "exams", "exams": [str(e) for e in exam_dirs], "labels": str(labels),
                       "label": "raw exams with exam-level labels",
                       "failed_files": rep.failures, "failed_files_without_exam": unattributed,
                       "labelled_exams_without_files": sorted(set(truth) - seen)}
-    return _finish(report, rows, bundle, out, t0)
+    result["screening"] = str(out / "screening")
+    return _finish(result, rows, bundle, out, t0)
 
 
 def _clips_of(frames: list[dict]):
