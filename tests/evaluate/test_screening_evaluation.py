@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -185,3 +186,21 @@ def test_a_bundle_trained_on_a_three_part_split_carries_its_test_report(screenin
     card = (b.folder / "MODEL_CARD.md").read_text()
     assert "## Validation (used for model selection; optimistic)" in card and "## Test (held-out patients" in card
     assert b.card()["test"] == test
+
+
+def test_the_cli_evaluates_a_dataset_part_and_prints_both_ways(screening_bundle, tmp_path):
+    from echoavc.evaluate.cli import evaluate_command
+
+    app = typer.Typer()
+    app.command()(evaluate_command)
+    study = screening_bundle.study
+    split = copy.copy(study.split).save(tmp_path / "split.json")  # a copy: the fixture's split stays as it is
+    out = tmp_path / "cli"
+    r = CliRunner().invoke(app, ["--model", str(screening_bundle.bundle), "--data", str(study.root / "table"),
+                                 "--split", str(split), "--out", str(out), "--n-boot", "200", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert "test (held out" in r.output and "undetermined = error" in r.output
+    assert (out / "evaluation.md").is_file() and (out / "evaluation.json").is_file()
+    r = CliRunner().invoke(app, ["--model", str(screening_bundle.bundle), "--data", str(study.root / "table"),
+                                 "--split", str(split), "--part", "holdout", "--out", str(out)])
+    assert r.exit_code == 2 and "part must be one of" in r.output

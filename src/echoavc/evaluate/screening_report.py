@@ -113,7 +113,8 @@ def write_evaluation(out, report: dict) -> dict:
             thr = report["thresholds"]["exam" if level == "exam" else "frame"]
             reliability_diagram(y, np.clip(p, 0, 1), out / f"reliability_{level}.png",
                                 title=f"{level}s: reliability (n = {len(y)})")
-            roc_diagram(y, p, float(thr), out / f"roc_{level}.png", title=f"{level}s: ROC and operating point")
+            thr = float("inf") if thr is None else float(thr)  # None: an infinite threshold (calls nothing)
+            roc_diagram(y, p, thr, out / f"roc_{level}.png", title=f"{level}s: ROC and operating point")
             files[f"reliability_{level}"] = str(out / f"reliability_{level}.png")
             files[f"roc_{level}"] = str(out / f"roc_{level}.png")
     rows = report.get("rows", [])
