@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from echoavc.cliutil import SPLIT_HELP, err, fail
+from echoavc.cliutil import DATA_HELP, SplitOpt, err, fail
 from echoavc.errors import EchoAVCError
 
 __all__ = ["evaluate_command"]
@@ -19,12 +19,12 @@ __all__ = ["evaluate_command"]
 def evaluate_command(
     model: Annotated[Path, typer.Option("--model", help="Model bundle folder (echoavc train).")],
     out: Annotated[Path, typer.Option("--out", help="Report folder: evaluation.md/.json, exams.csv, PNGs.")],
-    data: Annotated[Optional[Path], typer.Option("--data", metavar="DATASET",
-                                                 help="Dataset folder (echoavc dataset build) with its split.")]
-    = None,
+    # the CLI's shared --data spelling (cliutil.DataOpt), optional here: --exams is the other source
+    data: Annotated[Optional[Path], typer.Option("--data", "--table", metavar="DATASET", help=DATA_HELP,
+                                                 show_default=False)] = None,
     part: Annotated[str, typer.Option("--part", help="Part of the split: test (held out), val (optimistic), "
                                       "train.")] = "test",
-    split: Annotated[Optional[Path], typer.Option("--split", metavar="SPLIT", help=SPLIT_HELP)] = None,
+    split: SplitOpt = None,
     exams: Annotated[Optional[list[Path]], typer.Option("--exams", help="DICOM files, folders or zips of raw "
                                                         "exams (with --labels).")] = None,
     labels: Annotated[Optional[Path], typer.Option("--labels", help="labels.csv: one row per exam (Study "
