@@ -51,6 +51,12 @@ def test_undetermined_exams_are_counted_both_ways_and_never_dropped():
     assert by["E4"]["n_failed_files"] == 1 and by["E4"]["decision"] == "undetermined"
     assert "cone" in by["E3"]["reason"]
     assert set(dec["by_vendor"]) == {"V1", "V2"} and set(dec["recall_by_grade"]) == {"2"}
+    # a labelled exam with no file at all is undetermined too, not left out
+    more = {**truth, "E7": ExamTruth("E7", "PE7", 1, 1)}
+    r2, _ = evaluate_screening(clips, more, 0.5, 0.5, "mean", failed={"E4": ["e.dcm"]}, missing=["E7"], n_boot=200)
+    assert (r2["counts"]["exams"], r2["counts"]["exams_undetermined"], r2["counts"]["exams_without_files"]) == (7, 3, 1)
+    assert r2["exam_undetermined_as_errors"]["recall"]["count"] == "2/4"
+    assert "no input file" in {u["exam_id"]: u for u in r2["undetermined"]}["E7"]["reason"]
     # clips judged alone: E1's two clips and the other decided ones
     assert (c["clips"], c["clips_decided"]) == (6, 5)
     assert report["clip"]["n"] == 5

@@ -248,13 +248,16 @@ def evaluate_exams(model, exams, labels, out, backend: str = "auto", workers: in
         else:
             failed.setdefault(exam_id_of(study), []).append(f["source"])
     s = settings or bundle.screening
-    result, rows = evaluate_screening(clips, truth, bundle.frame_threshold, bundle.exam_threshold,
-                                      s.exam_aggregate, failed=failed, n_boot=n_boot)
     seen = {c.exam_id for c in clips} | set(failed)
+    # labels.csv defines the cohort: a labelled exam with no file (or only files that could not be tied to it)
+    # is undetermined, never left out
+    missing = sorted(set(truth) - seen)
+    result, rows = evaluate_screening(clips, truth, bundle.frame_threshold, bundle.exam_threshold,
+                                      s.exam_aggregate, failed=failed, missing=missing, n_boot=n_boot)
     result["data"] = {"source": "exams", "exams": [str(e) for e in exam_dirs], "labels": str(labels),
                       "label": "raw exams with exam-level labels",
                       "failed_files": rep.failures, "failed_files_without_exam": unattributed,
-                      "labelled_exams_without_files": sorted(set(truth) - seen)}
+                      "labelled_exams_without_files": missing}
     result["screening"] = str(out / "screening")
     return _finish(result, rows, bundle, out, t0)
 

@@ -133,13 +133,16 @@ def undetermined_scores(calcified: Sequence[int], threshold: float) -> np.ndarra
 def evaluate_screening(clips: Iterable, exam_truth: dict[str, ExamTruth], frame_threshold: float,
                        exam_threshold: float, aggregate: str = "mean",
                        frame_truth: dict[tuple[str, int], FrameTruth] | None = None,
-                       failed: dict[str, list[str]] | None = None, n_boot: int = 1000, seed: int = 0) -> tuple[dict, list[dict]]:
+                       failed: dict[str, list[str]] | None = None, missing: Iterable[str] = (), n_boot: int = 1000,
+                       seed: int = 0) -> tuple[dict, list[dict]]:
     """(report, per-exam rows) for screening results against the truth.
 
     ``exam_truth``: exam id -> ExamTruth (exams without a label are counted and left out of the metrics).
     ``frame_truth``: (clip sha256, frame index) -> FrameTruth, when frames carry their own labels; else each
     decided frame takes its exam's label. ``failed``: exam id -> files of that exam the pipeline failed on
     (unreadable, truncated); an exam known only through failed files is undetermined, never dropped.
+    ``missing``: labelled exams no input file was found for (or whose failed files could not be tied to them):
+    undetermined as well.
     """
     from echoavc.screening.exams import exam_results
 
@@ -150,6 +153,10 @@ def evaluate_screening(clips: Iterable, exam_truth: dict[str, ExamTruth], frame_
         if exam_id not in exams:
             exams[exam_id] = {"exam_id": exam_id, "sources": [], "n_frames": 0, "n_decided": 0,
                               "probability": None, "decision": "undetermined", "reason": "every file failed"}
+    for exam_id in missing:
+        if exam_id not in exams:
+            exams[exam_id] = {"exam_id": exam_id, "sources": [], "n_frames": 0, "n_decided": 0, "probability": None,
+                              "decision": "undetermined", "reason": "no input file found for this labelled exam"}
     labelled = sorted(e for e in exams if e in exam_truth and exam_truth[e].calcified is not None)
     unlabelled = sorted(set(exams) - set(labelled))
 
@@ -211,6 +218,7 @@ def evaluate_screening(clips: Iterable, exam_truth: dict[str, ExamTruth], frame_
                    "exams_unlabelled": len(unlabelled), "patients": len({r["patient_id"] for r in rows}),
                    "clips": clip_rows["clips"], "clips_decided": clip_rows["decided"],
                    "failed_files": sum(len(v) for v in failed.values()),
+                   "exams_without_files": sum(1 for e in set(missing) if e in exam_truth),
                    "frames_scored": len(frames.y)},
         "coverage": {"exams": proportion(len(rows) - n_und, len(rows)) if rows else None,
                      "clips": proportion(clip_rows["decided"], clip_rows["clips"]) if clip_rows["clips"] else None},
