@@ -29,7 +29,7 @@ def _frame(exam, src, i, status="decided", p=None):
 # ---------------------------------------------------------------- exam arithmetic (no models)
 
 
-def test_exam_is_the_mean_of_decided_frames_with_a_clip_bootstrap_interval():
+def test_exam_is_the_mean_of_decided_frames_with_its_clips_spread_and_agreement():
     a = ClipResult("a.dcm", "s1", "E1", [_frame("E1", "a.dcm", 0, p=0.2), _frame("E1", "a.dcm", 1, p=0.4),
                                          _frame("E1", "a.dcm", 2, "no_valve")], best=1)
     b = ClipResult("b.dcm", "s2", "E1", [_frame("E1", "b.dcm", 0, p=0.9),
@@ -38,9 +38,12 @@ def test_exam_is_the_mean_of_decided_frames_with_a_clip_bootstrap_interval():
     assert e["n_frames"] == 5 and e["n_decided"] == 3
     assert e["probability"] == pytest.approx(0.5)  # low-confidence frames do not count
     assert e["decision"] == "calcified"
-    lo, hi = e["interval"]
-    # resampling clips: the clip means are 0.3 and 0.9, so every resample lies between them
-    assert 0.2 <= lo <= 0.5 <= hi <= 0.9 and lo < hi
+    # what the decision rests on: two clips (means 0.3 and 0.9) that disagree, three decided frames
+    assert (e["n_clips"], e["n_clips_decided"]) == (2, 2)
+    assert e["clip_probabilities"] == pytest.approx([0.3, 0.9])
+    assert e["spread"] == pytest.approx([0.3, 0.9]) and e["spread_of"] == "clips"
+    assert (e["clips_agreeing"], e["frames_agreeing"]) == ("1/2", "1/3")
+    assert "interval" not in e  # a range over two clips is not a 95% interval, and is not called one
     assert e["driving_frame"] == {"source": "b.dcm", "frame_index": 0, "probability": 0.9}
     (e2,) = exam_results([a, b], threshold=0.51)
     assert e2["decision"] == "not calcified"
@@ -53,13 +56,14 @@ def test_exams_without_decided_frames_are_undetermined_and_say_why():
     other = ClipResult("d.dcm", "s", "E3", [_frame("E3", "d.dcm", 0, "no_valve"),
                                             _frame("E3", "d.dcm", 1, "low_confidence", p=0.7)])
     e2, e3 = exam_results([cone, other], threshold=0.5)
-    assert (e2["decision"], e2["probability"], e2["interval"]) == ("undetermined", None, None)
+    assert (e2["decision"], e2["probability"], e2["spread"]) == ("undetermined", None, None)
     assert "cone" in e2["reason"] and "valve" in e3["reason"]
 
 
 def test_one_decided_frame_has_no_spread_and_says_so():
     (e,) = exam_results([ClipResult("a", "s", "E", [_frame("E", "a", 0, p=0.7)], best=0)], 0.5)
-    assert e["interval"] == [0.7, 0.7] and "one decided frame" in e["reason"]
+    assert e["spread"] == [0.7, 0.7] and e["spread_of"] == "frames" and "one decided frame" in e["reason"]
+    assert (e["clips_agreeing"], e["frames_agreeing"]) == ("1/1", "1/1")
 
 
 def test_valve_located_on_a_few_frames_is_given_to_the_nearest_frames():
@@ -164,7 +168,8 @@ def test_exam_decisions_follow_the_validated_exam_threshold(screened, screening_
         assert e["threshold"] == pytest.approx(thr)
         if e["probability"] is not None:
             assert e["decision"] == ("calcified" if e["probability"] >= thr else "not calcified")
-            assert e["interval"][0] <= e["probability"] <= e["interval"][1]
+            assert e["spread"][0] <= e["probability"] <= e["spread"][1]
+            assert e["n_clips_decided"] <= e["n_clips"] and e["n_decided"] <= e["n_frames"]
             assert e["driving_frame"]["probability"] >= e["probability"] - 1e-9
     ex = pd.read_csv(root / "out" / "exams.csv")
     assert list(ex["exam_id"]) == [e["exam_id"] for e in rep.exams]

@@ -9,7 +9,8 @@ A bundle is what ``echoavc train`` writes and ``echoavc predict`` reads::
     BUNDLE/classifier/model.safetensors     the calcification classifier, classifier.json (crop,
     BUNDLE/classifier/classifier.json       normalisation, calibration, frame threshold), model.onnx
     BUNDLE/classifier/model.onnx
-    BUNDLE/validation/...                   the validation report (JSON, Markdown, reliability diagram)
+    BUNDLE/validation/...                   the validation report (used for model selection; optimistic)
+    BUNDLE/test/...                         the test report: ``echoavc evaluate`` on the split's test part, once
     BUNDLE/MODEL_CARD.md
 
 Ultralytics and PyTorch checkpoints are pickles, and unpickling a file runs whatever code it names, so a
@@ -33,7 +34,12 @@ from echoavc.files import atomic_folder, atomic_write_text
 from echoavc.preprocess.record import Preprocessing
 from echoavc.settings import ConeSettings, IngestSettings, ScreeningSettings, from_dict
 
-BUNDLE_FORMAT = "echoavc-bundle/1"
+#: format 2 adds ``test_summary`` (the held-out test report's headline figures, or null) and ``test/``
+BUNDLE_FORMAT = "echoavc-bundle/2"
+#: the formats :func:`load_bundle` reads (a format-1 bundle simply has no test report)
+READABLE_FORMATS = (BUNDLE_FORMAT, "echoavc-bundle/1")
+#: how validation figures are labelled wherever they are shown
+VALIDATION_LABEL = "validation (used for model selection; optimistic)"
 BUNDLE_FILE = "bundle.json"
 DETECTOR_STATE = "detector.safetensors"
 DETECTOR_ONNX = "detector.onnx"
@@ -161,6 +167,7 @@ class Bundle:
             "screening": m.get("screening"),
             "training_data": m.get("training"),
             "validation": m.get("validation_summary"),
+            "test": m.get("test_summary"),
             "limitations": m.get("limitations"),
         }
 
@@ -169,7 +176,8 @@ def save_bundle(out: str | Path, *, detector_weights: str | Path, classifier_dir
                 ingest: IngestSettings, screening: ScreeningSettings, exam_threshold: float,
                 training: dict | None = None, validation: dict | None = None, validation_files: dict | None = None,
                 detector_settings=None, name: str | None = None, onnx: bool = True,
-                limitations: list[str] | None = None) -> Path:
+                limitations: list[str] | None = None, test: dict | None = None,
+                test_files: dict | None = None) -> Path:
     """Assemble a bundle from a trained detector checkpoint and classifier folder; returns its folder.
 
     The folder is built beside ``out`` and renamed into place, so an interrupted save leaves no half bundle
@@ -196,8 +204,10 @@ def save_bundle(out: str | Path, *, detector_weights: str | Path, classifier_dir
         cmeta = read_meta(cdir)
         if onnx:
             Classifier.load(cdir, backend="onnx")  # exports model.onnx beside the weights
-        for rel, content in (validation_files or {}).items():
-            p = tmp / "validation" / rel
+        files = [("validation", rel, c) for rel, c in (validation_files or {}).items()]
+        files += [("test", rel, c) for rel, c in (test_files or {}).items()]
+        for where, rel, content in files:
+            p = tmp / where / rel
             p.parent.mkdir(parents=True, exist_ok=True)
             if isinstance(content, (str, Path)) and Path(content).is_file():
                 shutil.copy2(content, p)
@@ -222,6 +232,7 @@ def save_bundle(out: str | Path, *, detector_weights: str | Path, classifier_dir
                "calibration_data": cmeta.get("calibration_data")},
             "training": _jsonable(training or {}),
             "validation_summary": _jsonable(validation or {}),
+            "test_summary": _jsonable(test) if test is not None else None,
             "limitations": limitations or [],
         }
         (tmp / "MODEL_CARD.md").write_text(model_card_markdown(meta))
@@ -248,7 +259,7 @@ def load_bundle(path: str | Path, ingest: IngestSettings | None = None, verify: 
     except (OSError, ValueError) as exc:
         raise EchoAVCError(f"unreadable {BUNDLE_FILE} ({type(exc).__name__})", meta_path) from None
     fmt = meta.get("format") if isinstance(meta, dict) else None
-    if fmt != BUNDLE_FORMAT:
+    if fmt not in READABLE_FORMATS:
         raise EchoAVCError(f"bundle format {fmt!r} is not {BUNDLE_FORMAT!r}: it was made by an incompatible "
                            "echoavc version; retrain it or use the version that made it", meta_path)
     for key in ("preprocessing", "screening", "thresholds", "files"):
@@ -332,11 +343,33 @@ def model_card_markdown(meta: dict) -> str:
              "## Thresholds (chosen on validation)",
              f"- frame: {meta['thresholds']['frame']:.4f} ({meta['thresholds'].get('frame_rule')})",
              f"- exam: {meta['thresholds']['exam']:.4f} ({meta['thresholds'].get('exam_rule')})", "",
-             "## Validation", "```", json.dumps(meta.get("validation_summary", {}), indent=1)[:4000], "```", "",
+             "## Test (held-out patients; echoavc evaluate on the split's test part)",
+             *_test_lines(meta.get("test_summary")), "",
+             f"## {VALIDATION_LABEL[0].upper()}{VALIDATION_LABEL[1:]}", "```",
+             json.dumps(meta.get("validation_summary", {}), indent=1)[:4000], "```", "",
              "## Training data", "```", json.dumps(meta.get("training", {}), indent=1)[:3000], "```", ""]
     if meta.get("limitations"):
         lines += ["## Limitations", *[f"- {x}" for x in meta["limitations"]], ""]
     return "\n".join(lines)
+
+
+def _test_lines(test: dict | None) -> list[str]:
+    if not test:
+        return ["None: the split had no test part, so no figure here is held out."]
+    if test.get("note"):
+        return [test["note"]]
+
+    def fmt(m):
+        return "n/a" if not m or m.get("value") is None else f"{m['value']:.2f} [{m['low']:.2f}, {m['high']:.2f}]"
+
+    c = test.get("counts", {})
+    out = [f"{c.get('exams')} exams of {c.get('patients')} patients; coverage (exams decided / exams) "
+           f"{fmt(test.get('coverage'))}. 95% intervals; full report in {test.get('report')}."]
+    for way, title in (("exam_decided", "over decided exams"),
+                       ("exam_undetermined_as_errors", "undetermined exams counted as errors")):
+        m = test.get(way) or {}
+        out.append(f"- {title}: " + ", ".join(f"{k} {fmt(m.get(k))}" for k in ("auroc", "recall", "specificity")))
+    return out
 
 
 def with_screening(bundle: Bundle, **overrides) -> ScreeningSettings:
@@ -344,5 +377,5 @@ def with_screening(bundle: Bundle, **overrides) -> ScreeningSettings:
     return replace(bundle.screening, **{k: v for k, v in overrides.items() if v is not None})
 
 
-__all__ = ["Bundle", "BUNDLE_FORMAT", "save_bundle", "load_bundle", "looks_like_pickle", "preprocessing_of",
+__all__ = ["Bundle", "BUNDLE_FORMAT", "READABLE_FORMATS", "VALIDATION_LABEL", "save_bundle", "load_bundle", "looks_like_pickle", "preprocessing_of",
            "RESEARCH_ONLY", "with_screening", "Preprocessing"]

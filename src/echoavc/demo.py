@@ -1,8 +1,9 @@
 """``echoavc demo``: the whole pipeline on synthetic data, start to finish, on a laptop.
 
 synthesise a training cohort -> ingest -> dataset build -> patient split -> train both stages (one bundle)
--> synthesise held-out patients (another seed) -> screen their exams with ``predict`` -> compare the exam
-decisions with the generator's truth (intervals on every number) -> the HTML report.
+-> synthesise held-out patients (an evaluation seed, never tuned on) -> ``echoavc evaluate`` on their raw
+exams (``predict``, joined with the generator's labels; every file counted; intervals on every number)
+-> the HTML report. The figures printed are held-out test figures only.
 
 Every step keeps its output, so a re-run continues where an interrupted one stopped.
 """
@@ -88,10 +89,19 @@ def evaluate_frames(frames: list[dict], cohort_dir: Path) -> dict:
             "statuses": {s: sum(1 for _, x in pairs if x == s) for s in sorted({x for _, x in pairs})}}
 
 
+#: the held-out patients' seed: an evaluation seed (docs/evaluation.md, seed registry), never tuned on
+HELDOUT_SEED = 900_001
+
+
 def run_demo(out: str | Path, patients: int = 60, heldout: int = 16, seed: int = 2026, preset: str = "cpu",
-             workers: int = 1, progress: bool = True, log: Callable[[str], None] = print) -> DemoResult:
-    from echoavc.bundle import load_bundle
-    from echoavc.predict import predict
+             workers: int = 1, progress: bool = True, log: Callable[[str], None] = print,
+             heldout_seed: int = HELDOUT_SEED) -> DemoResult:
+    """``seed`` makes the training cohort (any seed); ``heldout_seed`` the held-out patients, which must be an
+    evaluation seed: the demo refuses to report on a seed settings were tuned on."""
+    from echoavc.evaluate.seeds import require_evaluation_seed
+
+    require_evaluation_seed(heldout_seed, "demo's held-out patients")
+    from echoavc.evaluate.heldout import evaluate_exams as evaluate_held_out
     from echoavc.synth.cohort import make_cohort
     from echoavc.synth.study import make_study
     from echoavc.train import train_bundle
@@ -120,10 +130,11 @@ def run_demo(out: str | Path, patients: int = 60, heldout: int = 16, seed: int =
     seconds["train"] = round(time.perf_counter() - t, 1)
 
     t = time.perf_counter()
-    held = out / "heldout"
+    held = out / f"heldout-{heldout_seed}"  # named by its seed: a folder from an older seed is never reused
     if not (held / "labels.csv").is_file():
-        log(f"[3/4] synthesising {heldout} held-out patients (seed {seed + 1}, never seen in training) ...")
-        make_cohort(held, heldout, seed=seed + 1, frames_per_exam=8, exams_per_patient=1, workers=workers,
+        log(f"[3/4] synthesising {heldout} held-out patients (evaluation seed {heldout_seed}, never seen in "
+            "training or tuning) ...")
+        make_cohort(held, heldout, seed=heldout_seed, frames_per_exam=8, exams_per_patient=1, workers=workers,
                     progress=progress, prevalence=0.5)
     seconds["heldout"] = round(time.perf_counter() - t, 1)
 
@@ -134,35 +145,45 @@ def run_demo(out: str | Path, patients: int = 60, heldout: int = 16, seed: int =
         corrupt.write_bytes(first.read_bytes()[: first.stat().st_size // 3])
 
     t = time.perf_counter()
-    log("[4/4] screening the held-out exams ...")
-    rep = predict([held / "dicom"], bundle, out / "screening", workers=workers, progress=progress)
+    log("[4/4] echoavc evaluate on the held-out exams ...")
+    ev_dir = out / f"evaluation-{heldout_seed}"
+    evaluation = evaluate_held_out(bundle, held / "dicom", held / "labels.csv", ev_dir, workers=workers,
+                                   progress=progress, overlays="driving", report=True)
     seconds["screen"] = round(time.perf_counter() - t, 1)
-    b = load_bundle(bundle)
-    evaluation = evaluate_exams(rep.exams, heldout_truth(held), b.exam_threshold)
-    evaluation["frames"] = evaluate_frames(rep.frames, held)
-    evaluation["failures"] = rep.failures
-    evaluation["bundle_validation"] = b.meta.get("validation_summary")
+    frames = json.loads((ev_dir / "screening" / "results.json").read_text())["frames"]
+    evaluation["frames"] = evaluate_frames(frames, held)
+    evaluation["heldout_seed"] = heldout_seed
     evaluation["seconds"] = seconds
     atomic_write_text(out / "heldout_evaluation.json", json.dumps(evaluation, indent=1, default=str) + "\n")
-    return DemoResult(out, bundle, rep.report_html, evaluation, seconds)
+    return DemoResult(out, bundle, ev_dir / "screening" / "report.html", evaluation, seconds)
 
 
 def describe(ev: dict) -> str:
-    def fmt(k):
-        m = ev.get(k)
+    """The demo's closing lines: held-out test figures from ``echoavc evaluate`` (never validation figures)."""
+    def fmt(m):
         if not isinstance(m, dict) or m.get("value") is None:
-            return f"{k} n/a"
-        return f"{k} {m['value']:.2f} [{m['low']:.2f}, {m['high']:.2f}]"
+            return "n/a"
+        return f"{m['value']:.2f} [{m['low']:.2f}, {m['high']:.2f}]"
 
-    a = ev["agreement"]
+    c = ev["counts"]
+    dec, err = ev.get("exam_decided") or {}, ev.get("exam_undetermined_as_errors") or {}
     fr = ev.get("frames", {})
-    views = (f"; frames: valve view decided {fr['valve_view_decided']['count']}, other views rejected "
-             f"{fr['other_views_no_valve']['count']}" if fr else "")
-    bad = ev.get("failures") or []
-    return (f"held-out exams: {a['correct']}/{a['decided']} decided correctly ({ev['undetermined']} undetermined); "
-            + ", ".join(fmt(k) for k in ("auroc", "recall", "specificity")) + views
-            + (f"; {len(bad)} file(s) failed and were skipped" + (" (the deliberately truncated example)"
-               if len(bad) == 1 and bad[0]["source"].endswith(CORRUPT_NAME) else "") if bad else ""))
+    bad = (ev.get("data") or {}).get("failed_files") or []
+    lines = [f"held-out test exams (evaluation seed {ev.get('heldout_seed')}): {c['exams']} exams of "
+             f"{c['patients']} patients, coverage {fmt((ev.get('coverage') or {}).get('exams'))} "
+             f"({c['exams_undetermined']} undetermined)",
+             "  over decided exams:           " + ", ".join(f"{k} {fmt(dec.get(k))}"
+                                                             for k in ("auroc", "recall", "specificity")),
+             "  undetermined counted as error: " + ", ".join(f"{k} {fmt(err.get(k))}"
+                                                              for k in ("auroc", "recall", "specificity"))]
+    if fr:
+        lines.append(f"  frames: valve view decided {fr['valve_view_decided']['count']}, other views rejected "
+                     f"{fr['other_views_no_valve']['count']}")
+    if bad:
+        lines.append(f"  {len(bad)} file(s) failed and were counted against their exams"
+                     + (" (the deliberately truncated example)" if len(bad) == 1
+                        and bad[0]["source"].endswith(CORRUPT_NAME) else ""))
+    return "\n".join(lines)
 
 
 __all__ = ["run_demo", "evaluate_exams", "heldout_truth", "describe", "DemoResult"]

@@ -41,8 +41,9 @@ from echoavc.settings import ScreeningSettings, from_dict
 
 FRAME_COLUMNS = ["exam_id", "source", "frame_index", "status", "status_text", "valve_score", "valve_x1", "valve_y1",
                  "valve_x2", "valve_y2", "probability", "decision", "overlay"]
-EXAM_COLUMNS = ["exam_id", "decision", "probability", "interval_low", "interval_high", "threshold", "n_frames",
-                "n_decided", "driving_source", "driving_frame", "reason", "sources", "overlay"]
+EXAM_COLUMNS = ["exam_id", "decision", "probability", "threshold", "n_clips", "n_clips_decided", "n_frames",
+                "n_decided", "spread_low", "spread_high", "spread_of", "clips_agreeing", "frames_agreeing",
+                "driving_source", "driving_frame", "reason", "sources", "overlay"]
 
 # ---------------------------------------------------------------- the batch
 
@@ -193,9 +194,9 @@ def _frame_row(f: dict) -> dict:
 
 
 def _exam_row(e: dict) -> dict:
-    iv = e.get("interval") or ["", ""]
+    iv = e.get("spread") or ["", ""]
     d = e.get("driving_frame") or {}
-    return {**e, "interval_low": iv[0], "interval_high": iv[1], "driving_source": d.get("source", ""),
+    return {**e, "spread_low": iv[0], "spread_high": iv[1], "driving_source": d.get("source", ""),
             "driving_frame": d.get("frame_index", ""), "sources": ";".join(e["sources"]),
             "probability": "" if e["probability"] is None else e["probability"]}
 

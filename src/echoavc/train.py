@@ -3,11 +3,15 @@
 1. the detector on the training patients (Ultralytics; its own validation on the validation patients);
 2. the classifier on the training patients, calibrated and thresholded on the validation patients;
 3. the whole screening path (detector boxes, not the annotated ones) on every validation frame, which gives
-   the exam threshold (same rule as the frame threshold, on exam aggregates) and the validation report;
-4. :func:`echoavc.bundle.save_bundle`.
+   the exam threshold (same rule as the frame threshold, on exam aggregates) and the validation report,
+   labelled "validation (used for model selection; optimistic)";
+4. when the split has a test part: ``echoavc evaluate`` of the finished models and thresholds on it, once,
+   after every choice is made (:func:`echoavc.evaluate.heldout.evaluate_dataset`): the bundle's test report;
+5. :func:`echoavc.bundle.save_bundle`.
 
-The test part is never touched. Finished stages are kept in the work folder, so a re-run after an
-interruption continues where it stopped.
+Every choice (epochs, calibration, thresholds) is made on the validation part; the test part is only
+screened at the end, and nothing is chosen from it. Finished stages are kept in the work folder, so a re-run
+after an interruption continues where it stopped.
 """
 
 from __future__ import annotations
@@ -18,10 +22,9 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import numpy as np
 
-from echoavc.bundle import load_bundle, save_bundle
+from echoavc.bundle import VALIDATION_LABEL, Bundle, load_bundle, save_bundle
 from echoavc.errors import EchoAVCError
 from echoavc.runner import StateStore
 from echoavc.settings import (
@@ -63,33 +66,10 @@ def _ingest_settings_of(table) -> IngestSettings:
 def validation_screening(bundle, table, split, part: str = "val", backend: str = "torch",
                          progress: bool = False) -> list:
     """Run the screening path over ``part``'s valve and other-view frames, clip by clip (ClipResults, with the
-    table's study id as the exam id)."""
-    from echoavc.bundle import Bundle
-    from echoavc.detector.evaluate import part_frames
-    from echoavc.files import progress_bar
-    from echoavc.screening import ClipResult, Screener
+    table's study id as the exam id): :func:`echoavc.evaluate.heldout.screen_table_part`."""
+    from echoavc.evaluate.heldout import screen_table_part
 
-    bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
-    screener = Screener(bundle, backend)
-    frames = part_frames(table, split, part)
-    clips = []
-    groups = list(frames.groupby("source_sha256", sort=True))
-    with progress_bar(f"validating on the {part} part", len(groups), enabled=progress) as advance:
-        for sha, g in groups:
-            g = g.sort_values("frame_index")
-            images = []
-            for p in g["image_path"]:
-                img = cv2.imread(str(table.image_file(p)), cv2.IMREAD_GRAYSCALE)
-                if img is None:
-                    raise EchoAVCError("cannot read frame image", table.image_file(p))
-                images.append(img)
-            exam = str(g["study_id"].iloc[0])
-            res = screener.screen(images, [int(k) for k in g["frame_index"]], exam, str(sha))
-            decided = [i for i, f in enumerate(res) if f.status == "decided"]
-            best = max(decided, key=lambda i: res[i].probability) if decided else None
-            clips.append(ClipResult(str(sha), str(sha), exam, res, best))
-            advance()
-    return clips
+    return screen_table_part(bundle, table, split, part, backend, progress)
 
 
 def validation_report(clips, table, frame_threshold: float, exam_threshold: float, aggregate: str) -> dict:
@@ -191,6 +171,24 @@ def choose_exam_threshold(clips, table, screening: ScreeningSettings, frame_thre
         f"highest with recall >= {screening.min_recall} on {len(y)} validation exams ({int(y.sum())} calcified)"
 
 
+def held_out_test(provisional: Bundle, exam_threshold: float, table, split, work: Path, progress: bool = False,
+                  log: Callable[[str], None] = print) -> tuple[dict, dict]:
+    """(test summary, test report files) of the finished models with the chosen thresholds on the split's test
+    part, through ``echoavc evaluate``; a note and no files when the split has no test part."""
+    from echoavc.evaluate.heldout import evaluate_dataset, held_out_summary
+
+    if not split.parts().get("test"):
+        return {"note": "The split has no test part: no figure of this bundle is held out; run echoavc evaluate "
+                        "on held-out data."}, {}
+    log("[4/4] evaluating the finished bundle once on the test patients (echoavc evaluate) ...")
+    meta = {**provisional.meta, "thresholds": {**provisional.meta["thresholds"], "exam": float(exam_threshold)}}
+    final = Bundle(provisional.folder, meta)  # the same models and the thresholds the bundle will carry
+    out = work / "test-report"
+    rep = evaluate_dataset(final, table, "test", split, out, "torch", progress=progress)
+    files = {Path(p).name: Path(p) for p in rep["files"].values()}
+    return held_out_summary(rep, "test/evaluation.md"), files
+
+
 def train_bundle(data: str | Path, out: str | Path, preset: str = "cpu", split: str | Path | None = None,
                  work: str | Path | None = None, detector: DetectorSettings | None = None,
                  classifier: ClassifierSettings | None = None, screening: ScreeningSettings | None = None,
@@ -226,17 +224,17 @@ def train_bundle(data: str | Path, out: str | Path, preset: str = "cpu", split: 
     if detector_weights is not None:
         if not Path(detector_weights).is_file():
             raise EchoAVCError("no such detector checkpoint", detector_weights)
-        log(f"[1/3] detector: given ({detector_weights})")
+        log(f"[1/4] detector: given ({detector_weights})")
         rec = {"best": str(detector_weights), "model_name": "given", "seconds": None, "given": True}
     elif rec is None:
-        log(f"[1/3] detector ({det_s.model}, {det_s.epochs} epochs at {det_s.imgsz} px) ...")
+        log(f"[1/4] detector ({det_s.model}, {det_s.epochs} epochs at {det_s.imgsz} px) ...")
         res = train_from_table(table, sp, det_dir, det_s, progress=progress)
         if res.warning:
             log(f"warning: {res.warning}")
         rec = {"best": str(res.best), "model_name": res.model_name, "seconds": round(time.perf_counter() - t0, 1)}
         _mark_done(det_dir, det_fp, rec)
     else:
-        log("[1/3] detector: already trained (work folder)")
+        log("[1/4] detector: already trained (work folder)")
     t1 = time.perf_counter()
     clf_fp = {"table": table.fingerprint, "split": sp.fingerprint, "settings": asdict(clf_s)}
     crec = _stage_done(clf_dir, clf_fp)
@@ -245,17 +243,17 @@ def train_bundle(data: str | Path, out: str | Path, preset: str = "cpu", split: 
 
         clf_dir = Path(classifier_model)
         read_meta(clf_dir)  # one-line error for a folder that is not a classifier
-        log(f"[2/3] classifier: given ({clf_dir})")
+        log(f"[2/4] classifier: given ({clf_dir})")
         crec = {"seconds": None, "given": str(clf_dir)}
     elif crec is None:
-        log(f"[2/3] classifier ({clf_s.backbone}/{clf_s.pooling}, {clf_s.epochs} epochs at {clf_s.crop.size} px) ...")
+        log(f"[2/4] classifier ({clf_s.backbone}/{clf_s.pooling}, {clf_s.epochs} epochs at {clf_s.crop.size} px) ...")
         train_classifier(table, sp, clf_dir, clf_s, log=log if progress else None)
         crec = {"seconds": round(time.perf_counter() - t1, 1)}
         _mark_done(clf_dir, clf_fp, crec)
     else:
-        log("[2/3] classifier: already trained (work folder)")
+        log("[2/4] classifier: already trained (work folder)")
 
-    log("[3/3] validating the whole screening path on the validation patients ...")
+    log("[3/4] validating the whole screening path on the validation patients ...")
     ingest = _ingest_settings_of(table)
     common = dict(detector_weights=rec["best"], classifier_dir=clf_dir, ingest=ingest, screening=scr,
                   detector_settings=det_s, onnx=onnx)
@@ -265,6 +263,7 @@ def train_bundle(data: str | Path, out: str | Path, preset: str = "cpu", split: 
     exam_thr, why = choose_exam_threshold(clips, table, scr, frame_thr)
     val = validation_report(clips, table, frame_thr, exam_thr, scr.exam_aggregate)
     val["exam_threshold_rule"] = why
+    val["label"] = VALIDATION_LABEL
     cal = (provisional.meta.get("classifier") or {}).get("calibration_data") or {}
     val["classifier_calibration"] = cal
     if cal.get("kind") == "out-of-fold":
@@ -277,13 +276,17 @@ def train_bundle(data: str | Path, out: str | Path, preset: str = "cpu", split: 
                 "detector_given": str(detector_weights) if detector_weights else None,
                 "classifier_given": str(classifier_model) if classifier_model else None,
                 "detector_settings": asdict(det_s), "classifier_settings": asdict(clf_s)}
+    test, test_files = held_out_test(provisional, exam_thr, table, sp, work, progress, log)
+    held = (f"Test figures: {test['counts']['exams']} held-out exams of {test['counts']['patients']} patients, "
+            "screened once after every choice was made." if test.get("counts") else test.get("note", ""))
     limitations = ([val["caveat"]] if "caveat" in val else []) + [
-        "Validated on the validation patients of the training data only; the thresholds are only as good as "
-        f"that part ({val['counts']['patients']} patients, {val['counts']['exams']} exams).",
+        "Thresholds chosen on the validation patients; figures on them are optimistic "
+        f"({val['counts']['patients']} patients, {val['counts']['exams']} exams). " + held,
         "Frames must be parasternal short-axis views at aortic-valve level; other views are reported as 'no valve'.",
     ]
     path = save_bundle(out, exam_threshold=exam_thr, training=training, validation=val,
-                       validation_files={"report.json": val}, limitations=limitations, **common)
+                       validation_files={"report.json": val}, limitations=limitations, test=test,
+                       test_files=test_files, **common)
     log(f"bundle: {path} (frame threshold {frame_thr:.3f}, exam threshold {exam_thr:.3f}: {why}; "
         f"{time.perf_counter() - t0:.0f} s)")
     return path

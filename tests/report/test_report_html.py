@@ -37,11 +37,11 @@ def _inputs(out: Path):
     rel_f = write_overlay(out, OVERLAY_FRAME, _picture((10, 10, 250)))
     exams = [
         {"exam_id": EXAM_A, "sources": [SRC_A1, SRC_A2], "n_frames": 3, "n_decided": 2, "probability": 0.934,
-         "interval": [0.851, 0.981], "threshold": 0.5, "decision": "calcified", "reason": "",
+         "spread": [0.851, 0.981], "threshold": 0.5, "decision": "calcified", "reason": "",
          "driving_frame": {"source": SRC_A1, "frame_index": 0}, "overlay": rel_a},
         # Its overlay file was never written: the report must still build, without a thumbnail.
         {"exam_id": EXAM_B, "sources": [SRC_B], "n_frames": 2, "n_decided": 0, "probability": None,
-         "interval": None, "threshold": 0.5, "decision": "undetermined", "reason": "no frame with a valve > 0.5",
+         "spread": None, "threshold": 0.5, "decision": "undetermined", "reason": "no frame with a valve > 0.5",
          "driving_frame": None, "overlay": "overlays/missing <b>.png"},
     ]
     frames = [
@@ -135,7 +135,7 @@ def test_tables_have_one_row_per_exam_and_frame_and_statuses_in_words(report):
     for words in ("no ultrasound cone found", "no aortic valve found", "valve found with low confidence"):
         assert words in visible
     assert "low_confidence</td>" not in text
-    assert "0.93 [0.85, 0.98]" in visible  # exam probability with interval
+    assert "0.93 [0.85, 0.98]" in visible  # exam probability with its spread
     assert "<script>" in text and "data-sort" in text  # sortable tables
 
 

@@ -251,13 +251,15 @@ def build_sr(ev: ExamEvidence, meta: dict) -> Dataset:
 
 def _comment(exam: dict, meta: dict) -> str:
     p = exam.get("probability")
-    iv = exam.get("interval")
+    spread = exam.get("spread")
     parts = [RESEARCH_ONLY_TEXT.rstrip("."), f"echoavc screening: {exam.get('decision', 'undetermined')}"]
     if p is not None:
         parts.append(f"calibrated P(calcified) {float(p):.3f} at exam threshold {float(exam['threshold']):.3f}")
-    if iv:
-        parts.append(f"95% interval {float(iv[0]):.3f}-{float(iv[1]):.3f}")
+    if spread:  # a range over clips (or frames), not a confidence interval
+        parts.append(f"range over {exam.get('spread_of') or 'frames'} {float(spread[0]):.3f}-{float(spread[1]):.3f}")
     parts.append(f"{exam.get('n_decided', 0)} of {exam.get('n_frames', 0)} frames decided")
+    if exam.get("clips_agreeing"):
+        parts.append(f"clips agreeing {exam['clips_agreeing']}, frames agreeing {exam.get('frames_agreeing', '')}")
     if exam.get("reason"):
         parts.append(str(exam["reason"]))
     parts.append(f"bundle {meta.get('name', '')} ({bundle_hash(meta)})")

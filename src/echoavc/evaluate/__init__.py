@@ -4,6 +4,8 @@
 - ``classification``: threshold and ranking metrics with intervals; thresholds chosen on validation.
 - ``calibration``: reliability diagram, ECE, temperature scaling, isotonic regression.
 - ``detection``: one-valve-per-image detector metrics, COCO mAP50 / mAP50-95.
+- ``screening``, ``heldout``, ``screening_report``, ``cli``: ``echoavc evaluate``, the whole screening path
+  on held-out data (metrics, undetermined exams counted two ways, the report files).
 - ``tables``: Markdown / CSV experiment tables beside the paper's reported numbers.
 """
 

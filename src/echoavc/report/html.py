@@ -190,7 +190,8 @@ def _summary(exams: list[Mapping], frames: list[Mapping], failures: list[Mapping
 
 
 def _exam_table(exams: list[Mapping], thumbs: _Thumbnails) -> str:
-    head = ("Exam", "Sources", "Decision", "P(calcified) [95% interval]", "Threshold", "Frames decided / total",
+    head = ("Exam", "Sources", "Decision", "P(calcified) [range over clips, or frames]", "Threshold",
+            "Frames decided / total",
             "Driving frame", "Overlay")
     out = ['<table class="sortable" id="exams"><thead><tr>']
     out += [f'<th scope="col">{h}</th>' for h in head]
@@ -211,7 +212,7 @@ def _exam_table(exams: list[Mapping], thumbs: _Thumbnails) -> str:
             f"<td>{_e(ex.get('exam_id'))}</td>"
             f"<td>{src_html}</td>"
             + _decision_cell(ex.get("decision"), ex.get("reason") or "")
-            + f"<td{_sort_attr(ex.get('probability'))}>{_e(_fmt_interval(ex.get('probability'), ex.get('interval')))}</td>"
+            + f"<td{_sort_attr(ex.get('probability'))}>{_e(_fmt_interval(ex.get('probability'), ex.get('spread')))}</td>"
             f"<td{_sort_attr(ex.get('threshold'))}>{_e(_fmt(ex.get('threshold')))}</td>"
             f"<td{_sort_attr(n_decided)}>{_e(_fmt(n_decided))} / {_e(_fmt(n_frames))}</td>"
             f"<td>{drv_html}</td>"

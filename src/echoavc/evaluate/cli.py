@@ -1,0 +1,64 @@
+"""``echoavc evaluate``: the whole screening path of a model bundle on labelled data no training choice touched.
+
+Registered in :mod:`echoavc.cli` as ``app.command("evaluate")(evaluate_command)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from echoavc.cliutil import DATA_HELP, SplitOpt, err, fail
+from echoavc.errors import EchoAVCError
+
+__all__ = ["evaluate_command"]
+
+
+def evaluate_command(
+    model: Annotated[Path, typer.Option("--model", help="Model bundle folder (echoavc train).")],
+    out: Annotated[Path, typer.Option("--out", help="Report folder: evaluation.md/.json, exams.csv, PNGs.")],
+    # the CLI's shared --data spelling (cliutil.DataOpt), optional here: --exams is the other source
+    data: Annotated[Optional[Path], typer.Option("--data", "--table", metavar="DATASET", help=DATA_HELP,
+                                                 show_default=False)] = None,
+    part: Annotated[str, typer.Option("--part", help="Part of the split: test (held out), val (optimistic), "
+                                      "train.")] = "test",
+    split: SplitOpt = None,
+    exams: Annotated[Optional[list[Path]], typer.Option("--exams", help="DICOM files, folders or zips of raw "
+                                                        "exams (with --labels).")] = None,
+    labels: Annotated[Optional[Path], typer.Option("--labels", help="labels.csv: one row per exam (Study "
+                                                   "Instance UID, patient, calcified, grade).")] = None,
+    backend: Annotated[str, typer.Option("--backend", help="auto | torch | onnx")] = "auto",
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Files screened in parallel (--exams).")] = 1,
+    n_boot: Annotated[int, typer.Option("--n-boot", min=100, help="Patient bootstrap resamples.")] = 1000,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+) -> None:
+    """Metrics of the whole screening path, with intervals, on a dataset's test part or on labelled raw exams."""
+    from echoavc.evaluate.heldout import evaluate_dataset, evaluate_exams
+
+    try:
+        if (data is None) == (not exams):
+            raise EchoAVCError("give either --data DATASET or --exams DICOM_DIR --labels labels.csv")
+        if exams:
+            if labels is None:
+                raise EchoAVCError("--exams needs --labels labels.csv")
+            rep = evaluate_exams(model, list(exams), labels, out, backend, workers, n_boot, progress)
+        else:
+            rep = evaluate_dataset(model, data, part, split or (data / "split.json"), out, backend, n_boot, progress)
+    except EchoAVCError as exc:
+        fail(exc)
+    c = rep["counts"]
+    for f in rep["data"].get("failed_files", []):
+        err.print(f"[yellow]failed (counted):[/yellow] {f['source']}: {f['reason']}", highlight=False, soft_wrap=True)
+
+    def fmt(m):
+        return "n/a" if not m or m.get("value") is None else f"{m['value']:.2f} [{m['low']:.2f}, {m['high']:.2f}]"
+
+    cov = (rep.get("coverage") or {}).get("exams")
+    a, b = rep.get("exam_decided") or {}, rep.get("exam_undetermined_as_errors") or {}
+    typer.echo(f"{rep['data']['label']}: {c['exams']} exams, coverage {fmt(cov)} "
+               f"({c['exams_undetermined']} undetermined)")
+    typer.echo("  decided exams:        " + ", ".join(f"{k} {fmt(a.get(k))}" for k in ("auroc", "recall", "specificity")))
+    typer.echo("  undetermined = error: " + ", ".join(f"{k} {fmt(b.get(k))}" for k in ("auroc", "recall", "specificity")))
+    typer.echo(f"-> {rep['files']['markdown']}")
