@@ -279,6 +279,10 @@ from echoavc.pacs.cli import pacs_app  # noqa: E402
 
 app.add_typer(pacs_app, name="pacs")
 
+from echoavc.listen.cli import listen as listen_command  # noqa: E402
+
+app.command("listen")(listen_command)
+
 
 def main() -> None:
     try:
