@@ -46,7 +46,9 @@ def send(port: int, datasets, calling: str = "SCANNER", called: str = "ECHOAVC",
     ae = AE(ae_title=calling)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 30
     for uid in sorted({str(ds.SOPClassUID) for ds in datasets}):
-        ae.add_requested_context(uid, [ExplicitVRLittleEndian, "1.2.840.10008.1.2"])
+        own = sorted({str(ds.file_meta.TransferSyntaxUID) for ds in datasets if str(ds.SOPClassUID) == uid})
+        for ts in dict.fromkeys(own + [ExplicitVRLittleEndian]):  # one context per syntax, as storescu does
+            ae.add_requested_context(uid, ts)
     assoc = ae.associate("127.0.0.1", port, ae_title=called)
     if not assoc.is_established:
         return None

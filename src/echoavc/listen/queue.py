@@ -27,10 +27,20 @@ MARKER = "screened.json"
 LOG = "listen.jsonl"
 
 
+_reached: dict[str, int] = {}
+_reached_lock = threading.Lock()
+
+
 def fault(point: str) -> None:
-    """Kill this process (SIGKILL, no clean-up) when ``ECHOAVC_FAULT`` names ``point``: the restart tests."""
-    if os.environ.get("ECHOAVC_FAULT") == point:
-        os.kill(os.getpid(), signal.SIGKILL)
+    """Kill this process (SIGKILL, no clean-up) the ``ECHOAVC_FAULT_AT``-th time (default the first) it reaches
+    the point ``ECHOAVC_FAULT`` names: the restart tests' fault points after_receive, after_queue,
+    during_screening, before_forward."""
+    if os.environ.get("ECHOAVC_FAULT") != point:
+        return
+    with _reached_lock:
+        _reached[point] = _reached.get(point, 0) + 1
+        if _reached[point] >= int(os.environ.get("ECHOAVC_FAULT_AT") or 1):
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _fsync_dir(folder: Path) -> None:
