@@ -131,3 +131,25 @@ def pydicom_evt():
 
 def read(path) -> Dataset:
     return pydicom.dcmread(path)
+
+
+#: dcmtk's storescu proposes one compressed transfer syntax per run (plus the uncompressed ones)
+STORESCU_OPTION = {"1.2.840.10008.1.2.4.50": ["-xy"], "1.2.840.10008.1.2.5": ["-xr"],
+                   "1.2.840.10008.1.2.4.70": ["-xs"], "1.2.840.10008.1.2.4.80": ["-xt"],
+                   "1.2.840.10008.1.2.4.90": ["-xv"]}
+
+
+def storescu(calling: str, port: int, files) -> list[tuple[int, str]]:
+    """One dcmtk sender: a storescu run per transfer syntax among ``files``; (return code, output tail) each."""
+    import subprocess
+
+    groups: dict[str, list[str]] = {}
+    for f in files:
+        ts = str(pydicom.dcmread(f, stop_before_pixels=True).file_meta.TransferSyntaxUID)
+        groups.setdefault(ts, []).append(str(f))
+    out = []
+    for ts, group in sorted(groups.items()):
+        res = subprocess.run(["storescu", *STORESCU_OPTION.get(ts, []), "-aet", calling, "-aec", "ECHOAVC",
+                              "127.0.0.1", str(port), *group], capture_output=True, text=True, timeout=120)
+        out.append((res.returncode, (res.stdout + res.stderr)[-400:]))
+    return out
