@@ -105,7 +105,7 @@ class Destination:
         for cx in AllStoragePresentationContexts:
             ae.add_supported_context(cx.abstract_syntax, ALL_TRANSFER_SYNTAXES)
         self._server = ae.start_server(("127.0.0.1", self.port), block=False,
-                                       evt_handlers=[(pydicom_evt(), self._on_store)])
+                                       evt_handlers=[(evt.EVT_C_STORE, self._on_store)])
         return self
 
     def __exit__(self, *exc) -> None:
@@ -121,12 +121,6 @@ class Destination:
         for ds in self.datasets.values():
             out.setdefault(str(ds.StudyInstanceUID), []).append(str(ds.SOPClassUID))
         return {k: sorted(v) for k, v in out.items()}
-
-
-def pydicom_evt():
-    from pynetdicom import evt
-
-    return evt.EVT_C_STORE
 
 
 def read(path) -> Dataset:

@@ -50,6 +50,7 @@ def test_echo_store_and_refused_sop_class(service):
     # a CT image: the presentation context is refused, nothing is stored
     assert send(svc.port, [tiny_us(sop_class=CT_IMAGE)]) is None  # no accepted context: no association
     assert len(queued(svc)) == 2
+    assert f"study,{study.StudyInstanceUID},{files[0].parent.name}" in svc.key.map_path.read_text()
     log = (svc.queue.root / "listen.jsonl").read_text()
     assert "received" in log and study.StudyInstanceUID not in log and "PAT-SECRET" not in log
 

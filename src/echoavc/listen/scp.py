@@ -132,6 +132,8 @@ class StoreService:
         with self._count:
             self.received += 1
             self.last_received = time.time()
+            # the key holder's way back from a pseudonym in the log to the study (the map beside the key)
+            self.key.remember([("study", study_uid, study)])
         self.queue.log("received", study=study, instance=instance, caller=self._caller(event))
         return SUCCESS
 
