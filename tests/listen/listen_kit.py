@@ -66,12 +66,14 @@ def send(port: int, datasets, calling: str = "SCANNER", called: str = "ECHOAVC",
     return out
 
 
-def echo(port: int, calling: str = "SCANNER") -> int | None:
+def echo(port: int, calling: str = "SCANNER", tls=None) -> int | None:
+    """C-ECHO; ``tls``: an ssl.SSLContext for DICOM over TLS."""
     from pynetdicom import AE
 
     ae = AE(ae_title=calling)
+    ae.acse_timeout = ae.network_timeout = 10
     ae.add_requested_context("1.2.840.10008.1.1")
-    assoc = ae.associate("127.0.0.1", port, ae_title="ECHOAVC")
+    assoc = ae.associate("127.0.0.1", port, ae_title="ECHOAVC", tls_args=(tls, "127.0.0.1") if tls else None)
     if not assoc.is_established:
         return None
     try:

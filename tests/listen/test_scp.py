@@ -20,9 +20,9 @@ from listen_kit import CT_IMAGE, echo, free_port, send, tiny_us
 
 @pytest.fixture
 def service(tmp_path, key_path):
-    def start(allow=None):
+    def start(allow=None, tls=None):
         q = ListenQueue(tmp_path / "queue", echo=False)
-        svc = StoreService(q, PseudonymKey(key_path), port=free_port(), allow=allow).start()
+        svc = StoreService(q, PseudonymKey(key_path), port=free_port(), allow=allow, tls=tls).start()
         started.append(svc)
         return svc
 
@@ -109,3 +109,39 @@ def test_queue_pending_reopen_and_purge(tmp_path):
     assert st["instances_queued"] == 0 and st["forwards_pending"] == 0
     assert json.dumps(st)
     assert oct(os.stat(q.root).st_mode & 0o777) == "0o700"
+
+
+def make_cert(folder, name: str, ip: bool = False):
+    """A self-signed EC certificate and key made by openssl (the tests' own throw-away PKI)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    crt, key = folder / f"{name}.crt", folder / f"{name}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", str(key), "-out", str(crt), "-days", "1", "-subj", f"/CN={name}",
+                    *(["-addext", "subjectAltName=IP:127.0.0.1"] if ip else [])], check=True, capture_output=True)
+    return crt, key
+
+
+def test_tls_with_client_certificates(service, tmp_path):
+    import ssl
+
+    server_crt, server_key = make_cert(tmp_path, "server", ip=True)
+    client_crt, client_key = make_cert(tmp_path, "client")
+    other_crt, other_key = make_cert(tmp_path, "other")
+    svc = service(tls=(server_crt, server_key, client_crt))
+
+    def client(crt=None, key=None):
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(server_crt))
+        if crt:
+            ctx.load_cert_chain(str(crt), str(key))
+        return ctx
+
+    assert echo(svc.port, tls=client(client_crt, client_key)) == 0
+    assert echo(svc.port) is None  # no TLS: no association
+    assert echo(svc.port, tls=client()) is None  # TLS without a client certificate
+    assert echo(svc.port, tls=client(other_crt, other_key)) is None  # a certificate the CA did not sign
+    with pytest.raises(EchoAVCError, match="TLS certificate"):
+        StoreService(svc.queue, svc.key, tls=(tmp_path / "missing.crt", server_key))

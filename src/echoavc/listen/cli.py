@@ -36,6 +36,11 @@ def listen(
                                          "is screened.")] = _L.quiet_s,
     retain: Annotated[float, typer.Option("--retain", min=0, help="Seconds identified instances stay in the "
                                           "queue after their results are out.")] = _L.retain_s,
+    tls_cert: Annotated[Optional[Path], typer.Option("--tls-cert", help="PEM certificate (chain): DICOM over "
+                                                     "TLS; needs --tls-key.")] = None,
+    tls_key: Annotated[Optional[Path], typer.Option("--tls-key", help="PEM private key of --tls-cert.")] = None,
+    tls_ca: Annotated[Optional[Path], typer.Option("--tls-ca", help="PEM CA certificates: callers must present a "
+                                                   "certificate signed by one (mutual TLS).")] = None,
     backend: Annotated[str, typer.Option("--backend", help="auto, torch or onnx.")] = "auto",
     overlays: Annotated[str, typer.Option("--overlays", help="driving, all or none.")] = _L.overlays,
     status: Annotated[Optional[Path], typer.Option("--status", help="Print the state of the queue folder DIR "
@@ -51,12 +56,15 @@ def listen(
         missing = [n for n, v in (("--model", model), ("--out", out), ("--key", key)) if v is None]
         if missing:
             raise EchoAVCError(f"echoavc listen needs {', '.join(missing)}")
+        if (tls_cert is None) != (tls_key is None) or (tls_ca and not tls_cert):
+            raise EchoAVCError("TLS needs --tls-cert and --tls-key (and --tls-ca only with them)")
         from echoavc.listen.worker import Listener
 
         settings = replace(_L, ae_title=ae_title, host=host, port=port, quiet_s=quiet, retain_s=retain,
                            overlays=overlays)
         node = Listener(model, out, queue or out.with_name(out.name + ".queue"), key, forward=forward, allow=allow,
-                        settings=settings, backend=backend).start()
+                        settings=settings, backend=backend,
+                        tls=(tls_cert, tls_key, tls_ca) if tls_cert else None).start()
         signal.signal(signal.SIGTERM, lambda *_: node.stop())
         try:
             node.run()

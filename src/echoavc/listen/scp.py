@@ -65,6 +65,24 @@ def allowed(rules, ae_title: str, address: str) -> bool:
     return any(ae == ae_title.strip() and ip in net for ae, net in rules)
 
 
+def tls_context(cert, key, ca=None):
+    """The server's TLS context (TLS 1.2 or later): its certificate chain and key; with ``ca``, a caller must
+    present a certificate signed by it (mutual TLS)."""
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(str(cert), str(key))
+        if ca:
+            ctx.load_verify_locations(cafile=str(ca))
+            ctx.verify_mode = ssl.CERT_REQUIRED
+    except (OSError, ssl.SSLError) as exc:
+        raise EchoAVCError(f"cannot use the TLS certificate or key ({getattr(exc, 'strerror', None) or exc})",
+                           cert) from None
+    return ctx
+
+
 def _make_ae(ae_title: str, rules):
     from pynetdicom import AE
 
@@ -93,8 +111,9 @@ class StoreService:
     """The running C-STORE SCP; ``stop()`` ends it. ``received`` counts instances acknowledged."""
 
     def __init__(self, queue: ListenQueue, key: PseudonymKey, *, ae_title: str = "ECHOAVC", host: str = "127.0.0.1",
-                 port: int = 11112, allow=None, max_associations: int = 16):
+                 port: int = 11112, allow=None, max_associations: int = 16, tls=None):
         self.queue, self.key = queue, key
+        self.tls = tls_context(*tls) if tls else None
         self.rules = parse_allow(allow)
         self.ae_title, self.host, self.port = ae_title, host, port
         self.max_associations = max_associations
@@ -157,7 +176,8 @@ class StoreService:
                     (evt.EVT_ABORTED, self.on_aborted)]
         logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)  # our own JSON lines say what happened
         try:
-            self._server = ae.start_server((self.host, self.port), block=False, evt_handlers=handlers)
+            self._server = ae.start_server((self.host, self.port), block=False, evt_handlers=handlers,
+                                           ssl_context=self.tls)
         except OSError as exc:
             raise EchoAVCError(f"cannot listen on {self.host}:{self.port} ({exc.strerror})") from None
         return self
@@ -168,4 +188,4 @@ class StoreService:
             self._server = None
 
 
-__all__ = ["StoreService", "parse_allow", "allowed", "ULTRASOUND_STORAGE", "TRANSFER_SYNTAXES"]
+__all__ = ["StoreService", "parse_allow", "allowed", "tls_context", "ULTRASOUND_STORAGE", "TRANSFER_SYNTAXES"]

@@ -45,7 +45,7 @@ class Listener:
 
     def __init__(self, model: str | Path, out: str | Path, queue: str | Path, key: str | Path, *,
                  forward: str | None = None, allow=None, settings: ListenSettings = ListenSettings(),
-                 screening=None, backend: str = "auto", echo_log: bool = True):
+                 screening=None, backend: str = "auto", echo_log: bool = True, tls=None):
         from echoavc.bundle import load_bundle
 
         self.settings = settings
@@ -60,7 +60,7 @@ class Listener:
         self.screening, self.backend = screening, backend
         self.peer = parse_forward(forward)
         self.scp = StoreService(self.queue, self.key, ae_title=settings.ae_title, host=settings.host,
-                                port=settings.port, allow=allow)
+                                port=settings.port, allow=allow, tls=tls)
         self.counters = Counters()
         self._retry: dict[str, tuple[float, float]] = {}  # study -> (next attempt time, current wait)
         self._stop = threading.Event()
@@ -140,7 +140,7 @@ class Listener:
         s = self.settings
         self.queue.log("listening", ae_title=s.ae_title, address=f"{s.host}:{s.port}",
                        forward=str(self.peer) if self.peer else None, allow=len(self.scp.rules) or "anyone",
-                       quiet_s=s.quiet_s, retain_s=s.retain_s)
+                       quiet_s=s.quiet_s, retain_s=s.retain_s, tls=self.scp.tls is not None)
         return self
 
     def run(self) -> None:
