@@ -99,3 +99,29 @@ def test_listener_screens_forwards_and_replaces(screening_bundle, tmp_path, key_
     texts = [p.read_text(errors="ignore") for p in (tmp_path / "out").rglob("*")
              if p.suffix in (".csv", ".json", ".html")] + [(tmp_path / "queue" / "listen.jsonl").read_text()]
     assert texts and not [s for s in secrets for t in texts if s in t]
+
+
+def test_forward_retries_with_backoff_until_the_destination_answers(screening_bundle, tmp_path, key_path):
+    from listen_kit import tiny_us
+
+    dest = Destination()  # its port chosen, nobody listening yet
+    settings = replace(ListenSettings(), port=free_port(), backoff_s=0.5, backoff_max_s=1.0)
+    node = Listener(screening_bundle.bundle, tmp_path / "out", tmp_path / "queue", key_path, forward=dest.address,
+                    settings=settings, echo_log=False)
+    result = tiny_us()  # stands in for an SR waiting in the outbox
+    node.queue.outbox_of("E-TEST").mkdir()
+    result.save_as(node.queue.outbox_of("E-TEST") / "sr.dcm", enforce_file_format=True)
+    node.step()
+    st = queue_status(node.queue.root)
+    (err,) = st["last_errors"]
+    assert err["event"] == "forward_failed" and err["retry_in_s"] == 0.5 and st["forwards_pending"] == 1
+    node.step()  # within the back-off: not tried again
+    assert len(queue_status(node.queue.root)["last_errors"]) == 1
+    time.sleep(0.6)
+    node.step()  # tried again, fails again: the wait doubles (up to the maximum)
+    assert [e["retry_in_s"] for e in queue_status(node.queue.root)["last_errors"]] == [0.5, 1.0]
+    with dest:
+        time.sleep(1.1)
+        node.step()
+        assert dict(dest.received) == {str(result.SOPInstanceUID): 1}
+    assert queue_status(node.queue.root)["forwards_pending"] == 0 and node.counters.forwarded == 1
