@@ -283,6 +283,10 @@ from echoavc.evaluate.cli import evaluate_command  # noqa: E402
 
 app.command("evaluate")(evaluate_command)
 
+from echoavc.listen.cli import listen as listen_command  # noqa: E402
+
+app.command("listen")(listen_command)
+
 
 def main() -> None:
     try:

@@ -495,3 +495,18 @@ def _from_json(hint, value, where):
     if typing.get_origin(hint) is tuple and isinstance(value, list):
         return tuple(value)
     return value
+
+
+@dataclass(frozen=True)
+class ListenSettings:
+    """``echoavc listen``: the DICOM node that screens what scanners send (echoavc.listen)."""
+
+    ae_title: str = "ECHOAVC"
+    host: str = "127.0.0.1"  #: the address to bind; 0.0.0.0 for every interface (then use --allow)
+    port: int = 11112
+    quiet_s: float = 30.0  #: a study is screened when no instance of it has arrived for this long
+    retain_s: float = 0.0  #: identified instances are kept this long after their results are out
+    backoff_s: float = 2.0  #: first wait before a failed forward is retried; doubles up to backoff_max_s
+    backoff_max_s: float = 300.0
+    poll_s: float = 0.5  #: how often the queue is looked at
+    overlays: str = "driving"
