@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-# Tests never touch the network and never write outside their temporary folders.
+# Tests never touch the network and never write outside their temporary folders. netguard (tests/netguard.py)
+# fails any test that tries to reach a non-loopback address; pytester runs it on a test that does.
 os.environ.setdefault("ECHOAVC_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+pytest_plugins = ["netguard", "pytester"]
 
 
 @pytest.fixture
