@@ -252,6 +252,10 @@ from echoavc.classifier.cli import classifier_app  # noqa: E402
 
 app.add_typer(classifier_app, name="classifier")
 
+from echoavc.weights import weights_app  # noqa: E402
+
+app.add_typer(weights_app, name="weights")
+
 
 def main() -> None:
     try:

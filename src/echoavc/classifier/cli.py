@@ -31,7 +31,10 @@ def train_cmd(
                                                     "efficientnet_b4, resnetv2_50, resnetv2_152, "
                                                     "mobilenetv3_small_100, mobilenetv3_large_100).")] = None,
     pooling: Annotated[Optional[str], typer.Option("--pooling", help="none | max | avg")] = None,
-    pretrained: Annotated[Optional[str], typer.Option("--pretrained", help="Weights file, 'auto', 'hub' or 'none'.")]
+    pretrained: Annotated[Optional[str], typer.Option("--pretrained", help="Starting weights: none (from "
+                                                      "scratch, the default) | PATH | a name from `echoavc weights "
+                                                      "list` | auto (cached weights of the backbone if any). "
+                                                      "Never downloads.")]
     = None,
     epochs: Annotated[Optional[int], typer.Option("--epochs", min=1)] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1)] = None,

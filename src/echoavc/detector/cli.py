@@ -63,8 +63,9 @@ def train_cmd(
                                                            help="Ultralytics' mosaic/scale/translate/HSV.")] = None,
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Start from this local checkpoint "
                                                     "(COCO-pretrained or an earlier run).")] = None,
-    pretrained: Annotated[Optional[str], typer.Option("--pretrained", help="Without --weights: auto (hub when "
-                                                      "reachable, else from scratch) | none.")] = None,
+    pretrained: Annotated[Optional[str], typer.Option("--pretrained", help="Without --weights: none (from "
+                                                      "scratch, the default) | PATH | a name from `echoavc weights "
+                                                      "list` | auto (cached COCO weights if any). Never downloads.")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, 0, ... (default: GPU when present).")]
     = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=0)] = None,
