@@ -43,11 +43,12 @@ def test_every_default_and_preset_starts_from_scratch():
     assert all(d.pretrained == "none" for d in DETECTOR_PRESETS.values())
 
 
-@pytest.mark.parametrize("name, host", [("mobilenetv3_small_100", "huggingface.co"), ("yolov5n", "github.com")])
-def test_fetch_offline_is_a_one_line_error_without_any_connection(cache, monkeypatch, name, host):
+@pytest.mark.parametrize("name, host, as_name", [("mobilenetv3_small_100", "huggingface.co", "mobilenetv3_small_100"),
+                                                 ("yolov5n", "github.com", "yolov5nu")])  # the file "auto" looks for
+def test_fetch_offline_is_a_one_line_error_without_any_connection(cache, monkeypatch, name, host, as_name):
     monkeypatch.setenv("ECHOAVC_OFFLINE", "1")
     res = CliRunner().invoke(app, ["weights", "fetch", name])
-    one_line_error(res, f"cannot fetch {name}", "offline", "echoavc weights import")
+    one_line_error(res, f"cannot fetch {name}:", "offline", f"echoavc weights import FILE {as_name}`")
     assert netguard.attempts == []  # not even the connection test
     # online as far as the settings go, but no route: the one short connection test fails, one line
     monkeypatch.delenv("ECHOAVC_OFFLINE")

@@ -85,15 +85,19 @@ def _kind_of(name: str) -> str:
 
 def _online_or_fail(name: str, kind: str) -> None:
     host = HOSTS[kind]
+    as_name = name
+    if kind == "ultralytics":  # imported under the name fetch would give it, "auto" finds it (yolov5nu.pt)
+        from echoavc.detector.model import built_name
+
+        as_name = built_name(name)
+    advice = f"copy the file from an online machine and run `echoavc weights import FILE {as_name}`"
     if runtime.offline_requested():
-        raise EchoAVCError(f"cannot fetch {name}: offline (ECHOAVC_OFFLINE is set); copy the file from an online "
-                           f"machine and run `echoavc weights import FILE {name}`")
+        raise EchoAVCError(f"cannot fetch {name}: offline (ECHOAVC_OFFLINE is set); {advice}")
     try:
         with socket.create_connection((host, 443), timeout=3):
             pass
     except OSError as exc:
-        raise EchoAVCError(f"cannot fetch {name}: {host} cannot be reached ({type(exc).__name__}); copy the file "
-                           f"from an online machine and run `echoavc weights import FILE {name}`") from None
+        raise EchoAVCError(f"cannot fetch {name}: {host} cannot be reached ({type(exc).__name__}); {advice}") from None
 
 
 def fetch(name: str) -> dict:
