@@ -24,7 +24,6 @@ import copy
 import os
 import time
 import warnings
-from pathlib import Path
 
 import cv2
 import numpy as np
