@@ -11,8 +11,9 @@ another seed it never saw:
 
 Limits sit well inside the measured values (comments at each assertion). Measured on the 2-core development machine
 shared with four other jobs (load average 7-9, so 1 torch thread, see ``_threads``): run A (detector 12 epochs,
-ONNX exports on) and run B (this file: 25 epochs, no ONNX); the learning stage's figures were also measured once in
-a scratch script with the same training study. Cost of run B: 540 s user + 9 s system CPU (35 min wall at that
+ONNX exports on), run B (this file: 25 epochs, no ONNX) and run C (the same, inside the full suite, whose other
+limits were then stricter); the learning stage's figures were also measured once in a scratch script with the same
+training study. Cost of run B: 540 s user + 9 s system CPU (35 min wall at that
 load; one core's worth of work, so about 9 minutes on an idle core, less with both cores of a quiet CI machine):
 the synthetic studies about 9%, the detector about half, the two classifier trainings about a quarter.
 Not marked slow: the default ``python -m pytest -q`` (CI) runs it.
@@ -117,7 +118,8 @@ def test_classifier_learns_and_flipped_labels_do_not(studies, bundle, record_pro
           f"{auroc_flipped:.3f}; timing {TIMING}")
     record_property("auroc", round(auroc, 4))  # in --junitxml reports: the measured values
     record_property("auroc_flipped", round(auroc_flipped, 4))
-    # measured (n 60, 30 grade >= 2): run A 0.922 / flipped 0.186, run B 0.772 / 0.209; scratch script (n 48)
+    # measured (n 60, 30 grade >= 2): run A 0.922 / flipped 0.186, run B 0.772 / 0.209, run C 0.800 / 0.153;
+    # scratch script (n 48)
     # 0.943 / 0.123. Flipped labels learn the inverse, so well below chance.
     assert auroc >= 0.65, auroc
     assert auroc_flipped <= 0.45, auroc_flipped
@@ -135,9 +137,9 @@ def test_detector_finds_the_valve_far_better_than_the_mean_box(studies, bundle, 
           f"frames); false detections {det['metrics']['false_detection_rate'].estimate:.3f}")
     record_property("recall", round(recall, 4))
     record_property("recall_mean_box", round(base, 4))
-    # measured (60 valve frames): run B 0.950 vs mean box 0.100, no false detection on 36 other-view frames;
-    # run A (12 epochs, too few) 0.233 vs 0.083, which these limits reject
-    assert recall >= 0.75, recall
+    # measured (60 valve frames): run B 0.950 vs mean box 0.100 (no false detection on 36 other-view frames),
+    # run C 0.833 vs 0.083; run A (12 epochs, too few) 0.233 vs 0.083, which these limits reject
+    assert recall >= 0.7, recall
     assert recall >= base + 0.4, (recall, base)
 
 
@@ -159,6 +161,6 @@ def test_predict_with_the_bundles_own_thresholds(studies, bundle, tmp_path, reco
     record_property("other_views_no_valve", fr["other_views_no_valve"]["count"])
     record_property("timing", {k: round(v, 1) for k, v in TIMING.items()})
     # measured: run B 42/60 valve-view frames decided (16 low confidence, 2 no valve), 36/36 other views
-    # "no valve"; run A (12 detector epochs) 7/60 and 36/36, which the first limit rejects
+    # "no valve"; run C 38/60 and 35/36; run A (12 detector epochs) 7/60 and 36/36, which the first limit rejects
     assert fr["valve_view_decided"]["value"] >= 0.5, fr
     assert fr["other_views_no_valve"]["value"] >= 0.8, fr
