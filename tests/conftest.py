@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-# Tests never touch the network and never write outside their temporary folders.
+# Tests never touch the network and never write outside their temporary folders. netguard (tests/netguard.py)
+# fails any test that tries to reach a non-loopback address; pytester runs it on a test that does.
 os.environ.setdefault("ECHOAVC_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+pytest_plugins = ["netguard", "pytester"]
 
 
 @pytest.fixture
@@ -140,7 +142,8 @@ def screening_bundle(synthetic_study, tmp_path_factory):
     files = sorted({f for f, sha in zip(truth["file"], truth["source_sha256"]) if pseudonym.get(sha) in test})
     views = {(Path(f).as_posix(), int(i)): v for f, i, v in zip(truth["file"], truth["frame_index"], truth["view"])}
     # the smoke detector's scores are tiny and nearly constant: accept every box, so every frame takes the
-    # whole path (crop, classifier, exam, Grad-CAM); the status rules have their own test
+    # whole path (crop, classifier, exam, Grad-CAM); the status rules have their own test, and
+    # tests/test_learning.py screens with a trained bundle's real gates (0.25 / 0.5)
     settings = replace(load_bundle(bundle).screening, valve_conf=0.0, decide_conf=0.0)
     return SimpleNamespace(bundle=bundle, settings=settings, split_file=split_file,
                            test_sources=[cohort_dir / f for f in files], cohort_dir=cohort_dir, views=views,

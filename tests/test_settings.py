@@ -70,7 +70,7 @@ def test_unknown_field_is_a_clear_error():
     (ClassifierSettings, "pooling", "mean", "pooling must be one of none, max, avg"),
     (ClassifierSettings, "calibration", "platt", "calibration must be one of"),
     (ClassifierSettings, "cross_validate", "sometimes", "cross_validate must be one of"),
-    (DetectorSettings, "pretrained", "hub", "pretrained must be one of auto, none"),
+    (DetectorSettings, "conf", 1.5, "conf must be between 0 and 1"),
     (DatasetSettings, "space", "pixels", "space must be one of original, standard"),
     (SynthSettings, "prevalence", -0.1, "prevalence must be between 0 and 1"),
 ])

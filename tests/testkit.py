@@ -14,10 +14,24 @@ def shipped_file(name: str) -> Path:
     """A file shipped with pydicom or pydicom-data, by exact name (never a glob: that goes online)."""
     from pydicom.data import get_testdata_file
 
-    path = get_testdata_file(name)
-    if path is None:
-        pytest.skip(f"{name} not installed (pip install pydicom-data)")
+    path = get_testdata_file(name, download=False)  # never a download: the guard would fail the test
+    if path is None:  # a declared test dependency: missing means a broken install, not a reason to skip
+        pytest.fail(f"{name} not installed: pydicom-data is a test dependency (pip install -e '.[test]')")
     return Path(path)
+
+
+def need_tool(name: str) -> str:
+    """The path of an external program a test calls. Missing: a skip on a developer machine, a failure where the
+    tools are required (``ECHOAVC_REQUIRE_TOOLS``, set by .ci/run after installing them)."""
+    import os
+    import shutil
+
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("ECHOAVC_REQUIRE_TOOLS"):
+            pytest.fail(f"{name} is required (ECHOAVC_REQUIRE_TOOLS is set) but not installed")
+        pytest.skip(f"{name} is not installed")
+    return path
 
 
 #: Every ultrasound file shipped in pydicom and pydicom-data (Modality US), by name.

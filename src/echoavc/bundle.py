@@ -187,6 +187,7 @@ def save_bundle(out: str | Path, *, detector_weights: str | Path, classifier_dir
     from echoavc.detector.export import export_onnx, export_state
     from echoavc.detector.predict import Detector
     from echoavc.runtime import versions
+    from echoavc.weights import classifier_start, detector_start
 
     out = Path(out)
     with atomic_folder(out) as tmp:
@@ -226,10 +227,11 @@ def save_bundle(out: str | Path, *, detector_weights: str | Path, classifier_dir
                            "exam": float(exam_threshold), "exam_rule": screening.exam_threshold_rule,
                            "min_recall": screening.min_recall},
             "detector": {"model_name": state_detector.name, "imgsz": imgsz,
-                         "min_score": getattr(d, "min_score", 0.001), "nms_iou": getattr(d, "nms_iou", 0.7)},
+                         "min_score": getattr(d, "min_score", 0.001), "nms_iou": getattr(d, "nms_iou", 0.7),
+                         "starting_weights": detector_start(detector_weights)},
             "classifier": {k: cmeta.get(k) for k in ("backbone", "pooling", "input_size", "weights_source")}
             | {"calibration": (cmeta.get("calibration") or {}).get("method"),
-               "calibration_data": cmeta.get("calibration_data")},
+               "calibration_data": cmeta.get("calibration_data"), "starting_weights": classifier_start(cmeta)},
             "training": _jsonable(training or {}),
             "validation_summary": _jsonable(validation or {}),
             "test_summary": _jsonable(test) if test is not None else None,
@@ -331,15 +333,19 @@ def _check_preprocessing(bundle: Bundle, ingest: IngestSettings | None) -> None:
 
 def model_card_markdown(meta: dict) -> str:
     """A short human-readable card; the JSON record stays the reference."""
+    from echoavc.weights import describe_start
+
     lines = [f"# Model card: {meta.get('name')}", "", f"**{RESEARCH_ONLY}**", "",
              f"Created {meta.get('created')} with echoavc {meta.get('versions', {}).get('echoavc')}.", "",
              "## What it does",
              "Finds the aortic valve in parasternal short-axis echo frames (detector) and gives a calibrated "
              "probability that it is calcified (classifier); frames are combined per exam "
              f"({meta['screening']['exam_aggregate']} of the decided frames).", "",
-             "## Models", f"- detector: {meta['detector']['model_name']} at {meta['detector']['imgsz']} px",
+             "## Models", f"- detector: {meta['detector']['model_name']} at {meta['detector']['imgsz']} px; "
+             f"{describe_start(meta['detector'].get('starting_weights'))}",
              f"- classifier: {meta['classifier'].get('backbone')} / {meta['classifier'].get('pooling')} at "
-             f"{meta['classifier'].get('input_size')} px, weights: {meta['classifier'].get('weights_source')}", "",
+             f"{meta['classifier'].get('input_size')} px; {describe_start(meta['classifier'].get('starting_weights'))}",
+             "",
              "## Thresholds (chosen on validation)",
              f"- frame: {meta['thresholds']['frame']:.4f} ({meta['thresholds'].get('frame_rule')})",
              f"- exam: {meta['thresholds']['exam']:.4f} ({meta['thresholds'].get('exam_rule')})", "",

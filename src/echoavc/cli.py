@@ -287,6 +287,10 @@ from echoavc.listen.cli import listen as listen_command  # noqa: E402
 
 app.command("listen")(listen_command)
 
+from echoavc.weights import weights_app  # noqa: E402
+
+app.add_typer(weights_app, name="weights")
+
 
 def main() -> None:
     try:

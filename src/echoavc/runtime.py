@@ -5,7 +5,8 @@ Why each one (field notes, section 4):
 - Ultralytics checks connectivity, pip-installs missing packages at run time,
   looks up a font online and writes settings under the home folder;
 - albumentations checks for updates at import;
-- the Hugging Face hub retries for about 46 s when it cannot be reached;
+- the Hugging Face hub retries for about 46 s when it cannot be reached (set offline with ECHOAVC_OFFLINE;
+  echoavc itself never asks the hub for anything except in ``echoavc weights fetch``);
 - Ultralytics sets torch to one thread on small machines on every call.
 """
 
@@ -14,7 +15,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import socket
 from pathlib import Path
 
 _configured = False
@@ -67,22 +67,6 @@ def _install_font(yolo_config_dir: Path) -> None:
             except OSError:
                 pass  # a read-only home only costs Ultralytics a failed lookup
             return
-
-
-def hub_reachable(host: str = "huggingface.co", timeout: float = 1.5) -> bool:
-    """Whether the model hub answers; sets HF_HUB_OFFLINE when it does not.
-
-    Called only when pretrained weights are requested without a local file,
-    never at import and never in tests.
-    """
-    if os.environ.get("HF_HUB_OFFLINE") == "1":
-        return False
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
-            return True
-    except OSError:
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        return False
 
 
 def all_cores() -> int:

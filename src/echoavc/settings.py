@@ -29,7 +29,6 @@ MONITORS = ("loss", "auroc")
 CALIBRATIONS = ("temperature", "isotonic", "none")
 THRESHOLD_RULES = ("recall", "youden", "fixed")
 CROSS_VALIDATE = ("auto", "always", "never")
-DETECTOR_PRETRAINED = ("auto", "none")
 EXAM_AGGREGATES = ("mean", "median", "max")
 EXAM_THRESHOLD_RULES = ("recall", "youden", "frame")
 
@@ -246,9 +245,9 @@ class ClassifierSettings:
     hidden: int = 120
     #: Dropout before the dense layer (0: none, as in the paper).
     dropout: float = 0.0
-    #: "auto": local file if given, else the hub when reachable, else from scratch (warning);
-    #: "none": from scratch; "hub": the hub (from scratch with a warning when unreachable); or a file path.
-    pretrained: str = "auto"
+    #: "none": from scratch; a file path or the name of weights in the echoavc cache (``echoavc weights``);
+    #: "auto": the cache's weights for the backbone if there, else from scratch (warning). Never downloads.
+    pretrained: str = "none"
     #: Crop size, margin (share of the box's longer side) and box jitter (training part only: at screening
     #: time crops come from the detector, whose boxes are not perfect). Stored with the model.
     crop: CropSettings = field(default_factory=lambda: CropSettings(size=224, margin=0.1, jitter=0.1))
@@ -304,7 +303,7 @@ CLASSIFIER_PRESETS: dict[str, dict] = {
     # trains in minutes on 2 CPU cores without pretrained weights (tuned on synthetic cohorts, docs/classifier.md)
     "cpu": {"backbone": "mobilenetv3_small_100", "pooling": "avg", "crop": CropSettings(size=128, margin=0.1,
             jitter=0.1), "epochs": 30, "batch": 16, "lr": 2e-3, "patience": 8, "rotation": "online",
-            "balance": "weights", "dropout": 0.2, "pretrained": "auto", "monitor": "auroc"},
+            "balance": "weights", "dropout": 0.2, "pretrained": "none", "monitor": "auroc"},
     # for tests: seconds
     "smoke": {"backbone": "mobilenetv3_small_100", "pooling": "avg", "crop": CropSettings(size=64, margin=0.1,
               jitter=0.1), "epochs": 3, "batch": 8, "lr": 1e-3, "patience": 0, "rotation": "online",
@@ -375,9 +374,9 @@ class DetectorSettings:
     #: Ultralytics' on-the-fly augmentation (mosaic, scale, translate, HSV); off when reproducing Table 1.
     online_augment: bool = False
     augment: OnlineAugmentSettings = field(default_factory=OnlineAugmentSettings)
-    #: Pretrained weights when no --weights is given: "auto" (the hub when reachable and not offline, else
-    #: from scratch with a warning) or "none".
-    pretrained: str = "auto"
+    #: Starting weights when no --weights is given: "none" (from scratch), a checkpoint path or cached weights name
+    #: (``echoavc weights``), or "auto" (the cache's COCO weights if there, else from scratch). Never downloads.
+    pretrained: str = "none"
     #: Data loader processes (0: in the main process).
     workers: int = 2
     #: Torch threads while training and predicting (0: every available core). On a machine shared with other
@@ -401,7 +400,8 @@ class DetectorSettings:
     predict_batch: int = 8
 
     def __post_init__(self):
-        _check(self, {"pretrained": DETECTOR_PRETRAINED}, shares=("conf", "min_score", "nms_iou"))
+        # pretrained is none | auto | a file | a cached name: detector.model.resolve_weights checks it
+        _check(self, shares=("conf", "min_score", "nms_iou"))
 
 
 #: Named presets. ``cpu`` was tuned on synthetic cohorts to reach the acceptance targets on 2 CPU cores in

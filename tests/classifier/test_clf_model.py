@@ -5,6 +5,8 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import hashlib
+
 import pytest
 import torch
 
@@ -74,6 +76,7 @@ def test_local_weights_file_is_loaded(tmp_path):
     torch.manual_seed(2)  # a different random init, so equality means the file was read
     model = build("mobilenetv3_small_100", "avg", pretrained_path=path, input_size=64)
     assert model.weights_source == f"file:{path}"
+    assert model.starting_weights["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     for k, v in ref.state_dict().items():
         assert torch.equal(model.backbone.state_dict()[k], v), k
 
@@ -83,11 +86,18 @@ def test_missing_weights_file_is_a_user_error(tmp_path):
         build("mobilenetv3_small_100", "avg", pretrained_path=tmp_path / "nope.pth", input_size=64)
 
 
-def test_offline_hub_falls_back_to_scratch_with_a_warning(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # hub_reachable answers False at once: no network, no 46 s retry
-    with pytest.warns(PretrainedWarning, match="from scratch"):
+def test_auto_without_cached_weights_is_scratch_with_a_warning_and_no_network(monkeypatch, tmp_path):
+    import netguard
+
+    monkeypatch.setenv("ECHOAVC_CACHE", str(tmp_path))  # an empty weights cache
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # even "online", building a model asks no hub
+    with pytest.warns(PretrainedWarning, match="echoavc weights fetch mobilenetv3_small_100"):
         m = build("mobilenetv3_small_100", "avg", pretrained="auto", input_size=64)
-    assert m.weights_source == "scratch"
+    assert m.weights_source == "scratch" and m.starting_weights == {"from": "scratch"}
+    assert netguard.attempts == []
+    assert build("mobilenetv3_small_100", "avg", input_size=64).weights_source == "scratch"  # the default
+    with pytest.raises(EchoAVCError, match="echoavc weights fetch"):
+        build("mobilenetv3_small_100", "avg", pretrained="hub", input_size=64)
 
 
 def test_unknown_backbone_and_pooling():

@@ -3,30 +3,17 @@
 
 from __future__ import annotations
 
-import importlib
-
 import pandas as pd
 import pytest
 
 
-def _need(module: str, name: str | None = None) -> None:
-    try:
-        m = importlib.import_module(module)
-        if name is not None and not hasattr(m, name):
-            raise ImportError(f"{module} has no {name}")
-    except ImportError as exc:
-        pytest.skip(f"needs {module}{'.' + name if name else ''} (not importable yet: {exc})")
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    _need("echoavc.synth.cohort", "make_cohort")
-    _need("echoavc.cone", "find_cone")
+def build_pipeline(root):
+    """synth -> ingest -> dataset build under ``root``. A missing stage is an ImportError here, never a skip: the
+    old ``_need`` helper turned one into a skip and so hid a broken import."""
     from echoavc.dataset.table import build_dataset
     from echoavc.ingest import ingest
     from echoavc.synth.cohort import make_cohort
 
-    root = tmp_path_factory.mktemp("e2e")
     paths = make_cohort(root / "cohort", 3, seed=5, frames_per_exam=4, exams_per_patient=2, workers=1,
                         progress=False)
     key = root / "keys" / "echoavc.key"
@@ -35,6 +22,19 @@ def pipeline(tmp_path_factory):
     table = build_dataset(root / "ingested" / "manifest.csv", paths.maxqda, "maxqda", paths.labels, key,
                           paths.frames, out=root / "table")
     return paths, table, root
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    return build_pipeline(tmp_path_factory.mktemp("e2e"))
+
+
+def test_a_missing_stage_fails_instead_of_skipping(tmp_path, monkeypatch):
+    import echoavc.synth.cohort
+
+    monkeypatch.delattr(echoavc.synth.cohort, "make_cohort")
+    with pytest.raises(ImportError, match="make_cohort"):  # an error (the test fails), not pytest's Skipped
+        build_pipeline(tmp_path)
 
 
 def test_boxes_reproduced_through_the_transform(pipeline):

@@ -24,27 +24,18 @@ def test_unknown_model_is_one_line_error():
         M.parse_model("resnet50")
 
 
-def test_offline_never_touches_the_network(monkeypatch, tmp_path):
-    monkeypatch.setenv("ECHOAVC_OFFLINE", "1")
+def test_weights_resolution_never_touches_the_network(monkeypatch, tmp_path):
+    import netguard
+
+    monkeypatch.delenv("ECHOAVC_OFFLINE", raising=False)  # even "online": only `echoavc weights fetch` downloads
     monkeypatch.setenv("ECHOAVC_CACHE", str(tmp_path))
-
-    def boom(*a, **k):
-        raise AssertionError("network attempted while offline")
-
-    monkeypatch.setattr(M, "_reachable", boom)
-    monkeypatch.setattr(M.socket, "create_connection", boom)
-    c = M.resolve_weights("yolov5s", None, "auto")
-    assert c.from_scratch and c.origin == "from scratch"
-    assert "offline" in c.warning and "yolov5su" in c.warning and str(tmp_path) in c.warning
-    assert M.resolve_weights("yolov5s", None, "none").warning is None  # asked for: no warning
-
-
-def test_unreachable_hub_falls_back_to_scratch_with_warning(monkeypatch, tmp_path):
-    monkeypatch.delenv("ECHOAVC_OFFLINE", raising=False)
-    monkeypatch.setenv("ECHOAVC_CACHE", str(tmp_path))
-    monkeypatch.setattr(M, "_reachable", lambda *a, **k: False)
-    c = M.resolve_weights("yolo11n", None, "auto")
-    assert c.from_scratch and "cannot be reached" in c.warning
+    c = M.resolve_weights("yolov5s")
+    assert c.from_scratch and c.origin == "from scratch" and c.warning is None  # the default: none, no warning
+    c = M.resolve_weights("yolov5s", None, "auto")  # nothing cached: from scratch, saying how to get weights
+    assert c.from_scratch and "echoavc weights fetch yolov5s" in c.warning and str(tmp_path) in c.warning
+    assert netguard.attempts == []
+    with pytest.raises(EchoAVCError, match="no weights named 'coco'.*echoavc weights fetch coco"):
+        M.resolve_weights("yolov5s", None, "coco")
 
 
 def test_cached_pretrained_weights_are_used(monkeypatch, tmp_path, tiny_detector):

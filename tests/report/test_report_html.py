@@ -13,7 +13,7 @@ import pytest
 
 from echoavc.errors import EchoAVCError
 from echoavc.report import BANNER, write_overlay, write_report
-from testkit import check_html
+from testkit import check_html, need_tool
 
 EXAM_A = "A<1>&co"
 EXAM_B = "B 'q\" #2"
@@ -219,14 +219,11 @@ var document = {querySelectorAll: function(){ return [table]; }};
 
 
 def test_sort_script_is_numeric_aware_and_toggles(tmp_path):
-    import shutil
     import subprocess
 
     from echoavc.report.html import _SCRIPT
 
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed; the sort script is checked where it is")
+    node = need_tool("node")
     probe = _FAKE_DOM + _SCRIPT + r"""
 var order = function(){ return body.rows.map(function(r){ return r.name; }).join(""); };
 ths[1].click(); var up = order() + ths[1].attrs["aria-sort"];

@@ -33,7 +33,10 @@ def train_cmd(
                                                     "efficientnet_b4, resnetv2_50, resnetv2_152, "
                                                     "mobilenetv3_small_100, mobilenetv3_large_100).")] = None,
     pooling: Annotated[Optional[Literal[CLASSIFIER_POOLINGS]], typer.Option("--pooling")] = None,
-    pretrained: Annotated[Optional[str], typer.Option("--pretrained", help="Weights file, 'auto', 'hub' or 'none'.")]
+    pretrained: Annotated[Optional[str], typer.Option("--pretrained", help="Starting weights: none (from "
+                                                      "scratch, the default) | PATH | a name from `echoavc weights "
+                                                      "list` | auto (cached weights of the backbone if any). "
+                                                      "Never downloads.")]
     = None,
     epochs: Annotated[Optional[int], typer.Option("--epochs", min=1)] = None,
     batch: Annotated[Optional[int], typer.Option("--batch", "--batch-size", min=1, help="Crops per step "

@@ -5,9 +5,10 @@ convolutional feature map (C x h x w). ``none`` flattens it (C*h*w features, so 
 depends on the input size), ``max`` / ``avg`` pool it to C features. Then ``Linear(.., hidden)``,
 ReLU, and ``Linear(hidden, 1)``: one logit, sigmoid outside the model (calibration acts on logits).
 
-Weights: a local file (``pretrained=PATH``, .pth or .safetensors, loaded by timm); the Hugging Face hub
-when it answers (checked first with ``runtime.hub_reachable``, so timm never retries an unreachable
-hub for 46 s); otherwise from scratch, with a warning.
+Weights (``pretrained``): "none" (the default): from scratch; a local file (PATH, .pth or .safetensors, loaded
+by timm) or the name of weights in the echoavc weights cache (``echoavc weights fetch / import``); "auto": the
+cache's weights for this backbone when they are there, else from scratch with a warning. Building a model never
+downloads anything: only ``echoavc weights fetch`` does.
 """
 
 from __future__ import annotations
@@ -30,9 +31,11 @@ class PretrainedWarning(EchoAVCWarning):
 
 
 def create_backbone(name: str, pretrained: str | Path | None = "none") -> tuple[nn.Module, str]:
-    """A timm backbone without classifier; returns it and where its weights came from
-    (``file:PATH``, ``hub``, or ``scratch``)."""
+    """A timm backbone without classifier; returns it and where its weights came from (``file:PATH`` or
+    ``scratch``). Never touches the network."""
     import timm
+
+    from echoavc import weights as W
 
     runtime.configure()
     if not timm.is_model(name):
@@ -41,25 +44,22 @@ def create_backbone(name: str, pretrained: str | Path | None = "none") -> tuple[
     spec = "none" if pretrained is None else str(pretrained)
     if spec.lower() in ("none", "", "scratch", "false"):
         return timm.create_model(name, pretrained=False, **kw), "scratch"
-    if spec.lower() not in ("auto", "hub"):
-        path = Path(spec).expanduser()
-        if not path.is_file():
-            raise EchoAVCError("pretrained weights file not found", path)
-        try:
-            model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)), **kw)
-        except Exception as exc:  # a wrong file for this architecture
-            raise EchoAVCError(f"cannot load weights for {name}: {str(exc).splitlines()[0][:200]}", path) from None
-        return model, f"file:{path}"
-    if runtime.hub_reachable():
-        try:
-            return timm.create_model(name, pretrained=True, **kw), "hub"
-        except Exception as exc:  # hub up but the download failed
-            reason = str(exc).splitlines()[0][:200]
+    if spec.lower() == "hub":
+        raise EchoAVCError(f"pretrained 'hub' is gone: nothing downloads while training. Run `echoavc weights fetch "
+                           f"{name}` once (online), then pass --pretrained {name}")
+    if spec.lower() == "auto":
+        path = W.lookup(name)
+        if path is None:
+            warnings.warn(f"{name}: no pretrained weights in {W.cache_folder()} (`echoavc weights fetch {name}` "
+                          "puts them there); training from scratch.", PretrainedWarning, stacklevel=2)
+            return timm.create_model(name, pretrained=False, **kw), "scratch"
     else:
-        reason = "the model hub is not reachable (offline)"
-    warnings.warn(f"{name}: no pretrained weights ({reason}); training from scratch. Pass a local weights "
-                  "file with --pretrained PATH for transfer learning.", PretrainedWarning, stacklevel=2)
-    return timm.create_model(name, pretrained=False, **kw), "scratch"
+        path = W.resolve_file(spec)
+    try:
+        model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)), **kw)
+    except Exception as exc:  # a wrong file for this architecture
+        raise EchoAVCError(f"cannot load weights for {name}: {str(exc).splitlines()[0][:200]}", path) from None
+    return model, f"file:{path}"
 
 
 class AVCNet(nn.Module):
@@ -111,13 +111,16 @@ def build(backbone: str, pooling: str, pretrained_path: str | Path | None = None
           hidden: int = 120, dropout: float = 0.0, pretrained: str | None = None) -> AVCNet:
     """The classifier for ``backbone`` (a timm name) and ``pooling`` (none | max | avg).
 
-    ``pretrained_path`` loads local weights; otherwise ``pretrained`` is "none" (default), "auto"/"hub"
-    (the hub when reachable, else from scratch with a ``PretrainedWarning``). ``model.weights_source``
-    says which happened.
+    ``pretrained_path`` loads local weights; otherwise ``pretrained`` is "none" (default), a file, a cached
+    weights name, or "auto" (the cache's weights for ``backbone``, else from scratch with a ``PretrainedWarning``).
+    ``model.weights_source`` says which happened; ``model.starting_weights`` records it with the file's sha256.
     """
+    from echoavc.weights import starting_record
+
     spec = str(pretrained_path) if pretrained_path is not None else (pretrained or "none")
     net, source = create_backbone(backbone, spec)
     model = AVCNet(net, pooling, input_size, hidden, dropout)
     model.backbone_name = backbone
     model.weights_source = source
+    model.starting_weights = starting_record(source[len("file:"):] if source.startswith("file:") else None)
     return model

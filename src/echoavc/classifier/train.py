@@ -276,6 +276,7 @@ def train_and_calibrate(source: CropSource, train: list[Sample], val: list[Sampl
     meta["calibration_fit"] = {"auroc": _auroc(y, z), "log_loss_raw": _bce(z, y),
                                "brier": float(np.mean((p - y) ** 2))}
     meta["weights_source"] = getattr(model, "weights_source", "")
+    meta["starting_weights"] = getattr(model, "starting_weights", None)
     meta["train_counts"] = _counts(training_samples(train, s, s.seed))
     return Trained(model, s, cal, float(t), meta, z, y)
 

@@ -7,14 +7,13 @@ User errors print one line ``<file>: <reason>`` (exit 2).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 
 from echoavc.cliutil import DataOpt, SplitOpt, fail, split_file, user_warnings
 from echoavc.errors import EchoAVCError
-from echoavc.settings import DETECTOR_PRETRAINED
 
 detector_app = typer.Typer(name="detector", help="Train, evaluate, run and export the valve detector "
                            "(Ultralytics YOLO; docs/detector.md).", no_args_is_help=True,
@@ -63,9 +62,9 @@ def train_cmd(
                                                            help="Ultralytics' mosaic/scale/translate/HSV.")] = None,
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Start from this local checkpoint "
                                                     "(COCO-pretrained or an earlier run).")] = None,
-    pretrained: Annotated[Optional[Literal[DETECTOR_PRETRAINED]], typer.Option("--pretrained", help="Without "
-                                                                               "--weights: auto (hub when reachable, "
-                                                                               "else from scratch) | none.")] = None,
+    pretrained: Annotated[Optional[str], typer.Option("--pretrained", help="Without --weights: none (from "
+                                                      "scratch, the default) | PATH | a name from `echoavc weights "
+                                                      "list` | auto (cached COCO weights if any). Never downloads.")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, 0, ... (default: GPU when present).")]
     = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=0)] = None,

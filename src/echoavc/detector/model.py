@@ -5,21 +5,20 @@ YOLOv5 yaml is its maintained anchor-free YOLOv5u, not the paper's anchor-based 
 the model as built: ``"yolov5su, from scratch"``, ``"yolov5nu, from COCO weights yolov5nu.pt"``,
 ``"yolo11n, from runs/a/weights/best.pt"``.
 
-Weights, in order (:func:`resolve_weights`):
+Weights, in order (:func:`resolve_weights`); nothing here ever downloads (``echoavc weights fetch yolov5n``
+does, when asked):
 
 1. ``weights=PATH``: a local Ultralytics checkpoint (COCO-pretrained or an earlier run); its architecture must
    be the one asked for, else it is refused (a yolo11n checkpoint cannot start a yolov5n).
-2. Pretrained weights from the echoavc cache (``<cache>/weights/yolov5nu.pt``) when a file is there.
-3. A download of Ultralytics' COCO weights into that cache, only when not offline (``ECHOAVC_OFFLINE``) and
-   GitHub answers; one short connection test, no retries.
-4. From scratch, with a warning: on a few hundred images a large model learns little this way; the ``cpu``
-   preset is chosen to learn anyway.
+2. ``pretrained="none"`` (the default): from scratch; the ``cpu`` preset is chosen to learn anyway.
+3. ``pretrained=PATH`` or the name of cached weights (``echoavc weights list``): that checkpoint, checked as in 1.
+4. ``pretrained="auto"``: the COCO weights in the echoavc cache (``<cache>/weights/yolov5nu.pt``) when a file is
+   there, else from scratch with a warning saying how to get them.
 """
 
 from __future__ import annotations
 
 import re
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +28,6 @@ from echoavc.errors import EchoAVCError
 #: Architectures offered (others of these families with scales m/l/x also build).
 MODELS = ("yolov5n", "yolov5s", "yolo11n", "yolo11s")
 _ARCH = re.compile(r"^(yolov5|yolov8|yolo11)([nsmlx])(u?)$")
-_WEIGHTS_HOST = "github.com"
 
 
 @dataclass(frozen=True)
@@ -124,45 +122,27 @@ def check_compatible(model: str, path: str | Path) -> dict:
     return info
 
 
-def _reachable(host: str = _WEIGHTS_HOST, timeout: float = 1.5) -> bool:
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
+def resolve_weights(model: str, weights: str | Path | None = None, pretrained: str = "none") -> WeightsChoice:
+    """Where the first weights come from (module docstring). Never touches the network."""
+    from echoavc.weights import resolve_file
 
-
-def resolve_weights(model: str, weights: str | Path | None = None, pretrained: str = "auto") -> WeightsChoice:
-    """Where the first weights come from (module docstring). Never touches the network when offline."""
     parse_model(model)
     if weights is not None:
         p = Path(weights)
         check_compatible(model, p)
         return WeightsChoice(p, f"from {p}")
-    if pretrained not in ("auto", "none"):
-        raise EchoAVCError(f"pretrained must be 'auto' or 'none', not {pretrained!r}")
-    if pretrained == "none":
+    spec = str(pretrained or "none")
+    if spec.lower() in ("none", "scratch", "false", ""):
         return WeightsChoice(None, "from scratch")
     name = pretrained_file(model)
-    cached = weights_cache() / name
-    if cached.is_file():
-        return WeightsChoice(cached, f"from COCO weights {name}")
-    why = None
-    if runtime.offline_requested():
-        why = "offline (ECHOAVC_OFFLINE is set)"
-    elif not _reachable():
-        why = f"{_WEIGHTS_HOST} cannot be reached"
-    else:
-        try:
-            from ultralytics.utils.downloads import attempt_download_asset
-
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            got = Path(attempt_download_asset(str(cached)))
-            if got.is_file():
-                return WeightsChoice(got, f"from COCO weights {name}")
-            why = "the download gave no file"
-        except Exception as exc:  # noqa: BLE001 (any download failure means: from scratch)
-            why = f"the download failed ({type(exc).__name__})"
-    return WeightsChoice(None, "from scratch",
-                         f"no pretrained weights: {why}; training {built_name(model)} from scratch "
-                         f"(put {name} in {weights_cache()} or pass --weights PATH to start from weights)")
+    if spec.lower() == "auto":
+        cached = weights_cache() / name
+        if cached.is_file():
+            check_compatible(model, cached)
+            return WeightsChoice(cached, f"from COCO weights {name}")
+        return WeightsChoice(None, "from scratch",
+                             f"no pretrained weights in {weights_cache()}; training {built_name(model)} from scratch "
+                             f"(`echoavc weights fetch {model}` downloads {name} there, or pass --weights PATH)")
+    p = resolve_file(spec)
+    check_compatible(model, p)
+    return WeightsChoice(p, f"from {p.name}" if p.parent == weights_cache() else f"from {p}")

@@ -22,6 +22,7 @@ from echoavc import runtime
 from echoavc.files import atomic_write_text, atomic_write_with, progress_bar
 from echoavc.detector.model import WeightsChoice, built_name, describe, resolve_weights, yaml_name
 from echoavc.errors import EchoAVCError, EchoAVCWarning
+from echoavc.weights import starting_record
 from echoavc.settings import DetectorSettings
 
 RUN_FILE = "detector.json"
@@ -203,7 +204,8 @@ def train(data: str | Path, out: str | Path, settings: DetectorSettings | None =
     rows = _results_rows(save_dir / "results.csv")
     epochs_run = len(rows) or settings.epochs
     meta = {"model_name": name, "model": built_name(settings.model), "built_from": yaml_name(settings.model),
-            "weights_origin": choice.origin, "imgsz": settings.imgsz, "data": str(Path(d["_file"]).resolve())}
+            "weights_origin": choice.origin, "starting_weights": starting_record(choice.path),
+            "imgsz": settings.imgsz, "data": str(Path(d["_file"]).resolve())}
     for p in {best, last}:
         stamp_checkpoint(p, meta)
     final = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import cv2
@@ -32,23 +33,29 @@ def _thumb(img: np.ndarray, caption: str, box=None, nodules=(), color=(60, 220, 
 
 
 def reference_tiles() -> list[np.ndarray]:
-    """Frames of the real clips in pydicom-data (empty list when it is not installed)."""
-    try:
-        from pydicom import dcmread
-        from pydicom.data import get_testdata_file
+    """Frames of the real clips in pydicom-data; a tile saying so for each clip that is not installed (nothing is
+    downloaded), with a warning."""
+    from pydicom import dcmread
 
-        from echoavc.synth.realism import REFERENCES
-    except ImportError:
-        return []
-    tiles = []
+    from echoavc.synth.realism import REFERENCES, reference_file
+
+    tiles, missing = [], []
     for ref in REFERENCES:
-        path = get_testdata_file(ref.file)
+        path = reference_file(ref.file)
         if path is None:
+            missing.append(ref.file)
+            tile = np.zeros((THUMB_H, THUMB_W), np.uint8)
+            for k, line in enumerate(("reference clip missing:", ref.file, "pip install pydicom-data")):
+                cv2.putText(tile, line, (12, 120 + 26 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.6, 200, 1, cv2.LINE_AA)
+            tiles.append(_thumb(tile, f"REAL: {ref.name} (missing)", color=(0, 0, 0)))
             continue
         ds = dcmread(path)
         arr = ds.pixel_array
         frame = arr[0] if int(ds.get("NumberOfFrames", 1) or 1) > 1 else arr
         tiles.append(_thumb(frame, f"REAL: {ref.name}", color=(0, 0, 0)))
+    if missing:
+        warnings.warn(f"gallery: real reference clips missing ({', '.join(missing)}): pip install pydicom-data; "
+                      "nothing was downloaded", stacklevel=2)
     return tiles
 
 

@@ -128,18 +128,33 @@ def frame_stats(gray: np.ndarray, mask: np.ndarray) -> dict[str, float]:
     return {**intensity_stats(gray, mask), **grain(gray, mask)}
 
 
+def reference_file(name: str) -> Path | None:
+    """A real clip shipped with pydicom or pydicom-data, by exact name; None when it is not installed.
+
+    Never downloads: pydicom's ``get_testdata_file`` fetches missing files from the internet unless told not to.
+    """
+    try:
+        from pydicom.data import get_testdata_file
+    except ImportError:  # pragma: no cover
+        return None
+    path = get_testdata_file(name, download=False)
+    return Path(path) if path else None
+
+
+def missing_references() -> list[str]:
+    """The reference clips that are not installed (pip install pydicom-data)."""
+    return [ref.file for ref in REFERENCES if reference_file(ref.file) is None]
+
+
 def reference_stats() -> list[dict[str, float]]:
     """Statistics of the real clips in pydicom-data, one row per frame used."""
-    try:
-        from pydicom import dcmread
-        from pydicom.data import get_testdata_file
-    except ImportError as exc:  # pragma: no cover
-        raise RuntimeError("pydicom is needed for the reference statistics") from exc
+    from pydicom import dcmread
+
     rows = []
     for ref in REFERENCES:
-        path = get_testdata_file(ref.file)
+        path = reference_file(ref.file)
         if path is None:
-            raise FileNotFoundError(f"{ref.file} not found: install pydicom-data")
+            raise FileNotFoundError(f"{ref.file} not found: install pydicom-data (the reference clips)")
         ds = dcmread(path)
         arr = ds.pixel_array
         if int(ds.get("NumberOfFrames", 1) or 1) == 1:
