@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from echoavc.dataset.materialise import crop_to_image, valve_crop
+from echoavc.preprocess.crop import crop_to_image, valve_crop
 
 FRAME = (640, 640)
 

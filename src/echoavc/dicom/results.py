@@ -118,15 +118,9 @@ def driving_frame_record(exam: dict, frames: list[dict]) -> dict | None:
 def transform_of(data: bytes, name: str, ingest_settings):
     """The clip's StandardTransform, found exactly as screening found it (same cone finder, same settings)."""
     from echoavc.dicom.read import open_dicom
+    from echoavc.preprocess import prepare_clip
 
-    try:
-        from echoavc.preprocess import prepare_clip  # the home of preprocessing since the structure issue
-    except ImportError:  # pragma: no cover - before it
-        from echoavc.ingest import prepare_clip
-
-    prepared = prepare_clip(open_dicom(data, name), ingest_settings)
-    # since the structure issue the transform lives in the clip's StandardFrame
-    return prepared.frame.transform if hasattr(prepared, "frame") else prepared.transform
+    return prepare_clip(open_dicom(data, name), ingest_settings).frame.transform
 
 
 def exam_evidence(data: bytes, name: str, exam: dict, frames: list[dict], ingest_settings,
@@ -362,10 +356,7 @@ def exam_results_to_dicom(report, bundle, dicom_out: str | Path, *, read=None,
     (default: the file or zip member the name points to). An exam that cannot be written is reported through
     ``on_failure(exam_id, reason)`` and skipped; the others go on.
     """
-    try:
-        from echoavc.runner import Source  # the batch runner's, since the structure issue
-    except ImportError:  # pragma: no cover - before it
-        from echoavc.ingest import Source
+    from echoavc.runner import Source
 
     def default_read(name: str) -> bytes:
         path, _, member = name.partition("!")
