@@ -205,6 +205,8 @@ def predict(
     ae_title: Annotated[str, typer.Option("--ae-title", help="PACS source: our AE title.")] = "ECHOAVC",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="PACS source: port of our Storage SCP "
                     "for C-MOVE (the PACS must list --ae-title with it).")] = 11113,
+    key: Annotated[Optional[Path], typer.Option("--key", help="The ingest key: exam ids become the keyed study "
+                   "pseudonyms ingest uses; without it, an unkeyed hash.")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """Screen exams: valve box, calibrated calcification probability per frame, a decision per exam."""
@@ -220,7 +222,7 @@ def predict(
                             on_dicom_failure=lambda e, r: err.print(f"[red]no DICOM results:[/red] {e}: {r}",
                                                                     highlight=False, soft_wrap=True),
                             backend=backend, settings=s, workers=workers, threads=threads, overlays=overlays,
-                            report=report, progress=progress)
+                            report=report, progress=progress, key=key)
     except EchoAVCError as exc:
         fail(exc)
     for f in rep.failures:

@@ -66,9 +66,10 @@ class PredictReport:
 _WORKER: dict = {}
 
 
-def _worker_init(bundle_dir: str, backend: str, settings: dict, threads: int) -> None:
+def _worker_init(bundle_dir: str, backend: str, settings: dict, threads: int, secret: bytes | None = None) -> None:
+    # the key's secret reaches spawned workers through the pipe that starts them, never through a file
     bundle = load_bundle(bundle_dir)
-    _WORKER["screener"] = Screener(bundle, backend, from_dict(ScreeningSettings, settings), threads)
+    _WORKER["screener"] = Screener(bundle, backend, from_dict(ScreeningSettings, settings), threads, secret)
 
 
 def _worker_run(path: str, member: str | None, out_dir: str, overlays: str) -> tuple[str, dict | str]:
@@ -87,20 +88,42 @@ def _run_one(screener: Screener, src, out_dir: Path, overlays: str) -> tuple[str
         return "failed", failure_reason(exc)
 
 
-def _fingerprint(bundle: Bundle, settings: ScreeningSettings, backend: str, overlays: str) -> str:
+def open_key(key: str | Path | None, out: str | Path) -> bytes | None:
+    """The ingest key's secret (the key file is created on first use, as ``echoavc ingest`` does), or None.
+
+    Refused inside the results folder ``out``: the key re-identifies every exam id there."""
+    if key is None:
+        return None
+    from echoavc.dicom.deid import PseudonymKey
+
+    path = Path(key)
+    if path.resolve().is_relative_to(Path(out).resolve()):
+        raise EchoAVCError("the key must live outside the results folder (it re-identifies every exam)", path)
+    return PseudonymKey(path).secret
+
+
+def _fingerprint(bundle: Bundle, settings: ScreeningSettings, backend: str, overlays: str,
+                 secret: bytes | None = None) -> str:
     doc = {"bundle": bundle.meta.get("files"), "settings": asdict(settings), "backend": backend,
            "overlays": overlays}
+    if secret is not None:
+        from echoavc.dicom.deid import pseudonym
+
+        # another key gives other exam ids: a marker of the key (never the key itself) makes that a re-screen
+        doc["key"] = pseudonym(secret, "check", "echoavc")
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def predict(inputs: Sequence[str | Path], model: str | Path, out: str | Path, *, backend: str = "auto",
             settings: ScreeningSettings | None = None, workers: int = 1, threads: int = 0,
             overlays: str = "driving", report: bool = True, progress: bool = True,
-            on_failure: Callable[[str, str], None] | None = None) -> PredictReport:
+            on_failure: Callable[[str, str], None] | None = None, key: str | Path | None = None) -> PredictReport:
     """Screen every input (files, folders, zips) with the bundle ``model`` into ``out``.
 
     Writes ``frames.csv``, ``exams.csv``, ``results.json``, ``failures.csv``, overlay PNGs and
-    ``report.html``. Inputs already screened with the same bundle and settings are not redone.
+    ``report.html``. Inputs already screened with the same bundle, settings and key are not redone.
+    ``key``: the ingest key file; exam ids become the keyed study pseudonyms ``echoavc ingest`` gives the
+    same studies (without it, an unkeyed hash of the Study Instance UID).
     """
     if overlays not in ("driving", "all", "none"):
         raise EchoAVCError(f"overlays must be driving, all or none, not {overlays!r}")
@@ -111,10 +134,11 @@ def predict(inputs: Sequence[str | Path], model: str | Path, out: str | Path, *,
         raise EchoAVCError(f"exam aggregate must be mean, median or max, not {s.exam_aggregate!r}")
     backend = bundle.backend(backend)
     out = Path(out)
+    secret = open_key(key, out)
     out.mkdir(parents=True, exist_ok=True)
     # stale temporaries only where an earlier screening left them: OUT may be a folder of other things
     store = open_state(out, clean=(out / STATE_DIR).is_dir())
-    fp = _fingerprint(bundle, s, backend, overlays)
+    fp = _fingerprint(bundle, s, backend, overlays, secret)
     sources, problems = find_sources(inputs)
     failures = [{"source": name, "reason": reason} for name, reason in problems]
     clips: list[ClipResult] = []
@@ -149,7 +173,7 @@ def predict(inputs: Sequence[str | Path], model: str | Path, out: str | Path, *,
     def serial(item: tuple) -> tuple[str, dict | str]:
         nonlocal screener
         if screener is None:
-            screener = Screener(bundle, backend, s, threads)
+            screener = Screener(bundle, backend, s, threads, secret)
         return _run_one(screener, item[0], out, overlays)
 
     per = max(1, (threads or os.cpu_count() or 1) // workers)
@@ -158,7 +182,7 @@ def predict(inputs: Sequence[str | Path], model: str | Path, out: str | Path, *,
     run_batch(todo, finish, serial=serial, workers=workers, label="screening", progress=progress,
               parallel=lambda t: (_worker_run, str(t[0].path), t[0].member, str(out), overlays),
               mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
-              initargs=(str(bundle.folder), backend, asdict(s), per))
+              initargs=(str(bundle.folder), backend, asdict(s), per, secret))
 
     clips.sort(key=lambda c: c.source)
     exams = exam_results(clips, bundle.exam_threshold, s.exam_aggregate)
@@ -218,7 +242,7 @@ def _write_outputs(out: Path, bundle: Bundle, exams: list[dict], frames: list[di
         write_report(out, exams, frames, {**bundle.card(), "backend": backend}, failures)
 
 
-__all__ = ["predict", "PredictReport", "FRAME_COLUMNS", "EXAM_COLUMNS",
+__all__ = ["predict", "open_key", "PredictReport", "FRAME_COLUMNS", "EXAM_COLUMNS",
            # re-exported from echoavc.screening for older callers
            "Screener", "FrameResult", "ClipResult", "exam_results", "exam_id_of", "screen_input", "STATUS_TEXT",
            "HEAT_MAP_FILE"]

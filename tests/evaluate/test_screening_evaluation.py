@@ -139,16 +139,26 @@ def heldout_with_bad_files(tmp_path_factory):
     return cohort_dir, calc["study_instance_uid"], norm["study_instance_uid"], len(lab)
 
 
+@pytest.mark.parametrize("keyed", [False, True], ids=["unkeyed", "keyed"])
 def test_evaluate_exams_counts_no_cone_and_truncated_exams_as_undetermined(screening_bundle, heldout_with_bad_files,
-                                                                           tmp_path):
+                                                                           tmp_path, key_path, keyed):
+    from echoavc.dicom.deid import PseudonymKey
     from echoavc.evaluate.heldout import evaluate_exams
-    from echoavc.screening import exam_id_of
+    from echoavc.screening import exam_id_of as plain_id
 
     cohort_dir, no_cone, truncated, n_exams = heldout_with_bad_files
     rep = evaluate_exams(screening_bundle.bundle, cohort_dir / "dicom", cohort_dir / "labels.csv", tmp_path / "ev",
-                         backend="onnx", n_boot=200, settings=screening_bundle.settings)
+                         backend="onnx", n_boot=200, settings=screening_bundle.settings,
+                         key=key_path if keyed else None)
+    secret = PseudonymKey(key_path).secret if keyed else None
+
+    def exam_id_of(uid):  # with --key, labels.csv's Study Instance UIDs join through the keyed pseudonyms
+        return plain_id(uid, secret)
+
     c = rep["counts"]
-    assert c["exams"] == n_exams  # nothing dropped
+    assert c["exams"] == n_exams  # nothing dropped: every labelled exam found under the same id
+    if keyed:
+        assert all(r["exam_id"].startswith("E-") for r in rep["undetermined"])
     und = {u["exam_id"]: u for u in rep["undetermined"]}
     assert exam_id_of(no_cone) in und and exam_id_of(truncated) in und
     assert und[exam_id_of(truncated)]["failed_files"] and "cone" in und[exam_id_of(no_cone)]["reason"]

@@ -82,7 +82,9 @@ def test_listener_screens_forwards_and_replaces(screening_bundle, tmp_path, key_
             results = sorted(p.name for p in (tmp_path / "out").iterdir())
             assert len(results) == len(uids) and all(r.startswith("E-") for r in results)
             for r in results:
-                assert (tmp_path / "out" / r / "exams.csv").exists()
+                # exam ids are the keyed study pseudonyms (the folder's name), not an unkeyed hash
+                exams = (tmp_path / "out" / r / "exams.csv").read_text().splitlines()[1:]
+                assert exams and {e.split(",")[0] for e in exams} == {r}
             # a late instance (sent again) re-opens its study: screened again, results replaced
             again = pydicom.dcmread(studies[uids[1]][0])
             assert send(settings.port, [again]) == [0]

@@ -60,9 +60,10 @@ def runs(orthanc, screening_bundle, tmp_path_factory):
                        for _ in range(2)]
         out["dimse"] = [screen_study(dimse_url, b, out=root / "b", dicom_out=root / "b-dicom", **common)
                         for _ in range(2)]
-        # a third run by the other path, keeping its fetched copies for the ``pacs results`` test
+        # a third run by the other path, keeping its fetched copies for the ``pacs results`` test, with the
+        # ingest key (keyed exam ids)
         out["dimse"].append(screen_study(rest_url, b, out=root / "b2", dicom_out=root / "b2-dicom",
-                                         keep_fetched=True, **common))
+                                         keep_fetched=True, key=root / "keys" / "echoavc.key", **common))
     finally:
         mp.undo()
     return dict(out, a=a, b=b, root=root)
@@ -83,6 +84,17 @@ def test_two_runs_leave_exactly_one_sr_and_one_sc_per_exam(orthanc, runs, path):
     assert len(first.report.exams) == 1 and len(first.results) == 1 and not first.failures
     # the fetched copies (identified) are gone
     assert not any((runs["root"] / f"{'a' if path == 'rest' else 'b'}-dicom" / ".incoming").rglob("*.dcm"))
+
+
+def test_with_the_ingest_key_exam_ids_are_the_keyed_study_pseudonyms(runs):
+    from echoavc.dicom.deid import PseudonymKey
+    from echoavc.screening import exam_id_of
+
+    keyed, plain = runs["dimse"][2], runs["dimse"][0]
+    want = PseudonymKey(runs["root"] / "keys" / "echoavc.key").pseudonym("study", runs["b"])
+    assert [e["exam_id"] for e in keyed.report.exams] == [want] == [r.exam_id for r in keyed.results]
+    assert [e["exam_id"] for e in plain.report.exams] == [exam_id_of(runs["b"])]
+    assert (runs["root"] / "b2" / "exams.csv").read_text().splitlines()[1].startswith(want + ",")
 
 
 def test_dcmtk_findscu_sees_one_sr_series_and_one_sc_series_of_one_instance_each(orthanc, runs):

@@ -32,6 +32,9 @@ def evaluate_command(
     backend: Annotated[str, typer.Option("--backend", help="auto | torch | onnx")] = "auto",
     workers: Annotated[int, typer.Option("--workers", min=1, help="Files screened in parallel (--exams).")] = 1,
     n_boot: Annotated[int, typer.Option("--n-boot", min=100, help="Patient bootstrap resamples.")] = 1000,
+    key: Annotated[Optional[Path], typer.Option("--key", help="--exams: the ingest key: exam ids (and the labels "
+                   "joined to them) become the keyed study pseudonyms ingest uses; without it, an unkeyed "
+                   "hash.")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """Metrics of the whole screening path, with intervals, on a dataset's test part or on labelled raw exams."""
@@ -43,7 +46,7 @@ def evaluate_command(
         if exams:
             if labels is None:
                 raise EchoAVCError("--exams needs --labels labels.csv")
-            rep = evaluate_exams(model, list(exams), labels, out, backend, workers, n_boot, progress)
+            rep = evaluate_exams(model, list(exams), labels, out, backend, workers, n_boot, progress, key=key)
         else:
             rep = evaluate_dataset(model, data, part, split or (data / "split.json"), out, backend, n_boot, progress)
     except EchoAVCError as exc:

@@ -29,7 +29,8 @@ PART_LABELS = {
     "val": "validation (used for model selection; optimistic)",
     "train": "training (the models learned from it; not an estimate of skill)",
 }
-PREDICT_EXAM_ID = re.compile(r"^E[0-9a-f]{10}$")
+# predict's exam ids: the unkeyed hash, or the keyed study pseudonym (with the ingest key)
+PREDICT_EXAM_ID = re.compile(r"^(E[0-9a-f]{10}|E-[A-Z2-7]{12})$")
 
 
 def screen_table_part(bundle, table, split, part: str = "test", backend: str = "torch", progress: bool = False,
@@ -159,9 +160,10 @@ def held_out_summary(report: dict, where: str) -> dict:
 # ---------------------------------------------------------------- raw exams
 
 
-def read_exam_labels(path) -> dict[str, ExamTruth]:
+def read_exam_labels(path, secret: bytes | None = None) -> dict[str, ExamTruth]:
     """labels.csv (as ``echoavc synth`` writes it: one row per exam) keyed by predict's exam id: the exam
-    column holds the original Study Instance UID (hashed here the way predict names exams) or predict's id."""
+    column holds the original Study Instance UID (named here the way predict names exams: keyed with the
+    ingest key's ``secret`` when given) or predict's id."""
     from echoavc.annotations.labels import _pick, parse_calcified, parse_grade
     from echoavc.screening import exam_id_of
     from echoavc.settings import LabelColumns
@@ -194,7 +196,7 @@ def read_exam_labels(path) -> dict[str, ExamTruth]:
             raise EchoAVCError(f"row {i + 2}: {exc}", path) from None
         if cal is None and grade is not None:
             cal = int(grade > 0)
-        eid = exam if PREDICT_EXAM_ID.match(exam) else exam_id_of(exam)
+        eid = exam if PREDICT_EXAM_ID.match(exam) else exam_id_of(exam, secret)
         out[eid] = ExamTruth(eid, str(row[patient_col]).strip() or eid, cal, grade,
                              (str(row[vendor_col]).strip() if vendor_col else "") or "unknown")
     return out
@@ -214,21 +216,24 @@ def _dicom_header(name: str) -> tuple[str | None, str | None]:
 
 
 def evaluate_exams(model, exams, labels, out, backend: str = "auto", workers: int = 1, n_boot: int = 1000,
-                   progress: bool = False, settings=None, overlays: str = "none", report: bool = False) -> dict:
+                   progress: bool = False, settings=None, overlays: str = "none", report: bool = False,
+                   key=None) -> dict:
     """``echoavc predict`` on ``exams`` (files, folders, zips) into ``out/screening``, joined with ``labels``
     (labels.csv); every file counted, an exam whose files all failed or gave no decided frame undetermined.
-    ``overlays``/``report``: predict's pictures and HTML report (off by default: the metrics need neither)."""
+    ``overlays``/``report``: predict's pictures and HTML report (off by default: the metrics need neither).
+    ``key``: the ingest key: exam ids (and the labels joined to them) become its study pseudonyms."""
     from echoavc.bundle import load_bundle
-    from echoavc.predict import predict
+    from echoavc.predict import open_key, predict
     from echoavc.screening import ClipResult, FrameResult, exam_id_of
 
     t0 = time.perf_counter()
     out = Path(out)
+    secret = open_key(key, out)  # the whole report folder, not only out/screening, stays free of the key
     bundle = load_bundle(model)
-    truth = read_exam_labels(labels)
+    truth = read_exam_labels(labels, secret)
     exam_dirs = exams if isinstance(exams, (list, tuple)) else [exams]
     rep = predict(exam_dirs, bundle.folder, out / "screening", backend=backend, settings=settings,
-                  workers=workers, overlays=overlays, report=report, progress=progress)
+                  workers=workers, overlays=overlays, report=report, progress=progress, key=key)
     clips = [ClipResult(r["source"], r["source"], r["exam_id"],
                         [FrameResult(**{k: v for k, v in f.items() if k != "status_text"}) for f in fr], None)
              for r, fr in _clips_of(rep.frames)]
@@ -246,7 +251,7 @@ def evaluate_exams(model, exams, labels, out, backend: str = "auto", workers: in
         if study is None:
             unattributed.append(f)
         else:
-            failed.setdefault(exam_id_of(study), []).append(f["source"])
+            failed.setdefault(exam_id_of(study, secret), []).append(f["source"])
     s = settings or bundle.screening
     seen = {c.exam_id for c in clips} | set(failed)
     # labels.csv defines the cohort: a labelled exam with no file (or only files that could not be tied to it)

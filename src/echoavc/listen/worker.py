@@ -75,7 +75,7 @@ class Listener:
         files = self.queue.files(study)  # the new instances and those still retained from earlier screenings
         folder = self.queue.studies / study
         report = predict([folder / n for n in sorted(files)], self.model, self.out / study, settings=self.screening,
-                         backend=self.backend, overlays=self.settings.overlays, progress=False)
+                         backend=self.backend, overlays=self.settings.overlays, progress=False, key=self.key.path)
         for f in report.failures:
             self.queue.log("instance_not_screened", "error", study=study, instance=Path(f["source"]).stem,
                            reason=f["reason"].replace(str(folder), study))

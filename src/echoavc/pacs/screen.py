@@ -206,16 +206,18 @@ def screen_studies(source_url: str, study_uids, model: str | Path, out: str | Pa
                    settings=None, backend: str = "auto", workers: int = 1, threads: int = 0,
                    upload_results: bool = True, credentials_file: str | Path | None = None,
                    local_ae: str = "ECHOAVC", local_port: int = 11113, keep_fetched: bool = False,
-                   overlays: str = "driving", report: bool = True, progress: bool = False) -> StudyScreening:
+                   overlays: str = "driving", report: bool = True, progress: bool = False,
+                   key: str | Path | None = None) -> StudyScreening:
     """Fetch the studies, screen them in one predict run, write SR + SC per exam to ``dicom_out`` and upload
     them. ``out`` gets the de-identified results (frames.csv, exams.csv, report.html ...) exactly as
     ``echoavc predict`` writes them.
 
     ``local_ae``/``local_port``: our AE title and, for dicom:// sources, the port of the Storage SCP that
-    receives the C-MOVE (the PACS must list ``local_ae`` with this host and port).
+    receives the C-MOVE (the PACS must list ``local_ae`` with this host and port). ``key``: the ingest key
+    (exam ids in ``out`` become its study pseudonyms; see :func:`echoavc.predict.predict`).
     """
     from echoavc.bundle import load_bundle
-    from echoavc.predict import exam_id_of, predict
+    from echoavc.predict import exam_id_of, open_key, predict
 
     src = parse_source(source_url)
     uids = sorted({_check_uid(u) for u in study_uids})
@@ -223,6 +225,7 @@ def screen_studies(source_url: str, study_uids, model: str | Path, out: str | Pa
         raise EchoAVCError("no studies to screen", source_url)
     check_apart(out, dicom_out)
     bundle = load_bundle(model)  # a broken bundle fails before anything is fetched
+    secret = open_key(key, out)  # so does a key inside the results folder
     dicom_out = Path(dicom_out)
     folders = {uid: dicom_out / INCOMING / exam_id_of(uid) for uid in uids}
     kept = skipped = 0
@@ -240,9 +243,10 @@ def screen_studies(source_url: str, study_uids, model: str | Path, out: str | Pa
             raise EchoAVCError(f"{'study ' + uids[0] if len(uids) == 1 else f'{len(uids)} studies'} "
                                f"hold no instances to screen ({skipped} made by echoavc)", source_url)
         screened = predict(list(folders.values()), model, out, settings=settings, backend=backend,
-                           workers=workers, threads=threads, overlays=overlays, report=report, progress=progress)
+                           workers=workers, threads=threads, overlays=overlays, report=report, progress=progress,
+                           key=key)
         failures: list[tuple[str, str]] = []
-        exam_ids = {exam_id_of(uid) for uid in uids}
+        exam_ids = {exam_id_of(uid, secret) for uid in uids}
         # files without a Study Instance UID form exams of their own: they get results too
         screened.exams = [e for e in screened.exams if e["exam_id"] in exam_ids] or screened.exams
         results = exam_results_to_dicom(screened, bundle, dicom_out,
@@ -264,11 +268,12 @@ def screen_study(source_url: str, study_uid: str, model: str | Path, out: str | 
 def screen_inputs(inputs, model: str | Path, out: str | Path, *, dicom_out: str | Path | None = None,
                   study=None, patient: str | None = None, since: str | None = None,
                   credentials_file: str | Path | None = None, local_ae: str = "ECHOAVC", local_port: int = 11113,
-                  upload_results: bool = True, on_dicom_failure=None, **predict_options):
+                  upload_results: bool = True, on_dicom_failure=None, key: str | Path | None = None,
+                  **predict_options):
     """What ``echoavc predict`` runs: files, folders and zips through :func:`echoavc.predict.predict` (plus SR +
     SC per exam into ``dicom_out`` when given), or one PACS URL through :func:`screen_studies`. Returns the
-    PredictReport. ``predict_options``: predict's keywords (settings, backend, workers, threads, overlays,
-    report, progress)."""
+    PredictReport. ``key``: the ingest key (keyed exam ids, see :func:`echoavc.predict.predict`).
+    ``predict_options``: predict's keywords (settings, backend, workers, threads, overlays, report, progress)."""
     from echoavc.bundle import load_bundle
     from echoavc.predict import predict
 
@@ -279,7 +284,7 @@ def screen_inputs(inputs, model: str | Path, out: str | Path, *, dicom_out: str 
             raise EchoAVCError("--study, --patient and --since need a PACS source (orthanc:// or dicom://)")
         if dicom_out is not None:
             check_apart(out, dicom_out)
-        report = predict(inputs, model, out, **predict_options)
+        report = predict(inputs, model, out, key=key, **predict_options)
         if dicom_out is not None:
             exam_results_to_dicom(report, load_bundle(model), dicom_out, on_failure=on_dicom_failure)
         return report
@@ -297,7 +302,7 @@ def screen_inputs(inputs, model: str | Path, out: str | Path, *, dicom_out: str 
     if not uids:
         raise EchoAVCError("a PACS source needs --study UID, --patient ID and/or --since DATE", urls[0])
     res = screen_studies(urls[0], uids, model, out, dicom_out, credentials_file=credentials_file, local_ae=local_ae,
-                         local_port=local_port, upload_results=upload_results, **predict_options)
+                         local_port=local_port, upload_results=upload_results, key=key, **predict_options)
     if on_dicom_failure:
         for exam_id, reason in res.failures:
             on_dicom_failure(exam_id, reason)

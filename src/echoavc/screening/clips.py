@@ -56,7 +56,7 @@ def screen_input(screener: Screener, data: bytes, name: str, sha: str, out_dir: 
     t0 = time.perf_counter()
     ingest_settings = screener.bundle.ingest_settings()
     prepare, study, n_frames = read_input(data, name, ingest_settings)
-    exam_id = exam_id_of(study)
+    exam_id = exam_id_of(study, screener.secret)
     try:
         prep = prepare()
     except NoConeError:

@@ -26,8 +26,16 @@ STATUS_TEXT = {
     "no_valve": "not an aortic-valve short-axis view, or no valve found",
     "low_confidence": "valve found with low confidence: not used for the exam",
 }
-def exam_id_of(study_uid: str) -> str:
-    """A short, stable exam id that does not show the study UID (which can identify a patient)."""
+def exam_id_of(study_uid: str, secret: bytes | None = None) -> str:
+    """A short, stable exam id that does not show the study UID (which can identify a patient).
+
+    With the ingest key's ``secret``: the keyed study pseudonym ``echoavc ingest`` gives the same study
+    (``E-`` + 12 base32), so results join the ingest manifest and only the key holder can link them to the UID.
+    Without: an unkeyed hash (``E`` + 10 hex), which anyone holding the UID can recompute."""
+    if secret is not None:
+        from echoavc.dicom.deid import pseudonym
+
+        return pseudonym(secret, "study", str(study_uid))
     return "E" + hashlib.sha256(str(study_uid).encode()).hexdigest()[:10]
 
 
@@ -96,8 +104,10 @@ class Screener:
     """Standard frames in, frame results out, with a loaded bundle (numpy in, records out; no files)."""
 
     def __init__(self, bundle: Bundle, backend: str = "auto", settings: ScreeningSettings | None = None,
-                 threads: int = 0):
+                 threads: int = 0, secret: bytes | None = None):
         self.bundle = bundle
+        #: the ingest key's secret (exam ids become keyed pseudonyms); held in memory only
+        self.secret = secret
         self.settings = settings or bundle.screening
         self.backend = bundle.backend(backend)
         self.detector = bundle.detector(self.backend, threads)
