@@ -34,6 +34,20 @@ def need_tool(name: str) -> str:
     return path
 
 
+def dciodvfy_errors(path) -> list[str]:
+    """dciodvfy's error lines for ``path`` (dicom3tools: .ci/run installs it; missing, a skip here and a failure
+    where tools are required or under CI)."""
+    import os
+    import shutil
+    import subprocess
+
+    if shutil.which("dciodvfy") is None and os.environ.get("CI") == "true":
+        pytest.fail("dciodvfy (dicom3tools) is not installed")
+    tool = need_tool("dciodvfy")
+    res = subprocess.run([tool, str(path)], capture_output=True, text=True, timeout=60)
+    return [line for line in (res.stdout + res.stderr).splitlines() if line.startswith("Error")]
+
+
 #: Every ultrasound file shipped in pydicom and pydicom-data (Modality US), by name.
 ULTRASOUND_FILES = [
     "ExplVR_BigEnd.dcm", "examples_jpeg2k.dcm", "examples_palette.dcm", "examples_rgb_color.dcm",

@@ -3,9 +3,6 @@ with highdicom. Model-free: the records are built from the synthetic cohort's tr
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import highdicom as hd
@@ -13,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pydicom
 import pytest
+from testkit import dciodvfy_errors
 
 from echoavc.dicom import results as R
 from echoavc.errors import EchoAVCError
@@ -21,15 +19,6 @@ from echoavc.settings import IngestSettings
 META = {"name": "tiny", "files": {"detector.safetensors": "ab" * 32}, "versions": {"echoavc": "0.1.0"},
         "thresholds": {"exam": 0.5}}
 
-
-def dciodvfy_errors(path: Path) -> list[str]:
-    """dciodvfy's error lines for ``path``; CI must have it (.ci/run installs dicom3tools), locally it may not."""
-    if shutil.which("dciodvfy") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("dciodvfy (dicom3tools) is not installed")
-        pytest.skip("dciodvfy (dicom3tools) not installed")
-    res = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
-    return [line for line in (res.stdout + res.stderr).splitlines() if line.startswith("Error")]
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,13 @@ import os
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import highdicom as hd
 import numpy as np
 import pandas as pd
 import pydicom
 import pytest
+from testkit import dciodvfy_errors
 
 from echoavc.bundle import load_bundle
 from echoavc.dicom import results as R
@@ -24,14 +24,6 @@ from pacs_kit import PASSWORD, USER, free_port
 
 SR_CLASS, SC_CLASS = "1.2.840.10008.5.1.4.1.1.88.33", "1.2.840.10008.5.1.4.1.1.7"
 
-
-def dciodvfy_errors(path: Path) -> list[str]:
-    if shutil.which("dciodvfy") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("dciodvfy (dicom3tools) is not installed")
-        pytest.skip("dciodvfy (dicom3tools) not installed")
-    res = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
-    return [line for line in (res.stdout + res.stderr).splitlines() if line.startswith("Error")]
 
 
 def classes_in(orthanc, study_uid: str) -> list[str]:

@@ -63,7 +63,7 @@ class ExamLabels:
     problems: list[Problem]
 
 
-def _pick(df: pd.DataFrame, candidates: tuple[str, ...], what: str, path: Path, required: bool = True) -> str | None:
+def pick_column(df: pd.DataFrame, candidates: tuple[str, ...], what: str, path: Path, required: bool = True) -> str | None:
     for c in candidates:
         if c in df.columns:
             return c
@@ -73,12 +73,8 @@ def _pick(df: pd.DataFrame, candidates: tuple[str, ...], what: str, path: Path, 
     return None
 
 
-def read_labels(path: str | Path, secret: bytes | None = None, ids: str = "auto",
-                columns: LabelColumns | None = None, known_exams: set[str] | None = None) -> ExamLabels:
-    """Read the labels file and pseudonymise its ids. ``known_exams`` (the manifest's study ids) lets
-    ``ids="auto"`` recognise ids that are already pseudonyms."""
-    c = columns or LabelColumns()
-    path = Path(path)
+def read_label_table(path: Path) -> pd.DataFrame:
+    """A labels file as text columns (any delimiter), headers stripped; one-line errors naming the file."""
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, sep=None, engine="python")
     except FileNotFoundError:
@@ -86,10 +82,20 @@ def read_labels(path: str | Path, secret: bytes | None = None, ids: str = "auto"
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise EchoAVCError(f"cannot read labels as CSV ({type(exc).__name__})", path) from None
     df.columns = [str(x).strip() for x in df.columns]
-    exam_col = _pick(df, c.exam, "exam", path)
-    patient_col = _pick(df, c.patient, "patient", path)
-    cal_col = _pick(df, c.calcified, "calcified", path, required=False)
-    grade_col = _pick(df, c.grade, "grade", path, required=False)
+    return df
+
+
+def read_labels(path: str | Path, secret: bytes | None = None, ids: str = "auto",
+                columns: LabelColumns | None = None, known_exams: set[str] | None = None) -> ExamLabels:
+    """Read the labels file and pseudonymise its ids. ``known_exams`` (the manifest's study ids) lets
+    ``ids="auto"`` recognise ids that are already pseudonyms."""
+    c = columns or LabelColumns()
+    path = Path(path)
+    df = read_label_table(path)
+    exam_col = pick_column(df, c.exam, "exam", path)
+    patient_col = pick_column(df, c.patient, "patient", path)
+    cal_col = pick_column(df, c.calcified, "calcified", path, required=False)
+    grade_col = pick_column(df, c.grade, "grade", path, required=False)
     if cal_col is None and grade_col is None:
         raise EchoAVCError("neither a calcified nor a grade column", path)
     if ids not in ("auto", "original", "pseudonymous"):

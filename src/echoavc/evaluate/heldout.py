@@ -164,24 +164,18 @@ def read_exam_labels(path, secret: bytes | None = None) -> dict[str, ExamTruth]:
     """labels.csv (as ``echoavc synth`` writes it: one row per exam) keyed by predict's exam id: the exam
     column holds the original Study Instance UID (named here the way predict names exams: keyed with the
     ingest key's ``secret`` when given) or predict's id."""
-    from echoavc.annotations.labels import _pick, parse_calcified, parse_grade
+    from echoavc.annotations.labels import parse_calcified, parse_grade, pick_column, read_label_table
     from echoavc.screening import exam_id_of
     from echoavc.settings import LabelColumns
 
     path = Path(path)
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, sep=None, engine="python")
-    except FileNotFoundError:
-        raise EchoAVCError("no such labels file", path) from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise EchoAVCError(f"cannot read labels as CSV ({type(exc).__name__})", path) from None
-    df.columns = [str(c).strip() for c in df.columns]
+    df = read_label_table(path)
     c = LabelColumns()
-    exam_col = _pick(df, c.exam, "exam", path)
-    patient_col = _pick(df, c.patient, "patient", path)
-    cal_col = _pick(df, c.calcified, "calcified", path, required=False)
-    grade_col = _pick(df, c.grade, "grade", path, required=False)
-    vendor_col = _pick(df, ("vendor", "manufacturer", "Manufacturer"), "vendor", path, required=False)
+    exam_col = pick_column(df, c.exam, "exam", path)
+    patient_col = pick_column(df, c.patient, "patient", path)
+    cal_col = pick_column(df, c.calcified, "calcified", path, required=False)
+    grade_col = pick_column(df, c.grade, "grade", path, required=False)
+    vendor_col = pick_column(df, ("vendor", "manufacturer", "Manufacturer"), "vendor", path, required=False)
     if cal_col is None and grade_col is None:
         raise EchoAVCError("neither a calcified nor a grade column", path)
     out: dict[str, ExamTruth] = {}
