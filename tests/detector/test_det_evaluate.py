@@ -126,8 +126,10 @@ def check_mean_box_level(rep, frames, box) -> None:
     assert m["precision"].estimate == pytest.approx(hits / len(frames))
     assert m["mean_iou"].estimate == pytest.approx(np.mean(ious))
     assert m["map50"].estimate <= m["recall"].estimate + 1e-9  # AP cannot pass the recall it reaches
-    # measured on synthetic_study's test part (deterministic): recall 0.250 (2/8), map50 0.086, mean IoU 0.477
-    assert m["map50"].estimate <= 0.5 and m["recall"].estimate <= 0.6
+    # measured on synthetic_study's test part, whose patients change with the session's random key: recall 0/8 to
+    # 4/8, map50 0.000-0.228, mean IoU 0.28-0.50 over 7 sessions; a baseline answering with the true boxes (below)
+    # reaches 1.0
+    assert m["map50"].estimate <= 0.5 and m["recall"].estimate <= 0.75
 
 
 class TrueBoxCalledMeanBox(MeanBoxPredictor):
