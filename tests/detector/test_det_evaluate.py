@@ -125,7 +125,8 @@ def check_mean_box_level(rep, frames, box) -> None:
     assert m["recall"].estimate == pytest.approx(hits / len(valve))
     assert m["precision"].estimate == pytest.approx(hits / len(frames))
     assert m["mean_iou"].estimate == pytest.approx(np.mean(ious))
-    assert m["map50"].estimate <= m["recall"].estimate + 1e-9  # AP cannot pass the recall it reaches
+    # AP cannot pass the recall it reaches, but for one 101-point interpolation step (recall 2/8 gave AP 26/101)
+    assert m["map50"].estimate <= m["recall"].estimate + 1 / 101 + 1e-9
     # measured on synthetic_study's test part, whose patients change with the session's random key: recall 0/8 to
     # 4/8, map50 0.000-0.228, mean IoU 0.28-0.50 over 7 sessions; a baseline answering with the true boxes (below)
     # reaches 1.0
