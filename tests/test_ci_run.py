@@ -35,7 +35,7 @@ def _run_with(tmp_path: Path, tools: tuple[str, ...]) -> tuple[subprocess.Comple
     return res, marker
 
 
-TOOLS = ("dciodvfy", "node", "Orthanc", "findscu", "storescu")
+TOOLS = ("dciodvfy", "node", "Orthanc", "findscu", "storescu", "chromium", "chromedriver")
 
 
 @pytest.mark.parametrize("present, missing", [((), "dciodvfy")] +

@@ -207,6 +207,8 @@ def predict(
                     "for C-MOVE (the PACS must list --ae-title with it).")] = 11113,
     key: Annotated[Optional[Path], typer.Option("--key", help="The ingest key: exam ids become the keyed study "
                    "pseudonyms ingest uses; without it, an unkeyed hash.")] = None,
+    review_frames: Annotated[bool, typer.Option("--review-frames", help="Keep each clip's standard frames and "
+                             "transform in OUT/review/ for `echoavc review serve` (docs/review.md).")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """Screen exams: valve box, calibrated calcification probability per frame, a decision per exam."""
@@ -222,7 +224,7 @@ def predict(
                             on_dicom_failure=lambda e, r: err.print(f"[red]no DICOM results:[/red] {e}: {r}",
                                                                     highlight=False, soft_wrap=True),
                             backend=backend, settings=s, workers=workers, threads=threads, overlays=overlays,
-                            report=report, progress=progress, key=key)
+                            report=report, progress=progress, key=key, review_frames=review_frames)
     except EchoAVCError as exc:
         fail(exc)
     for f in rep.failures:
@@ -292,6 +294,10 @@ app.command("listen")(listen_command)
 from echoavc.weights import weights_app  # noqa: E402
 
 app.add_typer(weights_app, name="weights")
+
+from echoavc.review.cli import review_app  # noqa: E402
+
+app.add_typer(review_app, name="review")
 
 
 def main() -> None:

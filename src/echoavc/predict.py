@@ -72,18 +72,20 @@ def _worker_init(bundle_dir: str, backend: str, settings: dict, threads: int, se
     _WORKER["screener"] = Screener(bundle, backend, from_dict(ScreeningSettings, settings), threads, secret)
 
 
-def _worker_run(path: str, member: str | None, out_dir: str, overlays: str) -> tuple[str, dict | str]:
-    return _run_one(_WORKER["screener"], Source(Path(path), member), Path(out_dir), overlays)
+def _worker_run(path: str, member: str | None, out_dir: str, overlays: str,
+                review_frames: bool = False) -> tuple[str, dict | str]:
+    return _run_one(_WORKER["screener"], Source(Path(path), member), Path(out_dir), overlays, review_frames)
 
 
-def _run_one(screener: Screener, src, out_dir: Path, overlays: str) -> tuple[str, dict | str]:
+def _run_one(screener: Screener, src, out_dir: Path, overlays: str,
+             review_frames: bool = False) -> tuple[str, dict | str]:
     """("ok", clip record) or ("failed", reason); never raises for bad input."""
     from echoavc.dicom.read import sha256_bytes
 
     try:
         data = src.read()
         sha = sha256_bytes(data)
-        return "ok", screen_input(screener, data, src.name, sha, out_dir, overlays).to_dict()
+        return "ok", screen_input(screener, data, src.name, sha, out_dir, overlays, review_frames).to_dict()
     except Exception as exc:  # bad input, or a decoder bug: one failure row, the batch goes on
         return "failed", failure_reason(exc)
 
@@ -103,9 +105,11 @@ def open_key(key: str | Path | None, out: str | Path) -> bytes | None:
 
 
 def _fingerprint(bundle: Bundle, settings: ScreeningSettings, backend: str, overlays: str,
-                 secret: bytes | None = None) -> str:
+                 secret: bytes | None = None, review_frames: bool = False) -> str:
     doc = {"bundle": bundle.meta.get("files"), "settings": asdict(settings), "backend": backend,
            "overlays": overlays}
+    if review_frames:  # only when asked, so earlier results still resume
+        doc["review_frames"] = True
     if secret is not None:
         from echoavc.dicom.deid import pseudonym
 
@@ -117,13 +121,15 @@ def _fingerprint(bundle: Bundle, settings: ScreeningSettings, backend: str, over
 def predict(inputs: Sequence[str | Path], model: str | Path, out: str | Path, *, backend: str = "auto",
             settings: ScreeningSettings | None = None, workers: int = 1, threads: int = 0,
             overlays: str = "driving", report: bool = True, progress: bool = True,
-            on_failure: Callable[[str, str], None] | None = None, key: str | Path | None = None) -> PredictReport:
+            on_failure: Callable[[str, str], None] | None = None, key: str | Path | None = None,
+            review_frames: bool = False) -> PredictReport:
     """Screen every input (files, folders, zips) with the bundle ``model`` into ``out``.
 
     Writes ``frames.csv``, ``exams.csv``, ``results.json``, ``failures.csv``, overlay PNGs and
     ``report.html``. Inputs already screened with the same bundle, settings and key are not redone.
     ``key``: the ingest key file; exam ids become the keyed study pseudonyms ``echoavc ingest`` gives the
-    same studies (without it, an unkeyed hash of the Study Instance UID).
+    same studies (without it, an unkeyed hash of the Study Instance UID). ``review_frames``: also keep each
+    clip's standard frames and transform under ``out/review/`` for ``echoavc review`` (docs/review.md).
     """
     if overlays not in ("driving", "all", "none"):
         raise EchoAVCError(f"overlays must be driving, all or none, not {overlays!r}")
@@ -138,7 +144,11 @@ def predict(inputs: Sequence[str | Path], model: str | Path, out: str | Path, *,
     out.mkdir(parents=True, exist_ok=True)
     # stale temporaries only where an earlier screening left them: OUT may be a folder of other things
     store = open_state(out, clean=(out / STATE_DIR).is_dir())
-    fp = _fingerprint(bundle, s, backend, overlays, secret)
+    fp = _fingerprint(bundle, s, backend, overlays, secret, review_frames)
+    if review_frames:
+        from echoavc.review.frames import write_review_meta
+
+        write_review_meta(out, bundle.preprocessing)
     sources, problems = find_sources(inputs)
     failures = [{"source": name, "reason": reason} for name, reason in problems]
     clips: list[ClipResult] = []
@@ -174,13 +184,13 @@ def predict(inputs: Sequence[str | Path], model: str | Path, out: str | Path, *,
         nonlocal screener
         if screener is None:
             screener = Screener(bundle, backend, s, threads, secret)
-        return _run_one(screener, item[0], out, overlays)
+        return _run_one(screener, item[0], out, overlays, review_frames)
 
     per = max(1, (threads or os.cpu_count() or 1) // workers)
     # spawn, not fork: a forked child of a process whose torch or onnxruntime thread pools already ran can
     # deadlock on a lock held at fork time
     run_batch(todo, finish, serial=serial, workers=workers, label="screening", progress=progress,
-              parallel=lambda t: (_worker_run, str(t[0].path), t[0].member, str(out), overlays),
+              parallel=lambda t: (_worker_run, str(t[0].path), t[0].member, str(out), overlays, review_frames),
               mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
               initargs=(str(bundle.folder), backend, asdict(s), per, secret))
 

@@ -41,6 +41,16 @@ def _e(value: Any) -> str:
     return escape("" if value is None else str(value), quote=True)
 
 
+def _path(value: Any, parts: int = 2) -> str:
+    """A file path as HTML: its last ``parts`` components (an ellipsis for the rest), the whole path on hover,
+    so long input paths do not push the thumbnails off a 1280 px screen."""
+    text = "" if value is None else str(value)
+    bits = text.replace("\\", "/").split("/")
+    if len(bits) <= parts:
+        return _e(text)
+    return f'<span class="path" title="{_e(text)}">{_e(chr(0x2026) + "/" + "/".join(bits[-parts:]))}</span>'
+
+
 def _href(rel: str) -> str:
     """A relative posix path as an escaped, URL-quoted attribute value."""
     return _e(quote(rel, safe="/"))
@@ -200,11 +210,11 @@ def _exam_table(exams: list[Mapping], thumbs: _Thumbnails) -> str:
         sources = ex.get("sources") or []
         if isinstance(sources, str):
             sources = [sources]
-        src_html = "<br>".join(_e(s) for s in sources) or _DASH
+        src_html = "<br>".join(_path(s) for s in sources) or _DASH
         n_frames, n_decided = ex.get("n_frames"), ex.get("n_decided")
         drv = ex.get("driving_frame")
         if isinstance(drv, Mapping):
-            drv_html = f'{_e(drv.get("source"))} #{_e(drv.get("frame_index"))}'
+            drv_html = f'{_path(drv.get("source"))} #{_e(drv.get("frame_index"))}'
         else:
             drv_html = _DASH
         out.append(
@@ -240,10 +250,10 @@ def _frame_table(frames: list[Mapping], thumbs: _Thumbnails) -> str:
         out.append(
             f'<tr class="st-{_e(status)}">'
             f"<td>{_e(fr.get('exam_id'))}</td>"
-            f"<td>{_e(fr.get('source'))}</td>"
+            f"<td>{_path(fr.get('source'))}</td>"
             f"<td{_sort_attr(fr.get('frame_index'))}>{_e(_fmt(fr.get('frame_index')))}</td>"
             f"<td>{_e(status_words)}</td>"
-            f"<td>{_e(fr.get('status_text') or '')}</td>"
+            f'<td class="details">{_e(fr.get("status_text") or "")}</td>'
             f"<td{_sort_attr(fr.get('valve_score'))}>{_e(_fmt(fr.get('valve_score')))}</td>"
             f"<td>{_e(box_html)}</td>"
             f"<td{_sort_attr(fr.get('probability'))}>{_e(_fmt(fr.get('probability')))}</td>"
@@ -259,7 +269,7 @@ def _frame_table(frames: list[Mapping], thumbs: _Thumbnails) -> str:
 def _failures_section(failures: list[Mapping]) -> str:
     if not failures:
         return "<p>No input file failed.</p>"
-    rows = "".join(f"<tr><td>{_e(f.get('source'))}</td><td>{_e(f.get('reason'))}</td></tr>" for f in failures)
+    rows = "".join(f"<tr><td>{_path(f.get('source'))}</td><td>{_e(f.get('reason'))}</td></tr>" for f in failures)
     return ('<table class="sortable" id="failures"><thead><tr><th scope="col">Source</th>'
             f'<th scope="col">Reason</th></tr></thead><tbody>{rows}</tbody></table>')
 
@@ -331,7 +341,8 @@ th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after
 .pos{background:#fbd5d2}.neg{background:#d4f2da}.und{background:#fff3b0}
 .why{font-size:.85em;color:#555}.summary{font-size:1.05em}
 tr.st-no_cone td,tr.st-no_valve td,tr.st-low_confidence td{color:#555}
-img{display:block;border:0}dl{margin:0}dt{font-weight:bold}dd{margin:0 0 .3em 1.2em}
+img{display:block;border:0}.path{white-space:nowrap}td.details,.why{max-width:14em;overflow-wrap:anywhere}
+dl{margin:0}dt{font-weight:bold}dd{margin:0 0 .3em 1.2em}
 """
 
 # Numeric-aware, toggling sort; cells may carry data-sort. Empty values always sort last.

@@ -49,8 +49,9 @@ def read_input(data: bytes, name: str, ingest_settings):
 
 
 def screen_input(screener: Screener, data: bytes, name: str, sha: str, out_dir: Path,
-                 overlays: str = "driving") -> ClipResult:
-    """Screen one input file's bytes; raises EchoAVCError for a file that is not a readable DICOM or image."""
+                 overlays: str = "driving", review_frames: bool = False) -> ClipResult:
+    """Screen one input file's bytes; raises EchoAVCError for a file that is not a readable DICOM or image.
+    ``review_frames``: also keep the standard frames for ``echoavc review`` (:mod:`echoavc.review.frames`)."""
     from echoavc.dicom.read import frame_indices
 
     t0 = time.perf_counter()
@@ -68,6 +69,10 @@ def screen_input(screener: Screener, data: bytes, name: str, sha: str, out_dir: 
     images = [prep.standard(frame) for _, frame in prep.frames()]
     t2 = time.perf_counter()
     frames = screener.screen(images, prep.kept, exam_id, name)
+    if review_frames:
+        from echoavc.review.frames import write_review_frames
+
+        write_review_frames(out_dir, prep, images, prep.kept, name, sha, exam_id)
     t3 = time.perf_counter()
     decided = [i for i, f in enumerate(frames) if f.status == "decided"]
     best = max(decided, key=lambda i: frames[i].probability) if decided else None
