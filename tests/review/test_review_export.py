@@ -61,14 +61,12 @@ def _review_like_a_cardiologist(results, study):
     return answers, wrong, drawn
 
 
-@pytest.mark.parametrize("space", ["original"])
-def test_export_builds_a_dataset_with_the_reviewers_labels_and_boxes_and_trains(results, reviewed_cohort, tmp_path,
-                                                                                space):
+def test_export_builds_a_dataset_with_the_reviewers_labels_and_boxes_and_trains(results, reviewed_cohort, tmp_path):
     from echoavc.dataset import make_split
     from echoavc.dataset.table import build_dataset
     from echoavc.settings import DatasetSettings, SplitSettings
 
-    study = reviewed_cohort.study
+    study, space = reviewed_cohort.study, "original"
     answers, wrong, (sha, index, box) = _review_like_a_cardiologist(results, study)
     counts = export_review(results, tmp_path / "export", space)
     assert counts["exams"] == len(answers) == 10
@@ -115,3 +113,21 @@ def test_export_refuses_results_nobody_reviewed(results, tmp_path):
     with pytest.raises(EchoAVCError, match="no review recorded"):
         export_review(results, tmp_path / "export")
     assert not (tmp_path / "export").exists()
+
+
+def test_export_in_the_standard_space_gives_the_same_table_boxes(results, reviewed_cohort, tmp_path):
+    from echoavc.dataset.table import build_dataset
+    from echoavc.settings import DatasetSettings
+
+    study = reviewed_cohort.study
+    _, _, (sha, index, box) = _review_like_a_cardiologist(results, study)
+    export_review(results, tmp_path / "export", "standard")
+    coco = json.loads((tmp_path / "export" / "boxes.json").read_text())
+    assert {im["width"] for im in coco["images"]} == {640}
+    table = build_dataset(study.ingested / "manifest.csv", tmp_path / "export" / "boxes.json", "coco",
+                          tmp_path / "export" / "labels.csv", study.key, tmp_path / "export" / "views.csv",
+                          DatasetSettings(space="standard"), out=tmp_path / "table")
+    assert not table.errors, [p.line() for p in table.errors]
+    t = table.frame
+    row = t[(t["source_sha256"] == sha) & (t["frame_index"] == index)].iloc[0]
+    np.testing.assert_allclose([row["x1"], row["y1"], row["x2"], row["y2"]], box, atol=0.01)
