@@ -1,11 +1,10 @@
 """The Ray engine (``--engine ray``, echoavc.runner_ray): the same outputs as the local engine, workers that die
 are replaced and their files tried again (a bounded number of times), and a killed driver resumes from
-echoavc's own state. One local Ray instance per module (2 CPUs, every socket on 127.0.0.1, token auth)."""
+echoavc's own state. One local Ray instance per module (2 CPUs, every socket on 127.0.0.1)."""
 
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -29,12 +28,19 @@ OUTPUTS = ("frames.csv", "exams.csv", "failures.csv", "results.json")
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    """A local Ray instance for this module. Ray is a test dependency (``echoavc[test]``): missing, a failure."""
+    """A local Ray instance for this module (its GCS address). Ray is a test dependency (``echoavc[test]``):
+    missing, a failure. Ray may already be imported (Ultralytics' training imports it), so what it reads on
+    import is set on the module too."""
+    try:
+        import ray
+        from ray._private import ray_constants
+    except ImportError:
+        pytest.fail("ray not installed: it is a test dependency (pip install -e '.[test]')")
     env = {
         # a local-only Ray: without this it binds the machine's outward address (127.0.0.1 is "resolved" to it)
         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-        # token authentication, as docs/scaling.md advises, with the token in the environment (no ~/.ray file)
-        "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
+        # loopback only, so no token (docs/scaling.md: a real cluster uses one); none written to ~/.ray either
+        "RAY_AUTH_MODE": "disabled",
         "RAY_USAGE_STATS_ENABLED": "0",
         # workers import echoavc and this module's task functions
         "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS), os.environ.get("PYTHONPATH", "")]),
@@ -43,10 +49,7 @@ def ray_cluster():
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
             mp.setenv(k, v)
-        try:
-            import ray  # after the environment is set: Ray reads some of it once, on import
-        except ImportError:
-            pytest.fail("ray not installed: it is a test dependency (pip install -e '.[test]')")
+        mp.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)  # what the first variable does on import
         ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, logging_level="ERROR", log_to_driver=False)
         try:
             address = ray.get_runtime_context().gcs_address
@@ -124,8 +127,7 @@ def test_without_ray_the_cli_says_how_to_install_it(monkeypatch, tmp_path):
 def test_ingest_on_ray_writes_what_the_local_engine_writes(ray_cluster, synthetic_study, tmp_path, key_path):
     from echoavc.ingest import ingest
 
-    inputs = tmp_path / "in"
-    shutil.copytree(synthetic_study.cohort.out_dir / "dicom", inputs)
+    inputs = copy_patients(synthetic_study.cohort.out_dir / "dicom", tmp_path / "in")
     good = next(inputs.rglob("*.dcm")).read_bytes()
     (inputs / "corrupt.dcm").write_bytes(good[: len(good) // 3])
     local = ingest([inputs], tmp_path / "local", key_path, progress=False)
@@ -135,6 +137,113 @@ def test_ingest_on_ray_writes_what_the_local_engine_writes(ray_cluster, syntheti
     assert _tree(tmp_path / "ray") == _tree(tmp_path / "local")
 
 
+def copy_patients(dicom: Path, dest: Path, n: int = 4) -> Path:
+    """The first ``n`` patients' folders of a synthetic cohort (3-4 clips each): enough files for two workers."""
+    for patient in sorted(p for p in dicom.iterdir() if p.is_dir())[:n]:
+        shutil.copytree(patient, dest / patient.name)
+    return dest
+
+
 def _tree(root: Path) -> dict:
     """Every file under ``root`` (state records included) by path: bytes."""
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def screened_locally(screening_bundle, tmp_path_factory):
+    """Four patients' DICOM files, a corrupt one and a text file, screened by the local engine with a key."""
+    from types import SimpleNamespace
+
+    from echoavc.predict import predict
+
+    root = tmp_path_factory.mktemp("ray_predict")
+    inputs = copy_patients(screening_bundle.cohort_dir / "dicom", root / "inputs")
+    good = sorted(inputs.rglob("*.dcm"))
+    (inputs / "corrupt.dcm").write_bytes(good[0].read_bytes()[: good[0].stat().st_size // 3])
+    (inputs / "notes.txt").write_text("not an image\n")
+    key = root / "keys" / "echoavc.key"
+    rep = predict([inputs], screening_bundle.bundle, root / "local", settings=screening_bundle.settings, key=key,
+                  progress=False)
+    assert len(rep.failures) == 2 and rep.exams
+    s = screening_bundle.settings
+    cli = ["predict", str(inputs), "--model", str(screening_bundle.bundle), "--key", str(key), "--no-progress",
+           "--valve-conf", str(s.valve_conf), "--decide-conf", str(s.decide_conf), "--engine", "ray",
+           "--workers", "2"]
+    return SimpleNamespace(root=root, inputs=inputs, key=key, local=root / "local", n_good=len(good), cli=cli)
+
+
+def busy_workers() -> list[int]:
+    """Pids of Ray worker processes in the middle of a file (Ray titles them ``ray::BatchWorker.run``)."""
+    pids = []
+    for p in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if p.read_bytes().startswith(b"ray::BatchWorker.run"):
+                pids.append(int(p.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+def records(out: Path) -> dict[str, int]:
+    """The state records of a results folder: name -> modification time (ns)."""
+    return {p.name: p.stat().st_mtime_ns for p in (out / ".state").glob("*.json")}
+
+
+def same_outputs(out: Path, local: Path) -> None:
+    for name in OUTPUTS:
+        assert (out / name).read_bytes() == (local / name).read_bytes(), name
+    assert _tree(out / "overlays") == _tree(local / "overlays")
+
+
+def test_predict_on_ray_writes_the_local_outputs_though_a_worker_is_killed_mid_file(ray_cluster, screened_locally,
+                                                                                     tmp_path):
+    from echoavc.cli import app
+
+    out, killed = tmp_path / "ray", []
+
+    def kill_a_busy_worker() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            done = len(records(out)) if (out / ".state").is_dir() else 0
+            pids = busy_workers() if done >= 2 else []
+            if pids:
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(done)
+                return
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_a_busy_worker, daemon=True)
+    killer.start()
+    r = CliRunner().invoke(app, [*screened_locally.cli, "--out", str(out)])
+    killer.join(timeout=1)
+    assert killed and killed[0] < screened_locally.n_good, "no worker was killed in the middle of the run"
+    assert r.exit_code == 1, r.output  # the two bad inputs, reported as the local engine reports them
+    assert "failed: " in r.output and "corrupt.dcm" in r.output and "notes.txt" in r.output
+    same_outputs(out, screened_locally.local)
+
+
+def test_a_rerun_after_a_killed_driver_skips_the_files_it_finished(ray_cluster, screened_locally, tmp_path):
+    from echoavc.cli import app
+
+    out = tmp_path / "resumed"
+    driver = subprocess.Popen([sys.executable, "-m", "echoavc.cli", *screened_locally.cli, "--out", str(out),
+                               "--address", ray_cluster], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while driver.poll() is None and time.monotonic() < deadline:
+            if (out / ".state").is_dir() and len(records(out)) >= 2:
+                driver.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.02)
+    finally:
+        driver.kill()
+        driver.wait()
+    assert driver.returncode == -signal.SIGKILL
+    finished = records(out)
+    assert 2 <= len(finished) < screened_locally.n_good, len(finished)  # it really stopped part-way
+    r = CliRunner().invoke(app, [*screened_locally.cli, "--out", str(out)])
+    assert r.exit_code == 1, r.output
+    assert f"{len(finished)} inputs already done" in r.output
+    assert {k: v for k, v in records(out).items() if k in finished} == finished  # not screened again
+    assert len(records(out)) == screened_locally.n_good + 1  # + the heat maps' record
+    same_outputs(out, screened_locally.local)
