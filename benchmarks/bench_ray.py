@@ -9,7 +9,7 @@ not part of the goal, because this machine's 2 cores are shared (the load averag
 Inputs: a synthetic cohort (``echoavc.synth``) and bench_predict.py's untrained, same-architecture bundle with
 valve_conf = decide_conf = 0 (yolov5s at 640 + mobilenetv3_large at 224: every frame takes the whole path).
 
-  .venv/bin/python benchmarks/bench_ray.py [--work /tmp/bench-ray] [--patients 4] [--json out.json]
+  .venv/bin/python benchmarks/bench_ray.py [--work /tmp/bench-ray] [--patients 4] [--frames-per-exam 24] [--json out.json]
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench-ray"))
     ap.add_argument("--patients", type=int, default=4)
+    ap.add_argument("--frames-per-exam", type=int, default=24)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
 
@@ -42,7 +43,8 @@ def main() -> int:
 
     from echoavc.predict import predict
 
-    files = cohort(args.work / "cohort", args.patients, seed=19, frames_per_exam=6, exams_per_patient=1)
+    files = cohort(args.work / "cohort", args.patients, seed=19, frames_per_exam=args.frames_per_exam,
+                   exams_per_patient=1)
     bundle = make_bundles(args.work)["forced"]
     runs = [("local", 1), ("local", 2), ("ray", 1), ("ray", 2)]
     rows, outs = [], {}

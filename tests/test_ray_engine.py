@@ -90,6 +90,18 @@ def test_dead_workers_are_replaced_and_a_file_that_kills_them_is_reported_once(r
     assert all(got[x] == [("ok", x * x)] for x in (1, 2, 3))
 
 
+def test_a_worker_out_of_restarts_is_replaced(ray_cluster, tmp_path, monkeypatch):
+    import echoavc.runner_ray as rr
+
+    monkeypatch.setattr(rr, "MAX_RESTARTS", 0)  # the first death is final: the pool must make a new worker
+    got: dict = {}
+    run_batch([7, 1, 2, 3], lambda x, r: got.setdefault(x, r), serial=None, workers=2, progress=False,
+              parallel=lambda x: (square_or_die, x, str(tmp_path)), engine="ray",
+              failed=lambda x, reason: ("failed", reason))
+    assert got[7][0] == "failed" and "Ray worker died" in got[7][1]
+    assert [got[x] for x in (1, 2, 3)] == [("ok", 1), ("ok", 4), ("ok", 9)]
+
+
 def test_a_worker_that_cannot_start_is_one_clear_error(ray_cluster, tmp_path):
     from echoavc.dicom.deid import PseudonymKey
     from echoavc.runner_ray import key_marker, worker_secret
@@ -173,13 +185,18 @@ def screened_locally(screening_bundle, tmp_path_factory):
 
 
 def busy_workers() -> list[int]:
-    """Pids of Ray worker processes in the middle of a file (Ray titles them ``ray::BatchWorker.run``)."""
+    """Pids of this module's Ray workers in the middle of a file: titled ``ray::BatchWorker.run`` by Ray, and
+    children of the raylet this process started (never another Ray's on the same machine)."""
+    def parent(pid: int) -> int:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
     pids = []
     for p in Path("/proc").glob("[0-9]*/cmdline"):
         try:
-            if p.read_bytes().startswith(b"ray::BatchWorker.run"):
-                pids.append(int(p.parent.name))
-        except OSError:
+            pid = int(p.parent.name)
+            if p.read_bytes().startswith(b"ray::BatchWorker.run") and parent(parent(pid)) == os.getpid():
+                pids.append(pid)
+        except (OSError, ValueError, IndexError):
             continue
     return pids
 

@@ -40,6 +40,8 @@ INSTALL_HINT = "pip install 'echoavc[ray]'"
 MAX_RESTARTS = 3
 #: further tries of a file whose worker died while on it; then the file is reported as failed
 MAX_TASK_RETRIES = 2
+#: seconds a worker may take to be placed and to start (load the models) before it is given up
+START_TIMEOUT = 600
 T = TypeVar("T")
 
 
@@ -116,34 +118,37 @@ def run_on_ray(todo: Sequence[T], finish: Callable[[T, Any], None], parallel: Ca
     with connected(address) as ray:
         from ray.exceptions import RayActorError, RayError, RayTaskError
 
-        if workers <= 0:
-            workers = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_worker))
+        # more actors than the cluster has CPUs for would wait for a place forever
+        capacity = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_worker))
+        workers = min(workers if workers > 0 else capacity, capacity, len(todo))
         actor = ray.remote(num_cpus=cpus_per_worker, max_restarts=MAX_RESTARTS,
                            max_task_retries=MAX_TASK_RETRIES)(BatchWorker)
         args = (os.getcwd(), initializer, initargs)
-        pool = [actor.remote(*args) for _ in range(min(workers, len(todo)))]
+        pool = [actor.remote(*args) for _ in range(workers)]
         spares = len(pool)
         try:
             # every worker starts (models loaded, key read) before any file goes out: one clear error, not a
-            # failure per file
-            for info in ray.get([a.hello.remote() for a in pool]):
-                _check_started(info)
+            # failure per file; those not placed in time (CPUs held by other jobs) are given up
+            started = _started(ray, pool)
+            if not started:
+                raise EchoAVCError(f"no Ray worker started within {START_TIMEOUT} s (are the cluster's CPUs "
+                                   "taken by other jobs?)", address or "local")
 
             def replace_if_dead(a):
                 nonlocal spares
                 try:
-                    ray.get(a.hello.remote())  # restarted by Ray: it carries on
+                    ray.get(a.hello.remote(), timeout=START_TIMEOUT)  # restarted by Ray: it carries on
                     return a
-                except RayActorError:
+                except (RayActorError, ray.exceptions.GetTimeoutError):
+                    ray.kill(a, no_restart=True)  # gone for good: its CPU goes to the replacement
                     if spares <= 0:
                         return None
                     spares -= 1
                     new = actor.remote(*args)
-                    _check_started(ray.get(new.hello.remote()))
                     pool.append(new)
-                    return new
+                    return new if _started(ray, [new]) else None
 
-            queue, running, idle = deque(todo), {}, list(pool)
+            queue, running, idle = deque(todo), {}, started
             with progress_bar(label, len(todo), progress) as advance:
                 while queue or running:
                     while idle and queue:
@@ -173,6 +178,23 @@ def run_on_ray(todo: Sequence[T], finish: Callable[[T, Any], None], parallel: Ca
         finally:
             for a in pool:
                 ray.kill(a, no_restart=True)
+
+
+def _started(ray, actors: list) -> list:
+    """The actors that started within START_TIMEOUT (the others killed); an error if one cannot work."""
+    hellos = {a.hello.remote(): a for a in actors}
+    ready, late = ray.wait(list(hellos), num_returns=len(hellos), timeout=START_TIMEOUT)
+    for ref in late:
+        ray.kill(hellos[ref], no_restart=True)
+    started = []
+    for ref in ready:
+        try:
+            info = ray.get(ref)
+        except ray.exceptions.RayActorError:  # died while starting: a replacement may do better
+            continue
+        _check_started(info)
+        started.append(hellos[ref])
+    return started
 
 
 def _check_started(info: dict) -> None:
