@@ -264,3 +264,12 @@ def test_a_rerun_after_a_killed_driver_skips_the_files_it_finished(ray_cluster, 
     assert {k: v for k, v in records(out).items() if k in finished} == finished  # not screened again
     assert len(records(out)) == screened_locally.n_good + 1  # + the heat maps' record
     same_outputs(out, screened_locally.local)
+
+
+def test_a_pacs_source_is_refused_on_ray_before_any_connection(screening_bundle, tmp_path):
+    from echoavc.cli import app
+
+    r = CliRunner().invoke(app, ["predict", "orthanc://127.0.0.1:9", "--model", str(screening_bundle.bundle),
+                                 "--out", str(tmp_path / "o"), "--study", "1.2.3", "--engine", "ray"])
+    assert r.exit_code == 2, r.output
+    assert "a PACS source is screened on this machine: --engine ray takes files, folders and zips" in r.output
