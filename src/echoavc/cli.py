@@ -25,6 +25,13 @@ from echoavc.settings import (
 #: Defaults of the options below: the settings dataclasses' own.
 _INGEST, _SYNTH, _SCREENING = IngestSettings(), SynthSettings(), ScreeningSettings()
 
+#: where ingest and predict run (echoavc.runner.ENGINES; docs/scaling.md)
+EngineOpt = Annotated[Literal["local", "ray"], typer.Option("--engine", help="local (this machine) | ray (a Ray "
+                                                            "cluster: pip install 'echoavc[ray]'; docs/scaling.md).")]
+AddressOpt = Annotated[Optional[str], typer.Option("--address", help="Ray: auto (the cluster started here with "
+                                                   "`ray start`) or HEAD_HOST:PORT; default RAY_ADDRESS, else a "
+                                                   "new local Ray instance.")]
+
 app = typer.Typer(
     name="echoavc",
     help="Aortic valve calcification screening in echocardiograms (research use only).",
@@ -53,8 +60,11 @@ def ingest(
     write_dicom: Annotated[bool, typer.Option("--write-dicom", help="Also write de-identified, masked DICOM.")]
     = _INGEST.write_dicom,
     size: Annotated[int, typer.Option("--size", min=32, help="Side of the standard image.")] = _INGEST.size,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Files decoded in parallel.")] = 1,
+    workers: Annotated[int, typer.Option("--workers", min=0, help="Files decoded in parallel (with --engine ray: "
+                                         "Ray workers, 0: one per CPU of the cluster).")] = 1,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    engine: EngineOpt = "local",
+    address: AddressOpt = None,
 ) -> None:
     """De-identify DICOM, find the cone, write standard 640x640 frames and a manifest."""
     from echoavc.ingest import ingest as run_ingest
@@ -63,7 +73,8 @@ def ingest(
     settings = replace(_INGEST, every_nth=every_nth, modalities=modalities, qc=qc,
                        write_dicom=write_dicom, size=size)
     try:
-        report = run_ingest(src, out, key, settings, workers=workers, progress=progress)
+        report = run_ingest(src, out, key, settings, workers=workers, progress=progress, engine=engine,
+                            address=address)
     except EchoAVCError as exc:
         fail(exc)
     for name, reason in report.failures:
@@ -178,7 +189,8 @@ def predict(
                                       "report.html, overlays/.")],
     backend: Annotated[str, typer.Option("--backend", help="auto (onnxruntime when the bundle has ONNX) | onnx "
                                          "| torch.")] = "auto",
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Files screened in parallel (processes).")] = 1,
+    workers: Annotated[int, typer.Option("--workers", min=0, help="Files screened in parallel (processes; with "
+                                         "--engine ray: Ray workers, 0: one per CPU of the cluster).")] = 1,
     threads: Annotated[int, typer.Option("--threads", min=0, help="Threads in all (0: every core).")] = 0,
     overlays: Annotated[str, typer.Option("--overlays", help="driving (one per clip, Grad-CAM on each exam's "
                                           "driving frame) | all | none.")] = "driving",
@@ -210,6 +222,8 @@ def predict(
     review_frames: Annotated[bool, typer.Option("--review-frames", help="Keep each clip's standard frames and "
                              "transform in OUT/review/ for `echoavc review serve` (docs/review.md).")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    engine: EngineOpt = "local",
+    address: AddressOpt = None,
 ) -> None:
     """Screen exams: valve box, calibrated calcification probability per frame, a decision per exam."""
     from echoavc.bundle import load_bundle, with_screening
@@ -224,7 +238,8 @@ def predict(
                             on_dicom_failure=lambda e, r: err.print(f"[red]no DICOM results:[/red] {e}: {r}",
                                                                     highlight=False, soft_wrap=True),
                             backend=backend, settings=s, workers=workers, threads=threads, overlays=overlays,
-                            report=report, progress=progress, key=key, review_frames=review_frames)
+                            report=report, progress=progress, key=key, review_frames=review_frames,
+                            engine=engine, address=address)
     except EchoAVCError as exc:
         fail(exc)
     for f in rep.failures:

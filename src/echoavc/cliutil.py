@@ -20,7 +20,9 @@ def fail(exc: BaseException) -> NoReturn:
     """Print ``<file>: <reason>`` in one line and exit 2; with ``--debug``, raise for the traceback."""
     if STATE["debug"]:
         raise exc
-    err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+    from rich.markup import escape  # a reason may hold brackets (pip install 'echoavc[ray]'): not markup
+
+    err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 

@@ -36,7 +36,7 @@ from echoavc.dicom.write import write_deidentified_dicom
 from echoavc.errors import EchoAVCError
 from echoavc.files import atomic_write_bytes, csv_text, png_flags
 from echoavc.preprocess import prepare_clip
-from echoavc.runner import Source, StateStore, failure_reason, find_sources, open_state, run_batch
+from echoavc.runner import Source, StateStore, check_engine, failure_reason, find_sources, open_state, run_batch
 from echoavc.settings import IngestSettings
 
 MANIFEST_COLUMNS = [
@@ -82,6 +82,26 @@ def process_file(data: bytes, name: str, out_dir: Path, secret: bytes, settings:
         return _ingest_clip(clip, out_dir, secret, settings, threads)
     except Exception as exc:  # bad input, or a decoder bug: one failure row, the batch goes on
         return FileResult(sha, "failed", failure_reason(exc, "out of memory while decoding"))
+
+
+_WORKER_KEY: dict = {}
+
+
+def _ray_worker_init(key_file: str, key_marker: str) -> None:
+    # on Ray the secret never travels (Ray keeps actor arguments): the worker reads the key file the driver made
+    from echoavc.runner_ray import worker_secret
+
+    _WORKER_KEY["secret"] = worker_secret(key_file, key_marker)
+
+
+def _ingest_source(path: str, member: str | None, sha: str, out_dir: str, settings: IngestSettings) -> FileResult:
+    """On a Ray worker: read the input from the shared path and ingest it under the key this worker read."""
+    src = Source(Path(path), member)
+    try:
+        data = src.read()
+    except EchoAVCError as exc:
+        return FileResult(sha, "failed", f"{exc.reason} on a Ray worker (is it on a path every node shares?)")
+    return process_file(data, src.name, Path(out_dir), _WORKER_KEY["secret"], settings)
 
 
 def identities(ds, secret: bytes, sha: str) -> tuple[dict, list[tuple[str, str, str]], list[str]]:
@@ -286,10 +306,16 @@ def ingest(
     settings: IngestSettings = IngestSettings(),
     workers: int = 1,
     progress: bool = True,
+    engine: str = "local",
+    address: str | None = None,
 ) -> IngestReport:
-    """Ingest DICOM files, folders and zip archives into ``out_dir``; see the module docstring."""
+    """Ingest DICOM files, folders and zip archives into ``out_dir``; see the module docstring.
+
+    ``engine``: ``local`` (``workers`` processes) or ``ray`` (``workers`` Ray actors, 0: one per CPU of the cluster
+    at ``address``; inputs, ``out_dir`` and the key on a path every node shares)."""
+    check_engine(engine)
     out_dir = Path(out_dir)
-    key = PseudonymKey(key_path)
+    key = PseudonymKey(key_path)  # made here, before any work is spread: workers never create it
     if out_dir.resolve() == key.path.parent.resolve() or key.path.resolve().is_relative_to(out_dir.resolve()):
         raise EchoAVCError("the key must live outside the output folder (it re-identifies everything)", key_path)
     store = open_state(out_dir)  # stale temporaries left by a run that was killed mid-write go first
@@ -332,12 +358,23 @@ def ingest(
             seen.add(sha)
             continue
         seen.add(sha)
-        todo.append((src, data))
+        # Ray workers read the file again from the shared path: the driver keeps its hash, not its bytes
+        todo.append((src, sha if engine == "ray" else data))
 
     # one file at a time shares the workers among its frames; several files take one worker each
-    run_batch(todo, finish, workers=workers, label="ingest", progress=progress,
-              serial=lambda t: process_file(t[1], t[0].name, out_dir, key.secret, settings, threads=workers),
-              parallel=lambda t: (process_file, t[1], t[0].name, out_dir, key.secret, settings))
+    if engine == "ray":
+        from echoavc.runner_ray import key_marker
+
+        run_batch(todo, finish, workers=workers, label="ingest", progress=progress, engine="ray", address=address,
+                  serial=None, initializer=_ray_worker_init,
+                  initargs=(str(key.path.resolve()), key_marker(key.secret)),
+                  parallel=lambda t: (_ingest_source, str(t[0].path), t[0].member, t[1], str(out_dir), settings),
+                  failed=lambda t, reason: FileResult(t[1], "failed", reason))
+    else:
+        run_batch(todo, finish, workers=workers, label="ingest", progress=progress,
+                  serial=lambda t: process_file(t[1], t[0].name, out_dir, key.secret, settings,
+                                                threads=max(1, workers)),
+                  parallel=lambda t: (process_file, t[1], t[0].name, out_dir, key.secret, settings))
 
     _write_tables(out_dir, state)
     _write_source_log(key, out_dir, source_log)

@@ -34,7 +34,7 @@ from typing import Callable, Sequence
 from echoavc.bundle import Bundle, load_bundle
 from echoavc.errors import EchoAVCError
 from echoavc.files import atomic_write_text, csv_text
-from echoavc.runner import STATE_DIR, Source, failure_reason, find_sources, open_state, run_batch
+from echoavc.runner import STATE_DIR, Source, check_engine, failure_reason, find_sources, open_state, run_batch
 from echoavc.screening import (HEAT_MAP_FILE, STATUS_TEXT, ClipResult, FrameResult, Screener, exam_id_of,
                                exam_results, explain_exams, screen_input)
 from echoavc.settings import ScreeningSettings, from_dict
@@ -70,6 +70,14 @@ def _worker_init(bundle_dir: str, backend: str, settings: dict, threads: int, se
     # the key's secret reaches spawned workers through the pipe that starts them, never through a file
     bundle = load_bundle(bundle_dir)
     _WORKER["screener"] = Screener(bundle, backend, from_dict(ScreeningSettings, settings), threads, secret)
+
+
+def _ray_worker_init(bundle_dir: str, backend: str, settings: dict, threads: int, key_file: str | None,
+                     key_marker: str | None) -> None:
+    # on Ray the secret never travels (Ray keeps actor arguments): the worker reads the key file the driver made
+    from echoavc.runner_ray import worker_secret
+
+    _worker_init(bundle_dir, backend, settings, threads, worker_secret(key_file, key_marker))
 
 
 def _worker_run(path: str, member: str | None, out_dir: str, overlays: str,
@@ -122,7 +130,7 @@ def predict(inputs: Sequence[str | Path], model: str | Path, out: str | Path, *,
             settings: ScreeningSettings | None = None, workers: int = 1, threads: int = 0,
             overlays: str = "driving", report: bool = True, progress: bool = True,
             on_failure: Callable[[str, str], None] | None = None, key: str | Path | None = None,
-            review_frames: bool = False) -> PredictReport:
+            review_frames: bool = False, engine: str = "local", address: str | None = None) -> PredictReport:
     """Screen every input (files, folders, zips) with the bundle ``model`` into ``out``.
 
     Writes ``frames.csv``, ``exams.csv``, ``results.json``, ``failures.csv``, overlay PNGs and
@@ -130,9 +138,12 @@ def predict(inputs: Sequence[str | Path], model: str | Path, out: str | Path, *,
     ``key``: the ingest key file; exam ids become the keyed study pseudonyms ``echoavc ingest`` gives the
     same studies (without it, an unkeyed hash of the Study Instance UID). ``review_frames``: also keep each
     clip's standard frames and transform under ``out/review/`` for ``echoavc review`` (docs/review.md).
+    ``engine``: ``local`` (this process, or ``workers`` processes) or ``ray`` (``workers`` Ray actors, 0: one
+    per CPU of the cluster at ``address``; inputs, ``out`` and the key on a path every node shares).
     """
     if overlays not in ("driving", "all", "none"):
         raise EchoAVCError(f"overlays must be driving, all or none, not {overlays!r}")
+    check_engine(engine)
     t0 = time.perf_counter()
     bundle = load_bundle(model)
     s = settings or bundle.screening
@@ -140,7 +151,8 @@ def predict(inputs: Sequence[str | Path], model: str | Path, out: str | Path, *,
         raise EchoAVCError(f"exam aggregate must be mean, median or max, not {s.exam_aggregate!r}")
     backend = bundle.backend(backend)
     out = Path(out)
-    secret = open_key(key, out)
+    secret = open_key(key, out)  # made here, before any work is spread: workers never create it
+    key_file = None if key is None else str(Path(key).resolve())
     out.mkdir(parents=True, exist_ok=True)
     # stale temporaries only where an earlier screening left them: OUT may be a folder of other things
     store = open_state(out, clean=(out / STATE_DIR).is_dir())
@@ -186,13 +198,21 @@ def predict(inputs: Sequence[str | Path], model: str | Path, out: str | Path, *,
             screener = Screener(bundle, backend, s, threads, secret)
         return _run_one(screener, item[0], out, overlays, review_frames)
 
-    per = max(1, (threads or os.cpu_count() or 1) // workers)
+    per = max(1, (threads or os.cpu_count() or 1) // max(1, workers))
+    init, initargs = _worker_init, (str(bundle.folder), backend, asdict(s), per, secret)
+    if engine == "ray":
+        from echoavc.runner_ray import key_marker
+
+        # each actor reserves the threads it uses: --threads shared among the workers, else one each
+        per = max(1, threads // workers) if threads and workers > 0 else 1
+        init, initargs = _ray_worker_init, (str(bundle.folder.resolve()), backend, asdict(s), per, key_file,
+                                            None if secret is None else key_marker(secret))
     # spawn, not fork: a forked child of a process whose torch or onnxruntime thread pools already ran can
     # deadlock on a lock held at fork time
     run_batch(todo, finish, serial=serial, workers=workers, label="screening", progress=progress,
               parallel=lambda t: (_worker_run, str(t[0].path), t[0].member, str(out), overlays, review_frames),
-              mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
-              initargs=(str(bundle.folder), backend, asdict(s), per, secret))
+              mp_context=multiprocessing.get_context("spawn"), initializer=init, initargs=initargs,
+              engine=engine, address=address, failed=lambda t, reason: ("failed", reason), cpus_per_worker=per)
 
     clips.sort(key=lambda c: c.source)
     exams = exam_results(clips, bundle.exam_threshold, s.exam_aggregate)

@@ -5,6 +5,7 @@ Shared by ``echoavc ingest`` and ``echoavc predict`` (and the stage records of `
     sources, problems = find_sources(inputs)          # files, folders (recursive), zip members
     state = open_state(out)                           # one JSON record per finished input, written atomically
     run_batch(todo, finish, serial=..., parallel=...) # in this process or a process pool, with a progress bar
+    run_batch(..., engine="ray", address=..., failed=...) # on the actors of a Ray cluster (runner_ray.py)
 
 The caller supplies what is particular to it: how one input becomes a record (``serial`` / ``parallel``),
 what ``finish`` keeps of it (its state record, counts), which records count as done on a re-run (its
@@ -25,9 +26,11 @@ from echoavc.errors import EchoAVCError
 from echoavc.files import atomic_write_text, progress_bar, remove_stale_temporaries
 
 __all__ = ["Source", "find_sources", "is_ignored", "failure_reason", "StateStore", "open_state", "run_batch",
-           "STATE_DIR"]
+           "STATE_DIR", "ENGINES", "check_engine"]
 
 STATE_DIR = ".state"
+#: where a batch runs: this machine (this process or a process pool), or a Ray cluster
+ENGINES = ("local", "ray")
 T = TypeVar("T")
 
 
@@ -139,16 +142,43 @@ def open_state(out_dir: str | Path, clean: bool = True) -> StateStore:
 # ---------------------------------------------------------------- running
 
 
+def check_engine(engine: str) -> None:
+    """A one-line error for an unknown engine, or for Ray when it is not installed (before any work starts)."""
+    if engine not in ENGINES:
+        raise EchoAVCError(f"engine must be {' or '.join(ENGINES)}, not {engine!r}")
+    if engine == "ray":
+        from echoavc.runner_ray import import_ray
+
+        import_ray()
+
+
 def run_batch(todo: Sequence[T], finish: Callable[[T, Any], None], *, serial: Callable[[T], Any],
               parallel: Callable[[T], tuple] | None = None, workers: int = 1, label: str = "", progress: bool = True,
-              mp_context=None, initializer: Callable | None = None, initargs: tuple = ()) -> None:
+              mp_context=None, initializer: Callable | None = None, initargs: tuple = (), engine: str = "local",
+              address: str | None = None, failed: Callable[[T, str], Any] | None = None,
+              cpus_per_worker: float = 1) -> None:
     """Run every item of ``todo`` and hand each result to ``finish(item, result)``, in this process.
 
     With ``workers`` > 1 and more than one item, ``parallel(item)`` gives ``(function, *args)`` (picklable) run
     in a process pool of ``workers`` (``mp_context``, ``initializer``/``initargs`` as ProcessPoolExecutor's),
     results arriving as they complete; otherwise ``serial(item)`` runs here, in order. One progress step
     per item. The functions must return failures as results, not raise.
+
+    ``engine="ray"``: ``parallel`` runs on ``workers`` Ray actors (0: one per ``cpus_per_worker`` CPUs of the
+    cluster at ``address``), each made once with ``initializer(*initargs)``; ``failed(item, reason)`` is the
+    result of an item its worker died on (:mod:`echoavc.runner_ray`). Arguments travel through Ray's control
+    store: no secrets in them.
     """
+    check_engine(engine)
+    if engine == "ray":
+        if parallel is None or failed is None:
+            raise ValueError("the Ray engine needs parallel and failed")
+        from echoavc.runner_ray import run_on_ray
+
+        run_on_ray(todo, finish, parallel, failed=failed, workers=workers, initializer=initializer,
+                   initargs=initargs, address=address, cpus_per_worker=cpus_per_worker, label=label,
+                   progress=progress)
+        return
     with progress_bar(label, len(todo), progress) as advance:
         if workers <= 1 or len(todo) <= 1 or parallel is None:
             for item in todo:

@@ -62,14 +62,7 @@ class PseudonymKey:
     @staticmethod
     def _load_or_create(path: Path) -> bytes:
         if path.exists():
-            text = path.read_text().strip()
-            try:
-                secret = bytes.fromhex(text)
-            except ValueError:
-                raise EchoAVCError("key file is not a hex key written by echoavc", path) from None
-            if len(secret) < 16:
-                raise EchoAVCError("key file holds fewer than 128 bits", path)
-            return secret
+            return read_key(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         secret = secrets.token_bytes(32)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -102,6 +95,22 @@ class PseudonymKey:
                 if (kind, original) not in self._known:
                     w.writerow([kind, original, pseudo])
                     self._known.add((kind, original))
+
+
+def read_key(path: str | Path) -> bytes:
+    """The secret of an existing key file (never creates one: for workers of a batch whose driver made it)."""
+    path = Path(path)
+    try:
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise EchoAVCError(f"cannot read the key file ({type(exc).__name__})", path) from None
+    try:
+        secret = bytes.fromhex(text)
+    except ValueError:
+        raise EchoAVCError("key file is not a hex key written by echoavc", path) from None
+    if len(secret) < 16:
+        raise EchoAVCError("key file holds fewer than 128 bits", path)
+    return secret
 
 
 def pseudonym(secret: bytes, kind: str, value: str) -> str:

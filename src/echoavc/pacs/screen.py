@@ -290,6 +290,9 @@ def screen_inputs(inputs, model: str | Path, out: str | Path, *, dicom_out: str 
         return report
     if len(inputs) != 1:
         raise EchoAVCError("a PACS source comes alone: one orthanc://HOST:PORT or dicom://AE@HOST:PORT")
+    if predict_options.pop("engine", "local") != "local":
+        raise EchoAVCError("a PACS source is screened on this machine: --engine ray takes files, folders and zips")
+    predict_options.pop("address", None)
     if dicom_out is None:
         raise EchoAVCError("a PACS source needs --dicom-out (the SR and SC are written there before upload)")
     uids = [study] if isinstance(study, str) else list(study or [])
