@@ -23,7 +23,7 @@ as in the glue. (A bundle with the default thresholds is also built, to show tha
 Run (2-core CPU machine, quiet: a default run takes 11-13 minutes, --quick about 3):
 
   .venv/bin/python benchmarks/bench_predict.py run [--work /tmp/bench-predict] [--json out.json]
-        [--bundle /tmp/demo1/model --heldout /tmp/demo1/heldout] [--quick]
+        [--bundle /tmp/demo1/model --heldout /tmp/demo1/heldout-900001] [--quick]
   .venv/bin/python benchmarks/bench_predict.py build --work DIR     # only make the inputs and the bundles
 
 Inputs and bundles are kept in --work and reused by the next run.
@@ -47,9 +47,12 @@ from predict_cli import cli_predict, ort_spinning  # noqa: E402
 from predict_glue import Glue, run_glue, summarise  # noqa: E402
 from predict_setup import cohort, load, log, make_bundles, n_frames  # noqa: E402
 
+from echoavc.demo import HELDOUT_SEED  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_BUNDLE = Path("/tmp/demo1/model")
-DEMO_HELDOUT = Path("/tmp/demo1/heldout")
+#: what `echoavc demo --out /tmp/demo1` writes (held-out patients named by their evaluation seed, the default)
+DEMO_HELDOUT = Path(f"/tmp/demo1/heldout-{HELDOUT_SEED}")
 
 
 # ---------------------------------------------------------------- machine
@@ -421,7 +424,7 @@ def main() -> None:
         p.add_argument("--clip-frames", type=int, default=None, help="frames per clip (default 60; quick 20)")
         p.add_argument("--detect-frames", type=int, default=4, help="detect_frames of the fast variant")
         p.add_argument("--bundle", default=None, help="a trained bundle (default /tmp/demo1/model when there)")
-        p.add_argument("--heldout", default=None, help="its held-out cohort (default /tmp/demo1/heldout)")
+        p.add_argument("--heldout", default=None, help="its held-out cohort (default /tmp/demo1/heldout-900001)")
         p.add_argument("--repeats", type=int, default=None, help="passes per variant, interleaved; the fastest "
                        "is reported (default 2; quick 1)")
         p.add_argument("--parts", default="single,clips,day,trained", help="which parts to run (comma list)")

@@ -26,7 +26,7 @@ def test_the_demo_refuses_to_report_on_a_tuning_seed_before_doing_any_work(tmp_p
 
     assert is_evaluation_seed(HELDOUT_SEED)
     with pytest.raises(EchoAVCError, match="tuning seed"):
-        run_demo(tmp_path / "demo", heldout_seed=2027, log=lambda m: None)
+        run_demo(tmp_path / "demo", seed=2027, log=lambda m: None)
     assert not (tmp_path / "demo").exists() or not any((tmp_path / "demo").iterdir())
 
 
