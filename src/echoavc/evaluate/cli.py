@@ -55,8 +55,7 @@ def evaluate_command(
     for f in rep["data"].get("failed_files", []):
         err.print(f"[yellow]failed (counted):[/yellow] {f['source']}: {f['reason']}", highlight=False, soft_wrap=True)
 
-    def fmt(m):
-        return "n/a" if not m or m.get("value") is None else f"{m['value']:.2f} [{m['low']:.2f}, {m['high']:.2f}]"
+    from echoavc.evaluate.intervals import format_plain as fmt
 
     cov = (rep.get("coverage") or {}).get("exams")
     a, b = rep.get("exam_decided") or {}, rep.get("exam_undetermined_as_errors") or {}
