@@ -288,10 +288,11 @@ def ingest(
     progress: bool = True,
 ) -> IngestReport:
     """Ingest DICOM files, folders and zip archives into ``out_dir``; see the module docstring."""
-    out_dir = Path(out_dir)
-    key = PseudonymKey(key_path)
-    if out_dir.resolve() == key.path.parent.resolve() or key.path.resolve().is_relative_to(out_dir.resolve()):
+    out_dir, key_path = Path(out_dir), Path(key_path)
+    # checked before the key is opened: opening creates it, and a refused run must not leave one in the output
+    if key_path.resolve().is_relative_to(out_dir.resolve()):
         raise EchoAVCError("the key must live outside the output folder (it re-identifies everything)", key_path)
+    key = PseudonymKey(key_path)
     store = open_state(out_dir)  # stale temporaries left by a run that was killed mid-write go first
     state = store.folder
     report = IngestReport(out_dir)
