@@ -43,6 +43,10 @@ def evaluate_command(
     try:
         if (data is None) == (not exams):
             raise EchoAVCError("give either --data DATASET or --exams DICOM_DIR --labels labels.csv")
+        for name, given in (("--key", key), ("--labels", labels)):
+            if given is not None and not exams:  # a dataset's exam ids and labels are already in its table
+                raise EchoAVCError(f"{name} applies to --exams only (a dataset's table already holds its ids "
+                                   "and labels)", given)
         if exams:
             if labels is None:
                 raise EchoAVCError("--exams needs --labels labels.csv")
