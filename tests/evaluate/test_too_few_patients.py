@@ -37,7 +37,7 @@ def test_the_minimum_is_where_the_interval_starts():
 
     m = MIN_PATIENTS_PER_CLASS
     g, y, s = data(m, m)
-    at_min = bootstrap_by_group(roc_auc_score, g, y, s, strata=y, n_boot=200)
+    at_min = bootstrap_by_group(roc_auc_score, g, y, s, strata=y, n_boot=100)
     assert at_min.lo < at_min.estimate < at_min.hi and at_min.note == ""
     g, y, s = data(m - 1, m + 3)
     unstratified = bootstrap_by_group(roc_auc_score, g, y, s, n_boot=50)
