@@ -106,9 +106,13 @@ def acceptance(work: Path, threads: int) -> dict:
     frames = held.frame[held.frame["role"].isin(["valve", "background"])]
     synth_imgs = [read_image(held.image_file(p)) for p in frames["image_path"]]
     from echoavc.ingest import ingest
-    from pydicom.data import get_testdata_file
+    from echoavc.synth.realism import reference_file
 
-    real = [Path(get_testdata_file(n)) for n in ("color3d_jpeg_baseline.dcm", "US1_UNCR.dcm", "OBXXXX1A.dcm")]
+    names = ("color3d_jpeg_baseline.dcm", "US1_UNCR.dcm", "OBXXXX1A.dcm")
+    real = [reference_file(n) for n in names]  # never a download
+    if None in real:
+        missing = ", ".join(n for n, p in zip(names, real) if p is None)
+        raise SystemExit(f"error: {missing} not installed (pip install pydicom-data); this benchmark never downloads")
     ing = work / "real_ingested"
     ingest(real, ing, work / "keys" / "real.key", progress=False)
     m = pd.read_csv(ing / "manifest.csv")

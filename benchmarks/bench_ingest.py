@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 import pydicom
-from pydicom.data import get_testdata_file
 from pydicom.pixels import iter_pixels
 
 from echoavc.ingest import ingest
+from echoavc.synth.realism import reference_file
 
 
 def timed(fn, repeat: int) -> float:
@@ -37,7 +37,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    clip = Path(get_testdata_file("color3d_jpeg_baseline.dcm"))
+    clip = reference_file("color3d_jpeg_baseline.dcm")  # never a download
+    if clip is None:
+        raise SystemExit("error: color3d_jpeg_baseline.dcm (pydicom's test data) is not installed; "
+                         "this benchmark never downloads it")
     n = int(pydicom.dcmread(clip, stop_before_pixels=True).NumberOfFrames)
     work = Path(tempfile.mkdtemp(prefix="echoavc-bench-"))
     key = work / "keys" / "bench.key"

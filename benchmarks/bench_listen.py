@@ -19,7 +19,6 @@ import argparse
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,11 +28,10 @@ from pathlib import Path
 import pydicom
 from pydicom.uid import generate_uid
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# the dcmtk sender and the free port are the listener tests' own (not part of the package: echoavc sends with
+# pynetdicom; storescu is an independent peer that only tests and this benchmark drive)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "listen"))
+from listen_kit import free_port, storescu  # noqa: E402
 
 
 def make_inputs(work: Path, studies: int, per_study: int) -> list[Path]:
@@ -58,27 +56,6 @@ def make_inputs(work: Path, studies: int, per_study: int) -> list[Path]:
             ds.save_as(path, enforce_file_format=True)
             files.append(path)
     return files
-
-
-#: storescu proposes one compressed transfer syntax per run (and the uncompressed ones): its option for each
-STORESCU_OPTION = {"1.2.840.10008.1.2.4.50": ["-xy"], "1.2.840.10008.1.2.5": ["-xr"],
-                   "1.2.840.10008.1.2.4.70": ["-xs"], "1.2.840.10008.1.2.4.80": ["-xt"],
-                   "1.2.840.10008.1.2.4.90": ["-xv"]}
-
-
-def storescu(calling: str, port: int, files: list[Path]) -> list[tuple[int, str]]:
-    """One sender: a storescu run per transfer syntax among ``files``, one after the other (one connection
-    each, as a modality sending a study does); (return code, output tail) of each run."""
-    groups: dict[str, list[str]] = {}
-    for f in files:
-        ts = str(pydicom.dcmread(f, stop_before_pixels=True).file_meta.TransferSyntaxUID)
-        groups.setdefault(ts, []).append(str(f))
-    out = []
-    for ts, group in sorted(groups.items()):
-        res = subprocess.run(["storescu", *STORESCU_OPTION.get(ts, []), "-aet", calling, "-aec", "ECHOAVC",
-                              "127.0.0.1", str(port), *group], capture_output=True, text=True, timeout=600)
-        out.append((res.returncode, (res.stdout + res.stderr)[-400:]))
-    return out
 
 
 def wait_echo(port: int, proc, timeout: float = 120) -> None:
@@ -130,7 +107,7 @@ def main() -> int:
                 t0 = time.perf_counter()
                 runs = [[] for _ in range(a.senders)]
                 with ThreadPoolExecutor(a.senders) as pool:
-                    list(pool.map(lambda k: runs[k].extend(storescu(f"SENDER{k}", port, files[k::a.senders])),
+                    list(pool.map(lambda k: runs[k].extend(storescu(f"SENDER{k}", port, files[k::a.senders], timeout=600)),
                                   range(a.senders)))
                 t_sent = time.perf_counter()
                 deadline = time.monotonic() + a.timeout

@@ -365,8 +365,7 @@ def _test_lines(test: dict | None) -> list[str]:
     if test.get("note"):
         return [test["note"]]
 
-    def fmt(m):
-        return "n/a" if not m or m.get("value") is None else f"{m['value']:.2f} [{m['low']:.2f}, {m['high']:.2f}]"
+    from echoavc.evaluate.intervals import format_plain as fmt
 
     c = test.get("counts", {})
     out = [f"{c.get('exams')} exams of {c.get('patients')} patients; coverage (exams decided / exams) "

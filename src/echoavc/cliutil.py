@@ -28,7 +28,7 @@ def fail(exc: BaseException) -> NoReturn:
 
 @contextmanager
 def user_warnings() -> Iterator[None]:
-    """Run a command's work; when it succeeds, show its ``EchoAVCWarning``\ s as one line each. The libraries'
+    """Run a command's work; when it succeeds, show its ``EchoAVCWarning`` warnings as one line each. The libraries'
     own warnings (torch, timm, Ultralytics) stay hidden: chosen by category, not by the message's text."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -176,10 +176,10 @@ def run_demo(out: str | Path, patients: int = 60, heldout: int = HELDOUT_PATIENT
 
 def describe(ev: dict) -> str:
     """The demo's closing lines: held-out test figures from ``echoavc evaluate`` (never validation figures)."""
+    from echoavc.evaluate.intervals import format_plain
+
     def fmt(m):
-        if not isinstance(m, dict) or m.get("value") is None:
-            return "n/a"
-        return f"{m['value']:.2f} [{m['low']:.2f}, {m['high']:.2f}]"
+        return format_plain(m) if isinstance(m, dict) else "n/a"
 
     c = ev["counts"]
     dec, err = ev.get("exam_decided") or {}, ev.get("exam_undetermined_as_errors") or {}

@@ -314,10 +314,11 @@ def ingest(
     ``engine``: ``local`` (``workers`` processes) or ``ray`` (``workers`` Ray actors, 0: one per CPU of the cluster
     at ``address``; inputs, ``out_dir`` and the key on a path every node shares)."""
     check_engine(engine)
-    out_dir = Path(out_dir)
-    key = PseudonymKey(key_path)  # made here, before any work is spread: workers never create it
-    if out_dir.resolve() == key.path.parent.resolve() or key.path.resolve().is_relative_to(out_dir.resolve()):
+    out_dir, key_path = Path(out_dir), Path(key_path)
+    # checked before the key is opened: opening creates it, and a refused run must not leave one in the output
+    if key_path.resolve().is_relative_to(out_dir.resolve()):
         raise EchoAVCError("the key must live outside the output folder (it re-identifies everything)", key_path)
+    key = PseudonymKey(key_path)
     store = open_state(out_dir)  # stale temporaries left by a run that was killed mid-write go first
     state = store.folder
     report = IngestReport(out_dir)

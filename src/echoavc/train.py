@@ -124,7 +124,8 @@ def headline_metrics(report: dict) -> dict:
     for k in keep:
         m = report["metrics"].get(k)
         if m is not None:
-            out[k] = {"value": _num(m.estimate), "low": _num(m.lo), "high": _num(m.hi)}
+            out[k] = {"value": _num(m.estimate), "low": _num(m.lo), "high": _num(m.hi),
+                      **({"no_interval": m.note} if m.note else {})}
     cm = report.get("confusion_matrix")
     out["confusion_matrix"] = np.asarray(cm).tolist() if cm is not None else None
     out["n"] = report.get("n")

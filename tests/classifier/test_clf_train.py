@@ -77,6 +77,8 @@ def test_same_seed_same_weights(synthetic_study, tmp_path):
                           threshold_rule="fixed")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        # torch's warning for float() of a loss that still holds its graph: the loop must detach it first
+        warnings.filterwarnings("error", message="Converting a tensor with requires_grad")
         a = train_classifier(synthetic_study.table, synthetic_study.split, tmp_path / "a", s).model.state_dict()
         b = train_classifier(synthetic_study.table, synthetic_study.split, tmp_path / "b", s).model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)

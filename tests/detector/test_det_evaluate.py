@@ -127,10 +127,10 @@ def check_mean_box_level(rep, frames, box) -> None:
     assert m["mean_iou"].estimate == pytest.approx(np.mean(ious))
     # AP cannot pass the recall it reaches, but for one 101-point interpolation step (recall 2/8 gave AP 26/101)
     assert m["map50"].estimate <= m["recall"].estimate + 1 / 101 + 1e-9
-    # measured on synthetic_study's test part, whose patients change with the session's random key: recall 0/8 to
-    # 4/8, map50 0.000-0.228, mean IoU 0.28-0.50 over 7 sessions; a baseline answering with the true boxes (below)
-    # reaches 1.0
-    assert m["map50"].estimate <= 0.5 and m["recall"].estimate <= 0.75
+    # measured on synthetic_study's test part (fixed key, so the same patients every session): recall 0.250 (2/8),
+    # map50 0.047, mean IoU 0.451; a baseline answering with the true boxes (below) reaches 1.0. The bounds: the
+    # mean box's target in benchmarks/bench_detector.py (map50 <= 0.3), and at most half the valves found
+    assert m["map50"].estimate <= 0.3 and m["recall"].estimate <= 0.5
 
 
 class TrueBoxCalledMeanBox(MeanBoxPredictor):

@@ -134,7 +134,8 @@ def test_grades_and_vendors():
     p = np.array([0.9, 0.2, 0.8, 0.7, 0.6, 0.1, 0.6, 0.3])
     grades = np.array(["mild", "mild", "severe", "severe", "severe", "none", "none", "none"])
     vendors = np.array(["GE", "GE", "GE", "Philips", "Philips", "GE", "Philips", "Philips"])
-    r = classification_report(y, p, 0.5, grades=grades, vendors=vendors, n_boot=200)
+    # min_per_class=1: the subset bootstrap itself (by default 3 rows are too few for one, see below)
+    r = classification_report(y, p, 0.5, grades=grades, vendors=vendors, n_boot=200, min_per_class=1)
     assert set(r["recall_by_grade"]) == {"mild", "severe"}  # "none" has no positives
     mild = r["recall_by_grade"]["mild"]
     assert mild["primary"].estimate == 0.5 and mild["primary"].n == 2
@@ -145,14 +146,18 @@ def test_grades_and_vendors():
     assert ge["specificity"]["primary"].estimate == 1.0 and ph["specificity"]["primary"].estimate == 0.5
     boot = ge["recall"]["bootstrap"]
     assert boot.lo <= 2 / 3 <= boot.hi and boot.n_boot_valid > 0
+    default = classification_report(y, p, 0.5, grades=grades, vendors=vendors, n_boot=200)["by_vendor"]["GE"]
+    assert default["recall"]["bootstrap"].note == "too few rows: 3, need 5"
+    assert default["recall"]["primary"] == default["recall"]["clopper-pearson"]
 
 
 def test_stratified_bootstrap_keeps_every_resample():
     rng = np.random.default_rng(1)
     y = np.r_[np.ones(3), np.zeros(57)].astype(int)
     p = np.clip(rng.random(60) * 0.6 + 0.3 * y, 0, 1)
-    strat = classification_report(y, p, 0.5, n_boot=500, stratify=True)
-    plain = classification_report(y, p, 0.5, n_boot=500, stratify=False)
+    # min_per_class=1: the resampling itself (3 positives are below the minimum for a reported interval)
+    strat = classification_report(y, p, 0.5, n_boot=500, stratify=True, min_per_class=1)
+    plain = classification_report(y, p, 0.5, n_boot=500, stratify=False, min_per_class=1)
     assert strat["intervals"]["auroc"]["bootstrap"].n_boot_valid == 500
     # P(no positive among 60 draws) = (57/60)**60 = 4.6%
     assert 440 < plain["intervals"]["auroc"]["bootstrap"].n_boot_valid < 500

@@ -187,7 +187,8 @@ def test_undefined_resamples_are_dropped_and_counted():
     iv = bootstrap_by_group(gap, groups, y, s, n_boot=1000, seed=0)
     # P(patient 0 never drawn in 10 draws) = 0.9**10 = 0.35, so about 65% of resamples are defined
     assert 590 < iv.n_boot_valid < 720
-    strat = bootstrap_by_group(gap, groups, y, s, n_boot=1000, seed=0, strata=y)
+    # min_per_class=1: the resampling itself (one positive patient is below the minimum for an interval)
+    strat = bootstrap_by_group(gap, groups, y, s, n_boot=1000, seed=0, strata=y, min_per_class=1)
     assert strat.n_boot_valid == 1000
 
 

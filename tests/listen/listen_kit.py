@@ -129,14 +129,16 @@ def read(path) -> Dataset:
     return pydicom.dcmread(path)
 
 
-#: dcmtk's storescu proposes one compressed transfer syntax per run (plus the uncompressed ones)
+#: dcmtk's storescu proposes one compressed transfer syntax per run (plus the uncompressed ones): its option for each
 STORESCU_OPTION = {"1.2.840.10008.1.2.4.50": ["-xy"], "1.2.840.10008.1.2.5": ["-xr"],
                    "1.2.840.10008.1.2.4.70": ["-xs"], "1.2.840.10008.1.2.4.80": ["-xt"],
                    "1.2.840.10008.1.2.4.90": ["-xv"]}
 
 
-def storescu(calling: str, port: int, files) -> list[tuple[int, str]]:
-    """One dcmtk sender: a storescu run per transfer syntax among ``files``; (return code, output tail) each."""
+def storescu(calling: str, port: int, files, timeout: float = 120) -> list[tuple[int, str]]:
+    """One dcmtk sender (the listener tests and benchmarks/bench_listen.py): a storescu run per transfer syntax
+    among ``files``, one after the other (one connection each, as a modality sending a study does), each given
+    ``timeout`` seconds; (return code, output tail) of each run."""
     import subprocess
 
     groups: dict[str, list[str]] = {}
@@ -146,6 +148,6 @@ def storescu(calling: str, port: int, files) -> list[tuple[int, str]]:
     out = []
     for ts, group in sorted(groups.items()):
         res = subprocess.run(["storescu", *STORESCU_OPTION.get(ts, []), "-aet", calling, "-aec", "ECHOAVC",
-                              "127.0.0.1", str(port), *group], capture_output=True, text=True, timeout=120)
+                              "127.0.0.1", str(port), *group], capture_output=True, text=True, timeout=timeout)
         out.append((res.returncode, (res.stdout + res.stderr)[-400:]))
     return out

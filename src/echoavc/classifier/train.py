@@ -143,7 +143,7 @@ def fit_model(source: CropSource, train: list[Sample], val: list[Sample], s: Cla
             loss = loss_fn(model(x), y)
             loss.backward()
             opt.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         sched.step()
         rec = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else math.nan}
         if val:

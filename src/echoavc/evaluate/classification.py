@@ -12,10 +12,14 @@ import math
 import numpy as np
 
 from echoavc.evaluate.intervals import (
+    MIN_PATIENTS_PER_CLASS,
     Interval,
+    no_interval,
     percentile_interval,
     proportion_intervals,
     resample_groups,
+    too_few_units,
+    units_per_class,
 )
 
 __all__ = [
@@ -159,7 +163,8 @@ def _proportion_counts(tp, fp, fn, tn) -> dict[str, tuple[int, int]]:
 
 
 def classification_report(y_true, p_score, threshold: float, groups=None, grades=None, vendors=None,
-                          n_boot: int = 2000, seed=0, level: float = 0.95, stratify: bool = True) -> dict:
+                          n_boot: int = 2000, seed=0, level: float = 0.95, stratify: bool = True,
+                          min_per_class: int = MIN_PATIENTS_PER_CLASS) -> dict:
     """Threshold and ranking metrics of a binary classifier, each with intervals.
 
     Metrics: accuracy, precision, recall (sensitivity), specificity, F1, balanced accuracy, AUROC,
@@ -174,6 +179,9 @@ def classification_report(y_true, p_score, threshold: float, groups=None, grades
     for the rest the bootstrap; ``report["metrics"][name]`` is that primary interval.
     A bootstrap interval collapses to a point when every resample gives the same value (recall 1.0,
     AUROC 1.0): that is not certainty, which is why proportions fall back on the exact interval.
+    With fewer than ``min_per_class`` patients (rows without groups) in a class, or in a grade or vendor
+    subset, the bootstrap gives no interval (NaN bounds, the reason in ``Interval.note``): proportions then
+    report Clopper-Pearson, the other metrics the estimate alone.
 
     ``grades`` (severity per row) gives ``report["recall_by_grade"]``, over grades that have positives;
     ``vendors`` gives ``report["by_vendor"][vendor]["recall" | "specificity"]``; both with intervals.
@@ -227,12 +235,17 @@ def classification_report(y_true, p_score, threshold: float, groups=None, grades
         for k, v in subset_values(w).items():
             boot_sub[k][start:start + chunk] = v
     n_units = counts.shape[1]
-
+    unit = "patients" if grouped else "rows"
+    # recall rests on the patients with calcified rows, specificity on those with normal rows, the rest on both
+    per_class = units_per_class(codes, y.astype(int))
+    classes = {"recall": (per_class[1:], f"calcified {unit}"), "specificity": (per_class[:1], f"normal {unit}")}
     c = {k: int(round(float(v[0]))) for k, v in _counts(ones, y, pred).items()}
     props = _proportion_counts(c["tp"], c["fp"], c["fn"], c["tn"])
     intervals: dict[str, dict[str, Interval]] = {}
     for name in METRICS:
-        b = percentile_interval(boot[name], point[name], level, boot_method, n_units)
+        note = too_few_units(*classes.get(name, (per_class, unit)), minimum=min_per_class)
+        b = (no_interval(point[name], boot_method, n_units, note) if note else
+             percentile_interval(boot[name], point[name], level, boot_method, n_units))
         if name in props:
             intervals[name] = proportion_intervals(*props[name], level, b)
         else:
@@ -244,8 +257,10 @@ def classification_report(y_true, p_score, threshold: float, groups=None, grades
         kind, value, metric = key
         hit = pred if metric == "recall" else ~pred
         k_, n_ = int((mask & hit).sum()), int(mask.sum())
-        b = percentile_interval(boot_sub[key], point_sub[key], level, boot_method,
-                                len(np.unique(codes[mask])))
+        in_subset = len(np.unique(codes[mask]))
+        note = too_few_units([in_subset], unit, min_per_class)
+        b = (no_interval(point_sub[key], boot_method, in_subset, note) if note else
+             percentile_interval(boot_sub[key], point_sub[key], level, boot_method, in_subset))
         entry = proportion_intervals(k_, n_, level, b)
         if kind == "grade":
             recall_by_grade[value] = entry

@@ -43,6 +43,10 @@ def evaluate_command(
     try:
         if (data is None) == (not exams):
             raise EchoAVCError("give either --data DATASET or --exams DICOM_DIR --labels labels.csv")
+        for name, given in (("--key", key), ("--labels", labels)):
+            if given is not None and not exams:  # a dataset's exam ids and labels are already in its table
+                raise EchoAVCError(f"{name} applies to --exams only (a dataset's table already holds its ids "
+                                   "and labels)", given)
         if exams:
             if labels is None:
                 raise EchoAVCError("--exams needs --labels labels.csv")
@@ -55,8 +59,7 @@ def evaluate_command(
     for f in rep["data"].get("failed_files", []):
         err.print(f"[yellow]failed (counted):[/yellow] {f['source']}: {f['reason']}", highlight=False, soft_wrap=True)
 
-    def fmt(m):
-        return "n/a" if not m or m.get("value") is None else f"{m['value']:.2f} [{m['low']:.2f}, {m['high']:.2f}]"
+    from echoavc.evaluate.intervals import format_plain as fmt
 
     cov = (rep.get("coverage") or {}).get("exams")
     a, b = rep.get("exam_decided") or {}, rep.get("exam_undetermined_as_errors") or {}

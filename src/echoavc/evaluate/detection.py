@@ -17,7 +17,15 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from echoavc.evaluate.intervals import Interval, percentile_interval, proportion_intervals, resample_groups
+from echoavc.evaluate.intervals import (
+    MIN_PATIENTS_PER_CLASS,
+    Interval,
+    no_interval,
+    percentile_interval,
+    proportion_intervals,
+    resample_groups,
+    too_few_units,
+)
 
 __all__ = [
     "DetectionRecord",
@@ -200,6 +208,7 @@ def detection_report(records: Iterable, conf_threshold: float = 0.25, groups=Non
     ``"primary"`` the wider of the patient bootstrap and Clopper-Pearson. A bootstrap interval collapses
     to [1, 1] when every valve is found (and to [0, 0] when nothing is falsely detected): every resample
     then gives the same value, which says nothing about the next patient; read the exact interval there.
+    Below ``MIN_PATIENTS_PER_CLASS`` patients the bootstrap gives no interval (NaN bounds, ``Interval.note``).
     """
     recs = [DetectionRecord.coerce(r) for r in records]
     n = len(recs)
@@ -271,8 +280,10 @@ def detection_report(records: Iterable, conf_threshold: float = 0.25, groups=Non
         "patient_hit_rate": (int(pat_hit.sum()), int(pat_has.sum())),
     }
     intervals: dict[str, dict[str, Interval]] = {}
+    note = too_few_units([n_pat], "patients", MIN_PATIENTS_PER_CLASS)
     for name, est in point.items():
-        b = percentile_interval(boot[name], est, level, "bootstrap-groups", n_pat)
+        b = (no_interval(est, "bootstrap-groups", n_pat, note) if note else
+             percentile_interval(boot[name], est, level, "bootstrap-groups", n_pat))
         if name in proportions:
             intervals[name] = proportion_intervals(*proportions[name], level, b)
         else:

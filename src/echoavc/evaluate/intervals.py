@@ -25,7 +25,18 @@ __all__ = [
     "resample_groups",
     "percentile_interval",
     "bootstrap_by_group",
+    "MIN_PATIENTS_PER_CLASS",
+    "too_few_units",
+    "units_per_class",
+    "no_interval",
+    "format_plain",
 ]
+
+#: A bootstrap interval needs at least this many patients in each class (each stratum). With k patients in a
+#: class, a resample draws one of them k times with probability k ** (1 - k): 1 at k = 1 (the interval is one
+#: point, [x, x]), 1/2 at 2, 1/9 at 3, 1/64 at 4, 1/625 at 5. Over two classes that is 3.1% at 4, more than the
+#: 2.5% tail a 95% interval's bound sits in, so below 5 a bound is one patient's value; no interval is given.
+MIN_PATIENTS_PER_CLASS = 5
 
 
 @dataclass(frozen=True)
@@ -43,14 +54,16 @@ class Interval:
     method: str = ""
     n: int = 0
     n_boot_valid: int | None = None
+    note: str = ""  # why there is no interval (bounds NaN), e.g. "too few patients: 1 per class, need 5"
 
     def format(self, digits: int = 2) -> str:
-        """``0.91 [0.84, 0.96]``; "n/a" for an undefined estimate."""
+        """``0.91 [0.84, 0.96]``; "n/a" for an undefined estimate; ``0.75 [n/a (too few patients: ...)]``
+        without an interval."""
         if not np.isfinite(self.estimate):
             return "n/a"
         f = f"{{:.{digits}f}}"
         if not (np.isfinite(self.lo) and np.isfinite(self.hi)):
-            return f.format(self.estimate) + " [n/a]"
+            return f.format(self.estimate) + (f" [n/a ({self.note})]" if self.note else " [n/a]")
         return f"{f.format(self.estimate)} [{f.format(self.lo)}, {f.format(self.hi)}]"
 
     def __str__(self) -> str:
@@ -223,6 +236,42 @@ def percentile_interval(values, estimate: float, level: float = 0.95, method: st
     return Interval(float(estimate), float(lo), float(hi), method, n, int(valid.size))
 
 
+def too_few_units(per_class, unit: str = "patients", minimum: int = MIN_PATIENTS_PER_CLASS) -> str:
+    """Why a bootstrap over units (patients) with ``per_class`` units in each class gives no interval, or ""
+    when there are enough: "too few patients: 1 per class, need 5" (or "1 in a class" when they differ)."""
+    per_class = [int(k) for k in per_class]
+    k = min(per_class, default=0)
+    if k >= minimum:
+        return ""
+    where = "" if len(per_class) < 2 else (" per class" if len(set(per_class)) == 1 else " in a class")
+    return f"too few {unit}: {k}{where}, need {minimum}"
+
+
+def no_interval(estimate: float, method: str, n: int, note: str) -> Interval:
+    """The point estimate alone: NaN bounds and the reason (``Interval.note``)."""
+    return Interval(float(estimate), math.nan, math.nan, method, n, None, note)
+
+
+def units_per_class(codes: np.ndarray, labels, classes=(0, 1)) -> list[int]:
+    """For each of ``classes`` (``labels`` sorted, when None), how many units (``codes``: unit index per row)
+    have a row of that class: the patients a bootstrap of that class's rows can draw from."""
+    labels = np.asarray(labels)
+    classes = np.unique(labels) if classes is None else classes
+    return [len(np.unique(codes[labels == c])) for c in classes]
+
+
+def format_plain(m, digits: int = 2) -> str:
+    """A metric in its plain (JSON) form, ``{"value", "low", "high"[, "no_interval"]}``, as ``Interval.format``
+    writes it: ``0.91 [0.84, 0.96]``, ``0.75 [n/a (too few patients: 1 per class, need 5)]``, or "n/a"."""
+    if not m or m.get("value") is None:
+        return "n/a"
+    f = f"{{:.{digits}f}}"
+    text = f.format(m["value"])
+    if m.get("low") is not None and m.get("high") is not None:
+        return f"{text} [{f.format(m['low'])}, {f.format(m['high'])}]"
+    return text + (f" [n/a ({m['no_interval']})]" if m.get("no_interval") else " [n/a]")
+
+
 def _safe_call(fn, *args) -> float:
     try:
         value = fn(*args)
@@ -233,7 +282,8 @@ def _safe_call(fn, *args) -> float:
 
 
 def bootstrap_by_group(metric_fn: Callable, groups, *arrays, n_boot: int = 2000, level: float = 0.95,
-                       seed=0, strata=None, vectorized: bool = False) -> Interval:
+                       seed=0, strata=None, vectorized: bool = False,
+                       min_per_class: int = MIN_PATIENTS_PER_CLASS) -> Interval:
     """Percentile bootstrap of ``metric_fn`` resampling groups (patients) with replacement.
 
     ``metric_fn(*arrays) -> float`` is called on the rows of each resample (a patient drawn twice
@@ -244,6 +294,8 @@ def bootstrap_by_group(metric_fn: Callable, groups, *arrays, n_boot: int = 2000,
     dropped and counted: the result's ``n_boot_valid`` says how many remained.
     ``strata`` (one label per row, e.g. ``y_true``) resamples positive and negative patients separately.
     ``groups=None`` resamples rows. The estimate is the metric on the full data.
+    Fewer than ``min_per_class`` groups in a stratum (in all, without strata) give no interval: NaN bounds
+    and the reason in ``note`` (see ``MIN_PATIENTS_PER_CLASS``).
     """
     arrays = tuple(np.asarray(a) for a in arrays)
     if not arrays:
@@ -253,9 +305,19 @@ def bootstrap_by_group(metric_fn: Callable, groups, *arrays, n_boot: int = 2000,
         raise ValueError("all arrays need the same number of rows")
     if groups is not None and len(groups) != n_rows:
         raise ValueError("groups needs one label per row")
-    codes, counts = resample_groups(groups if groups is not None else np.arange(n_rows), n_boot, seed, strata)
+    if n_rows == 0:
+        raise ValueError("no rows to resample")
+    _, codes = np.unique(np.asarray(groups if groups is not None else np.arange(n_rows)), return_inverse=True)
+    codes = codes.ravel()
     method = "bootstrap-groups" if groups is not None else "bootstrap-rows"
-    n_units = counts.shape[1]
+    n_units = int(codes.max()) + 1 if codes.size else 0
+    per_class = [n_units] if strata is None else units_per_class(codes, strata, None)
+    note = too_few_units(per_class, "patients" if groups is not None else "rows", min_per_class)
+    if note:
+        estimate = (np.asarray(metric_fn(np.ones((1, n_rows)), *arrays), dtype=float).ravel()[0] if vectorized
+                    else _safe_call(metric_fn, *arrays))
+        return no_interval(estimate, method, n_units, note)
+    codes, counts = resample_groups(groups if groups is not None else np.arange(n_rows), n_boot, seed, strata)
     if vectorized:
         estimate = float(np.asarray(metric_fn(np.ones((1, n_rows)), *arrays), dtype=float).ravel()[0])
         values = np.empty(n_boot)

@@ -72,6 +72,8 @@ def _num(v):
 
 def _iv(iv: Interval, count: str | None = None) -> dict:
     out = {"value": _num(iv.estimate), "low": _num(iv.lo), "high": _num(iv.hi), "method": iv.method}
+    if iv.note:
+        out["no_interval"] = iv.note
     if count is not None:
         out["count"] = count
     return out

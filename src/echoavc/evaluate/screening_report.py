@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from echoavc.evaluate.calibration import reliability_diagram
+from echoavc.evaluate.intervals import format_plain
 from echoavc.files import atomic_write_text, atomic_write_with, csv_text
 
 __all__ = ["write_evaluation", "roc_diagram", "evaluation_markdown", "EXAM_COLUMNS"]
@@ -47,8 +48,7 @@ def roc_diagram(y_true, p_score, threshold: float, path, title: str = "ROC") -> 
 def _fmt(m: dict | None) -> str:
     if not m or m.get("value") is None:
         return "n/a"
-    iv = f" [{m['low']:.2f}, {m['high']:.2f}]" if m.get("low") is not None else ""
-    return f"{m['value']:.2f}{iv}" + (f" ({m['count']})" if m.get("count") else "")
+    return format_plain(m) + (f" ({m['count']})" if m.get("count") else "")
 
 
 def evaluation_markdown(r: dict) -> str:

@@ -63,7 +63,7 @@ def fold_list(split: Split, folds: int) -> list[int | None]:
 def _interval(d: dict) -> Interval:
     nan = float("nan")
     return Interval(*(nan if d.get(k) is None else d[k] for k in ("estimate", "lo", "hi")), d.get("method", ""),
-                    int(d.get("n") or 0), d.get("n_boot_valid"))
+                    int(d.get("n") or 0), d.get("n_boot_valid"), d.get("note", ""))
 
 
 def run_table1(data: DatasetTable | str | Path, split: Split | str | Path, out: str | Path, folds: int = 5,

@@ -298,7 +298,9 @@ def _card_value(v: Any, depth: int = 0) -> str:
         text = f"{val:.2f}" if val is not None else _DASH
         if lo is not None and hi is not None:
             text += f" [{lo:.2f}, {hi:.2f}]"
-        extra = {k: x for k, x in v.items() if k not in ("value", "low", "high")}
+        elif v.get("no_interval"):  # too few patients for a bootstrap interval (evaluate/intervals.py)
+            text += f" [n/a ({v['no_interval']})]"
+        extra = {k: x for k, x in v.items() if k not in ("value", "low", "high", "no_interval")}
         return _e(text) + (" " + _card_value(extra, depth + 1) if extra else "")
     if isinstance(v, Mapping):
         if not v:
