@@ -404,6 +404,9 @@ def _test_lines(test: dict | None) -> list[str]:
                        ("exam_undetermined_as_errors", "undetermined exams counted as errors")):
         m = test.get(way) or {}
         out.append(f"- {title}: " + ", ".join(f"{k} {fmt(m.get(k))}" for k in ("auroc", "recall", "specificity")))
+    g = test.get("grade") or {}
+    if g.get("qwk"):
+        out.append(f"- severity grade ({g.get('exams_graded')} decided exams): quadratic weighted kappa {fmt(g['qwk'])}")
     return out
 
 
