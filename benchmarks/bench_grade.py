@@ -161,6 +161,12 @@ def evaluate_grade(args, table, split, model: Path, seconds: dict) -> dict:
            for name, pe in (("without", pe_without), ("with", pe_with))}
     diff = bootstrap_by_group(lambda t, a, b: roc_auc_score(t, a) - roc_auc_score(t, b), patients, y, pe_with,
                               pe_without, n_boot=args.n_boot)
+    _, source, _, val, _, _ = head_inputs
+    gv = GradeModel.load(model, backend="torch").predict_proba(source.batch(val))
+    v_exams = sorted({x.study_id for x in val})
+    v_idx = {e: [i for i, x in enumerate(val) if x.study_id == e] for e in v_exams}
+    val_qwk = quadratic_kappa([val[v_idx[e][0]].grade for e in v_exams],
+                              [exam_grade(gv[v_idx[e]])[0] for e in v_exams])
     frame_qwk = quadratic_kappa([x.grade for x in samples], np.array([exam_grade(g[None])[0] for g in g_frames]))
     q = rep["qwk"]
     n_pat = len(set(patients))
@@ -177,6 +183,8 @@ def evaluate_grade(args, table, split, model: Path, seconds: dict) -> dict:
         f"without {auc['without'].format(3)}: difference {diff.format(3)} (paired patient bootstrap); the head is "
         f"frozen-feature, so the binary probabilities are identical (max |difference| {max_diff:.1e}) and the "
         f"binary files are {'unchanged (sha256 equal)' if unchanged else 'CHANGED'}",
+        f"INFO validation exams (training study, used to choose L2 and T: optimistic): QWK {val_qwk:.3f} over "
+        f"{len(v_exams)} exams",
         f"INFO baseline, the same ordinal model on the binary logit alone: QWK {rep_base['qwk']['value']:.3f} "
         f"[{rep_base['qwk']['low']:.3f}, {rep_base['qwk']['high']:.3f}]; frame-level QWK of the head "
         f"{frame_qwk:.3f}; ONNX vs PyTorch grade probabilities max |difference| "
@@ -187,7 +195,8 @@ def evaluate_grade(args, table, split, model: Path, seconds: dict) -> dict:
         print(line, flush=True)
     seconds["evaluation"] = round(time.perf_counter() - t1, 1)
     print(f"seconds: {seconds}", flush=True)
-    return {"lines": lines, "grade": rep, "logit_only_baseline": rep_base, "auroc": {k: v.to_dict() for k, v in auc.items()},
+    return {"lines": lines, "grade": rep, "logit_only_baseline": rep_base,
+            "auroc": {k: v.to_dict() for k, v in auc.items()},
             "auroc_difference": diff.to_dict(), "binary_unchanged": unchanged, "max_binary_difference": max_diff,
             "held_out": info, "seconds": seconds,
             "grade_head": json.loads((model / "grade.json").read_text())}

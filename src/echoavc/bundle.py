@@ -406,7 +406,8 @@ def _test_lines(test: dict | None) -> list[str]:
         out.append(f"- {title}: " + ", ".join(f"{k} {fmt(m.get(k))}" for k in ("auroc", "recall", "specificity")))
     g = test.get("grade") or {}
     if g.get("qwk"):
-        out.append(f"- severity grade ({g.get('exams_graded')} decided exams): quadratic weighted kappa {fmt(g['qwk'])}")
+        out.append(f"- severity grade ({g.get('exams_graded')} decided exams): quadratic weighted kappa "
+                   f"{fmt(g['qwk'])}")
     return out
 
 

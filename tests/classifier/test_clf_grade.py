@@ -133,4 +133,16 @@ def test_bundle_carries_the_head_and_says_when_there_is_none(tiny_bundle, smoke_
     assert nb.card()["grade"] == NOT_TRAINED and NOT_TRAINED in (tmp_path / "bundle" / "MODEL_CARD.md").read_text()
     # the binary classifier is the same with and without the head beside it
     assert np.array_equal(nb.classifier("onnx").logits(crops), b.classifier("onnx").logits(crops))
-    assert np.array_equal(Classifier.load(plain).logits(crops), Classifier.load(smoke_classifier.model_dir).logits(crops))
+    assert np.array_equal(Classifier.load(plain).logits(crops),
+                          Classifier.load(smoke_classifier.model_dir).logits(crops))
+
+
+def test_each_grade_module_imports_first(tmp_path):
+    """``train_classifier`` imports the fitting module before the model module: no circular import either way."""
+    import subprocess
+    import sys
+
+    for mod in ("echoavc.classifier.grade_fit", "echoavc.classifier.grade_model", "echoavc.classifier.grade"):
+        r = subprocess.run([sys.executable, "-c", f"import {mod}; from echoavc.classifier.grade import GradeModel, "
+                            "fit_grade_head"], capture_output=True, text=True, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr[-500:]

@@ -242,5 +242,11 @@ def exam_grade(frame_probabilities) -> tuple[int, np.ndarray]:
     return int(median_grade(mean[None])[0]), mean
 
 
-from echoavc.classifier.grade_fit import fit_grade_head  # noqa: E402  (training lives beside, to keep this short)
-from echoavc.classifier.grade_model import GradeModel  # noqa: E402
+def __getattr__(name: str):
+    # fitting and serving live beside this module (to keep it short) and import it: loaded on first use
+    if name in ("fit_grade_head", "GradeModel"):
+        import importlib
+
+        mod = "grade_fit" if name == "fit_grade_head" else "grade_model"
+        return getattr(importlib.import_module(f"echoavc.classifier.{mod}"), name)
+    raise AttributeError(f"module 'echoavc.classifier.grade' has no attribute {name!r}")
