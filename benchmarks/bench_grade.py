@@ -174,7 +174,7 @@ def evaluate_grade(args, table, split, model: Path, seconds: dict) -> dict:
     lines = [
         f"{'PASS' if n_pat >= 60 else 'FAIL'} held-out cohort: {n_pat} patients, {len(exams)} exams, "
         f"{len(samples)} valve frames, evaluation seed {args.test_seed} (exams by true grade "
-        f"{dict(zip(*np.unique(g_true, return_counts=True)))}; unfiltered, {info.get('unreadable_files')} "
+        f"{ {int(a): int(b) for a, b in zip(*np.unique(g_true, return_counts=True))} }; unfiltered, {info.get('unreadable_files')} "
         "unreadable files)",
         f"{'PASS' if q['value'] is not None and q['value'] >= 0.80 else 'FAIL'} exam grade: quadratic weighted kappa "
         f"{q['value']:.3f} [{q['low']:.3f}, {q['high']:.3f}] (95% patient bootstrap, {q['n_boot_valid']} resamples) "
