@@ -28,6 +28,9 @@ def test_qwk_matches_scikit_learn_and_its_interval_resamples_patients():
     assert rep["by_true_grade"]["2"]["within_one"] == 1.0
     md = confusion_markdown(rep)
     assert "| 3 (severe) |" in md and md.count("\n") == 5
+    # a model that knows grades 0-2 only, judged on a truth holding grade 3: the matrix covers both
+    small = grade_report([0, 3, 1, 3], [0, 2, 1, 2], ["a", "b", "c", "d"], n_classes=3, n_boot=50)
+    assert small["classes"] == [0, 1, 2, 3] and small["confusion_matrix"][3] == [0, 0, 2, 0]
     # a severe valve called mild costs more agreement than one called moderate
     assert quadratic_kappa([0, 1, 2, 3], [0, 1, 2, 1]) < quadratic_kappa([0, 1, 2, 3], [0, 1, 2, 2])
 

@@ -34,7 +34,8 @@ def grade_report(y_true, y_pred, groups, n_classes: int | None = None, n_boot: i
     """QWK with its 95% patient-bootstrap interval, accuracy, the confusion matrix (rows: true grade, columns:
     predicted), per true grade the share called exactly and within one grade. JSON-able."""
     y_true, y_pred = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)
-    k = int(n_classes or (max(y_true.max(initial=0), y_pred.max(initial=0)) + 1))
+    # a model may know fewer grades than the truth holds (none of grade 3 in its training data)
+    k = max(int(n_classes or 0), int(max(y_true.max(initial=0), y_pred.max(initial=0))) + 1)
     labels = list(range(k))
     iv: Interval = bootstrap_by_group(lambda t, p: quadratic_kappa(t, p, labels), list(groups), y_true, y_pred,
                                       n_boot=n_boot, seed=seed)
