@@ -9,6 +9,8 @@ A bundle is what ``echoavc train`` writes and ``echoavc predict`` reads::
     BUNDLE/classifier/model.safetensors     the calcification classifier, classifier.json (crop,
     BUNDLE/classifier/classifier.json       normalisation, calibration, frame threshold), model.onnx
     BUNDLE/classifier/model.onnx
+    BUNDLE/classifier/grade.*               the severity grade head, when the labels had grades (optional:
+                                            bundle.json's ``grade`` says "not trained" otherwise)
     BUNDLE/validation/...                   the validation report (used for model selection; optimistic)
     BUNDLE/test/...                         the test report: ``echoavc evaluate`` on the split's test part, once
     BUNDLE/MODEL_CARD.md
@@ -153,6 +155,23 @@ class Bundle:
         b = self.backend(backend)
         return Classifier.load(self.folder / CLASSIFIER_DIR, backend=b, threads=threads)
 
+    @property
+    def has_grade(self) -> bool:
+        """True when the bundle holds a grade head (listed in its files; bundles made before it have none)."""
+        return f"{CLASSIFIER_DIR}/grade.json" in self.meta.get("files", {})
+
+    def grader(self, backend: str = "auto", threads: int = 0):
+        """The grade head (``echoavc.classifier.grade.GradeModel``), or None when the bundle has none. Its ONNX
+        graph is used with the onnx backend when the bundle holds it (else PyTorch: nothing is written here)."""
+        if not self.has_grade:
+            return None
+        from echoavc.classifier.grade import GradeModel
+
+        b = self.backend(backend)
+        if b == "onnx" and not (self.folder / CLASSIFIER_DIR / "grade.onnx").is_file():
+            b = "torch"
+        return GradeModel.load(self.folder / CLASSIFIER_DIR, backend=b, threads=threads)
+
     def card(self) -> dict:
         """The model card shown in reports: what it is, how it was made and validated, its limits."""
         m = self.meta
@@ -169,6 +188,7 @@ class Bundle:
             "validation": m.get("validation_summary"),
             "test": m.get("test_summary"),
             "limitations": m.get("limitations"),
+            "grade": grade_card(m),
         }
 
 
@@ -199,12 +219,19 @@ def save_bundle(out: str | Path, *, detector_weights: str | Path, classifier_dir
         cdir = tmp / CLASSIFIER_DIR
         cdir.mkdir()
         src = Path(classifier_dir)
-        for f in ("model.safetensors", "classifier.json", "reliability_validation.png"):
+        for f in ("model.safetensors", "classifier.json", "reliability_validation.png", "grade.safetensors",
+                  "grade.json"):
             if (src / f).is_file():
                 shutil.copy2(src / f, cdir / f)
         cmeta = read_meta(cdir)
         if onnx:
             Classifier.load(cdir, backend="onnx")  # exports model.onnx beside the weights
+        from echoavc.classifier.grade import grade_note, has_grade
+
+        if onnx and has_grade(cdir):
+            from echoavc.classifier.grade import GradeModel
+
+            GradeModel.load(cdir, backend="onnx")  # exports grade.onnx beside them
         files = [("validation", rel, c) for rel, c in (validation_files or {}).items()]
         files += [("test", rel, c) for rel, c in (test_files or {}).items()]
         for where, rel, content in files:
@@ -236,6 +263,7 @@ def save_bundle(out: str | Path, *, detector_weights: str | Path, classifier_dir
             "validation_summary": _jsonable(validation or {}),
             "test_summary": _jsonable(test) if test is not None else None,
             "limitations": limitations or [],
+            "grade": grade_note(cdir),
         }
         (tmp / "MODEL_CARD.md").write_text(model_card_markdown(meta))
         # the ingest settings again, in a hashed file: bundle.json's copy is checked against it on loading
@@ -346,6 +374,7 @@ def model_card_markdown(meta: dict) -> str:
              f"- classifier: {meta['classifier'].get('backbone')} / {meta['classifier'].get('pooling')} at "
              f"{meta['classifier'].get('input_size')} px; {describe_start(meta['classifier'].get('starting_weights'))}",
              "",
+             "## Severity grade", grade_card(meta), "",
              "## Thresholds (chosen on validation)",
              f"- frame: {meta['thresholds']['frame']:.4f} ({meta['thresholds'].get('frame_rule')})",
              f"- exam: {meta['thresholds']['exam']:.4f} ({meta['thresholds'].get('exam_rule')})", "",
@@ -374,7 +403,24 @@ def _test_lines(test: dict | None) -> list[str]:
                        ("exam_undetermined_as_errors", "undetermined exams counted as errors")):
         m = test.get(way) or {}
         out.append(f"- {title}: " + ", ".join(f"{k} {fmt(m.get(k))}" for k in ("auroc", "recall", "specificity")))
+    g = test.get("grade") or {}
+    if g.get("qwk"):
+        out.append(f"- severity grade ({g.get('exams_graded')} decided exams): quadratic weighted kappa "
+                   f"{fmt(g['qwk'])}")
     return out
+
+
+def grade_card(meta: dict) -> str:
+    """One line on the grade head for the model card and reports."""
+    g = meta.get("grade")
+    if not g or not g.get("trained"):
+        return (g or {}).get("note") or "grade: not trained (bundle made before grades existed)"
+    cal = g.get("calibration") or {}
+    val = g.get("validation") or {}
+    qwk = val.get("qwk_crops")
+    return (f"grade 0-{len(g['classes']) - 1}: {(g.get('model') or {}).get('kind')}; temperature "
+            f"{cal.get('temperature', 1.0):.3f} on {(cal.get('data') or {}).get('kind')} crops"
+            + (f"; quadratic weighted kappa on them {qwk:.2f} (crops; optimistic)" if qwk is not None else ""))
 
 
 def with_screening(bundle: Bundle, **overrides) -> ScreeningSettings:

@@ -255,13 +255,32 @@ def _exam_row(e: dict) -> dict:
             "probability": "" if e["probability"] is None else e["probability"]}
 
 
+def grade_columns(bundle: Bundle, frames: list[dict], exams: list[dict]) -> tuple[list, list, list, list]:
+    """(frame columns, exam columns, frame rows, exam rows) with the grade: ``grade_p0..`` per frame; per exam
+    ``grade``, ``grade_p0..`` and ``grade_frames`` (the decided frames it rests on, as the decision)."""
+    k = len(bundle.meta["grade"]["classes"])
+    probs = [f"grade_p{i}" for i in range(k)]
+
+    def spread(row: dict) -> dict:
+        p = row.get("grade_probabilities") or [None] * k
+        return {**row, **dict(zip(probs, p))}
+
+    return (FRAME_COLUMNS + probs, EXAM_COLUMNS + ["grade", *probs, "grade_frames"],
+            [spread(f) for f in frames], [spread(e) for e in exams])
+
+
 def _write_outputs(out: Path, bundle: Bundle, exams: list[dict], frames: list[dict], failures: list[dict],
                    s: ScreeningSettings, backend: str, report: bool) -> None:
     def blank(rows):
         return [{k: ("" if v is None else v) for k, v in r.items()} for r in rows]
 
-    atomic_write_text(out / "frames.csv", csv_text(FRAME_COLUMNS, blank([_frame_row(f) for f in frames])))
-    atomic_write_text(out / "exams.csv", csv_text(EXAM_COLUMNS, blank([_exam_row(e) for e in exams])))
+    frame_cols, exam_cols = FRAME_COLUMNS, EXAM_COLUMNS
+    if bundle.has_grade:  # the grade's columns only with a grade head: a no-grade bundle's files stay as they were
+        frame_cols, exam_cols, frames_rows, exam_rows = grade_columns(bundle, frames, exams)
+    else:
+        frames_rows, exam_rows = frames, exams
+    atomic_write_text(out / "frames.csv", csv_text(frame_cols, blank([_frame_row(f) for f in frames_rows])))
+    atomic_write_text(out / "exams.csv", csv_text(exam_cols, blank([_exam_row(e) for e in exam_rows])))
     atomic_write_text(out / "failures.csv", csv_text(["source", "reason"], failures))
     doc = {"model": bundle.card(), "bundle": str(bundle.folder), "backend": backend, "settings": asdict(s),
            "exams": exams, "frames": frames, "failures": failures}

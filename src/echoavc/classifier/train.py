@@ -66,6 +66,8 @@ class Trained:
     #: the logits and labels calibration and threshold were fitted on (validation or out-of-fold)
     cal_logits: np.ndarray | None = None
     cal_labels: np.ndarray | None = None
+    #: the grade head fitted after training (echoavc.classifier.grade.GradeHead), None without grades
+    grade: object | None = None
 
 
 def predict_logits(model: nn.Module, crops: np.ndarray, mean, std, batch: int = 64) -> np.ndarray:
@@ -336,9 +338,10 @@ def _json_default(o):
 
 def train_classifier(table: DatasetTable | str | Path, split: Split | str | Path, out: str | Path,
                      settings: ClassifierSettings | None = None, fold: int | None = None,
-                     log: Callable[[str], None] | None = None) -> Trained:
+                     log: Callable[[str], None] | None = None, grade=None) -> Trained:
     """Train, calibrate and save a classifier on the patient split (``fold``: None = main train/val parts).
-    The test part is not touched."""
+    The test part is not touched. When the labels carry grades, the grade head (``grade``: GradeSettings) is
+    fitted on the trained network's frozen features and saved beside it (``trained.grade``)."""
     s = settings or ClassifierSettings()
     runtime.configure()
     threads = set_threads(s)
@@ -367,4 +370,8 @@ def train_classifier(table: DatasetTable | str | Path, split: Split | str | Path
         reliability_diagram(trained.cal_labels, trained.calibration(trained.cal_logits),
                             Path(out) / "reliability_validation.png",
                             title=f"{trained.meta['calibration_data']['kind']} ({s.calibration})")
+    # the severity grade, on the saved network's frozen features (the binary model above is not changed)
+    from echoavc.classifier.grade_fit import fit_grade_head
+
+    trained.grade = fit_grade_head(trained, source, train, val, out, grade, log=log)
     return trained

@@ -67,4 +67,7 @@ def evaluate_command(
                f"({c['exams_undetermined']} undetermined)")
     typer.echo("  decided exams:        " + ", ".join(f"{k} {fmt(a.get(k))}" for k in ("auroc", "recall", "specificity")))
     typer.echo("  undetermined = error: " + ", ".join(f"{k} {fmt(b.get(k))}" for k in ("auroc", "recall", "specificity")))
+    g = rep.get("grade")
+    if g and g.get("qwk"):
+        typer.echo(f"  grade ({g['exams_graded']} decided exams): quadratic weighted kappa {fmt(g['qwk'])}")
     typer.echo(f"-> {rep['files']['markdown']}")

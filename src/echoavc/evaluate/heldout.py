@@ -154,7 +154,9 @@ def held_out_summary(report: dict, where: str) -> dict:
             "coverage": (report.get("coverage") or {}).get("exams"), "thresholds": report["thresholds"],
             "exam_decided": head(report.get("exam_decided")),
             "exam_undetermined_as_errors": head(report.get("exam_undetermined_as_errors")),
-            "clip": head(report.get("clip")), "frame": head(report.get("frame")), "report": where}
+            "clip": head(report.get("clip")), "frame": head(report.get("frame")), "report": where,
+            **({"grade": {k: report["grade"].get(k) for k in ("qwk", "accuracy", "n", "exams_graded")}}
+               if report.get("grade") else {})}
 
 
 # ---------------------------------------------------------------- raw exams

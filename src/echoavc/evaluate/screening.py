@@ -132,6 +132,21 @@ def undetermined_scores(calcified: Sequence[int], threshold: float) -> np.ndarra
     return np.where(y == 1, 0.0, 1.0)
 
 
+def grade_section(rows: list[dict], n_boot: int = 1000, seed: int = 0) -> dict:
+    """The severity grade over decided exams with a true grade: QWK with its patient-bootstrap interval, the
+    confusion matrix (:func:`echoavc.evaluate.grading.grade_report`); undetermined exams are counted beside."""
+    from echoavc.evaluate.grading import grade_report
+
+    have = [r for r in rows if r.get("grade") is not None and r.get("grade_predicted") is not None]
+    out = {"exams_with_true_grade": sum(r.get("grade") is not None for r in rows), "exams_graded": len(have),
+           "over": "decided exams with a true grade (undetermined exams have no grade)"}
+    if have:
+        k = max(len(r["grade_probabilities"]) for r in have)
+        out.update(grade_report([r["grade"] for r in have], [r["grade_predicted"] for r in have],
+                                [r["patient_id"] for r in have], n_classes=k, n_boot=n_boot, seed=seed))
+    return out
+
+
 def evaluate_screening(clips: Iterable, exam_truth: dict[str, ExamTruth], frame_threshold: float,
                        exam_threshold: float, aggregate: str = "mean",
                        frame_truth: dict[tuple[str, int], FrameTruth] | None = None,
@@ -211,6 +226,12 @@ def evaluate_screening(clips: Iterable, exam_truth: dict[str, ExamTruth], frame_
         else:
             as_errors.add(t.calcified, float(undetermined_scores([t.calcified], exam_threshold)[0]), t)
 
+    graded = any("grade_probabilities" in e for e in exams.values())  # the bundle has a grade head
+    if graded:
+        for r in rows:
+            e = exams[r["exam_id"]]
+            r["grade_predicted"], r["grade_probabilities"] = e.get("grade"), e.get("grade_probabilities")
+
     n_und = sum(r["probability"] is None for r in rows)
     und_pos = sum(r["probability"] is None and r["calcified"] == 1 for r in rows)
     report = {
@@ -239,6 +260,8 @@ def evaluate_screening(clips: Iterable, exam_truth: dict[str, ExamTruth], frame_
             "valve_frames_decided": proportion(valve.get("decided", 0), sum(valve.values())) if valve else None,
             "other_view_frames_rejected": (proportion(sum(v for k, v in other.items() if k == "no_valve"),
                                                       sum(other.values())) if other else None)}
+    if graded:
+        report["grade"] = grade_section(rows, n_boot, seed)
     report["frame_labels"] = ("each valve-view frame's own label" if frame_truth is not None
                               else "the exam's label (raw exams carry exam labels only)")
     report["_arrays"] = {"frame": frames, "exam": decided}  # for the plots; dropped before writing JSON

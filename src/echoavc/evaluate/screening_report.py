@@ -96,9 +96,26 @@ def evaluation_markdown(r: dict) -> str:
             f"- {u['exam_id']} (calcified {u['calcified']}): {u['reason']}"
             + (f"; failed files: {', '.join(Path(x).name for x in u['failed_files'])}" if u["failed_files"] else "")
             for u in r["undetermined"]] + [""]
+    if r.get("grade") is not None:
+        lines += grade_markdown(r["grade"])
     lines += ["Figures: reliability_exam.png, roc_exam.png, reliability_frame.png, roc_frame.png (where both "
               "classes occur).", ""]
     return "\n".join(lines)
+
+
+def grade_markdown(g: dict) -> list[str]:
+    from echoavc.evaluate.grading import confusion_markdown
+
+    lines = ["## Severity grade", ""]
+    if not g.get("exams_graded"):
+        return lines + [f"No graded exam ({g['exams_with_true_grade']} with a true grade).", ""]
+    q = g["qwk"]
+    lines += [f"Over {g['over']}: {g['exams_graded']} exams of {q['n_patients']} patients. Quadratic weighted kappa "
+              f"{_fmt(q)} (95% patient bootstrap, {q['n_boot_valid']} valid resamples); exact agreement "
+              f"{g['accuracy']:.2f}. The grade is the median class of the mean class probabilities of the exam's "
+              "decided frames (the frames its decision rests on); recall of \"calcified\" by true grade is above.",
+              "", confusion_markdown(g), "", "Figure: confusion_grade.png.", ""]
+    return lines
 
 
 def write_evaluation(out, report: dict) -> dict:
@@ -118,8 +135,20 @@ def write_evaluation(out, report: dict) -> dict:
             files[f"reliability_{level}"] = str(out / f"reliability_{level}.png")
             files[f"roc_{level}"] = str(out / f"roc_{level}.png")
     rows = report.get("rows", [])
-    atomic_write_text(out / "exams.csv", csv_text(EXAM_COLUMNS, [{k: ("" if r.get(k) is None else r.get(k))
-                                                                  for k in EXAM_COLUMNS} for r in rows]))
+    columns = EXAM_COLUMNS
+    if report.get("grade") is not None:  # with a grade head only: without one, exams.csv is as it was
+        from echoavc.evaluate.grading import confusion_diagram
+
+        k = max([len(r.get("grade_probabilities") or []) for r in rows] + [0])
+        probs = [f"grade_p{i}" for i in range(k)]
+        columns = EXAM_COLUMNS + ["grade_predicted", *probs]
+        rows = [{**r, **dict(zip(probs, r.get("grade_probabilities") or []))} for r in rows]
+        if report["grade"].get("exams_graded"):
+            confusion_diagram(report["grade"], out / "confusion_grade.png",
+                              title=f"grade: confusion matrix ({report.get('data', {}).get('label', '')})"[:80])
+            files["confusion_grade"] = str(out / "confusion_grade.png")
+    atomic_write_text(out / "exams.csv", csv_text(columns, [{k: ("" if r.get(k) is None else r.get(k))
+                                                             for k in columns} for r in rows]))
     report["files"] = {**files, "exams": str(out / "exams.csv"), "json": str(out / "evaluation.json"),
                        "markdown": str(out / "evaluation.md")}
     atomic_write_text(out / "evaluation.md", evaluation_markdown(report))

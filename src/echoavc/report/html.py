@@ -199,10 +199,21 @@ def _summary(exams: list[Mapping], frames: list[Mapping], failures: list[Mapping
     )
 
 
+def _grade_cell(ex: Mapping) -> str:
+    p = ex.get("grade_probabilities")
+    if ex.get("grade") is None or not isinstance(p, (list, tuple)):
+        return f"<td>{_DASH}</td>"
+    per = " / ".join(f"{_fmt(v)}" for v in p)
+    return (f"<td{_sort_attr(ex.get('grade'))}><b>{_e(ex.get('grade'))}</b> (P per grade {_e(per)}; "
+            f"{_e(ex.get('grade_frames'))} frames)</td>")
+
+
 def _exam_table(exams: list[Mapping], thumbs: _Thumbnails) -> str:
+    # the severity grade's column only when the model has a grade head (a binary-only report stays as it was)
+    graded = any("grade_probabilities" in ex for ex in exams)
     head = ("Exam", "Sources", "Decision", "P(calcified) [range over clips, or frames]", "Threshold",
             "Frames decided / total",
-            "Driving frame", "Overlay")
+            "Driving frame", "Overlay") + (("Grade 0-3 (ordinal model, beside the decision)",) if graded else ())
     out = ['<table class="sortable" id="exams"><thead><tr>']
     out += [f'<th scope="col">{h}</th>' for h in head]
     out.append("</tr></thead><tbody>")
@@ -227,6 +238,7 @@ def _exam_table(exams: list[Mapping], thumbs: _Thumbnails) -> str:
             f"<td{_sort_attr(n_decided)}>{_e(_fmt(n_decided))} / {_e(_fmt(n_frames))}</td>"
             f"<td>{drv_html}</td>"
             + _overlay_cell(thumbs, ex.get("overlay"), EXAM_THUMB_WIDTH, f"overlay of exam {ex.get('exam_id')}")
+            + (_grade_cell(ex) if graded else "")
             + "</tr>"
         )
     out.append("</tbody></table>")

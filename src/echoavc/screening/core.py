@@ -52,13 +52,22 @@ class FrameResult:
     probability: float | None = None
     decision: str = ""
     overlay: str = ""
+    #: P(grade = 0..K-1) of the valve crop, when the bundle has a grade head (absent from the records otherwise)
+    grade_probabilities: list[float] | None = None
 
     @property
     def status_text(self) -> str:
         return STATUS_TEXT[self.status]
 
+    def record(self) -> dict:
+        """The fields as a dict; ``grade_probabilities`` only when there are some (no-grade output unchanged)."""
+        d = asdict(self)
+        if d["grade_probabilities"] is None:
+            del d["grade_probabilities"]
+        return d
+
     def to_dict(self) -> dict:
-        return {**asdict(self), "status_text": self.status_text}
+        return {**self.record(), "status_text": self.status_text}
 
 
 @dataclass
@@ -76,7 +85,7 @@ class ClipResult:
 
     def to_dict(self) -> dict:
         return {"source": self.source, "sha256": self.sha256, "exam_id": self.exam_id, "best": self.best,
-                "overlay": self.overlay, "seconds": self.seconds, "frames": [asdict(f) for f in self.frames]}
+                "overlay": self.overlay, "seconds": self.seconds, "frames": [f.record() for f in self.frames]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ClipResult":
@@ -112,6 +121,8 @@ class Screener:
         self.backend = bundle.backend(backend)
         self.detector = bundle.detector(self.backend, threads)
         self.classifier = bundle.classifier(self.backend, threads)
+        #: the severity grade head (None: the bundle has none, and frames carry no grade)
+        self.grader = bundle.grader(self.backend, threads)
         self.frame_threshold = bundle.frame_threshold
         #: the valve crop as the classifier was trained on it (the bundle's preprocessing record)
         pre = bundle.preprocess()
@@ -144,9 +155,20 @@ class Screener:
             p[idx] = self.classifier.predict_proba(crops)
         return p
 
+    def grade_probabilities(self, images: Sequence[np.ndarray], boxes: np.ndarray) -> np.ndarray:
+        """(n, K) calibrated grade probabilities for each image's box (NaN rows where there is no box)."""
+        p = np.full((len(images), self.grader.n_classes), np.nan)
+        has = [i for i in range(len(images)) if np.isfinite(boxes[i]).all()]
+        for j in range(0, len(has), self.settings.batch):
+            idx = has[j:j + self.settings.batch]
+            crops = np.stack([prepare_crop(images[i], boxes[i], self.crop, self.noise_reduction) for i in idx])
+            p[idx] = self.grader.predict_proba(crops)
+        return p
+
     def screen(self, images: Sequence[np.ndarray], kept: Sequence[int], exam_id: str, source: str) -> list[FrameResult]:
         boxes, scores = self.boxes(images, kept)
         probs = self.probabilities(images, boxes)
+        grades = self.grade_probabilities(images, boxes) if self.grader is not None else None
         out = []
         for i, k in enumerate(kept):
             if not np.isfinite(scores[i]):
@@ -156,7 +178,9 @@ class Screener:
             p = float(probs[i])
             decision = ("calcified" if p >= self.frame_threshold else "not calcified") if status == "decided" else ""
             out.append(FrameResult(exam_id, source, int(k), status, round(float(scores[i]), 5),
-                                   [round(float(v), 2) for v in boxes[i]], round(p, 6), decision))
+                                   [round(float(v), 2) for v in boxes[i]], round(p, 6), decision,
+                                   grade_probabilities=None if grades is None else
+                                   [round(float(v), 6) for v in grades[i]]))
         return out
 
 

@@ -67,5 +67,21 @@ def exam_results(clips: Iterable[ClipResult], threshold: float, aggregate: str =
         rec["overlay"] = cl[ci].overlay if cl[ci].best is not None else f.overlay
         if p.size == 1:
             rec["reason"] = "one decided frame: the decision rests on it alone"
+        rec.update(_exam_grade([f for _, f in decided]))
         out.append(rec)
     return out
+
+
+def _exam_grade(decided: list) -> dict:
+    """The severity grade of an exam from the same decided frames as its decision (nothing without a grade head):
+    ``grade`` (the median class of the frames' mean class probabilities), ``grade_probabilities`` and the
+    frames it rests on (``grade_frames``: how many; ``grade_rests_on``: which)."""
+    probs = [f.grade_probabilities for f in decided if f.grade_probabilities is not None]
+    if not probs:
+        return {}
+    from echoavc.classifier.grade import exam_grade
+
+    grade, mean = exam_grade(probs)
+    return {"grade": grade, "grade_probabilities": [round(float(v), 6) for v in mean], "grade_frames": len(probs),
+            "grade_rests_on": [{"source": f.source, "frame_index": f.frame_index} for f in decided
+                               if f.grade_probabilities is not None]}

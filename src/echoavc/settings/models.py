@@ -212,3 +212,25 @@ def detector_preset(name: str, **overrides) -> DetectorSettings:
     if name not in DETECTOR_PRESETS:
         raise ValueError(f"unknown detector preset {name!r}: use one of {', '.join(DETECTOR_PRESETS)}")
     return dataclasses.replace(DETECTOR_PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
+
+
+# ----------------------------------------------------------------------------- severity grade (docs/classifier.md)
+
+
+@dataclass(frozen=True)
+class GradeSettings:
+    """The grade head on the trained classifier's frozen pooled features (``echoavc.classifier.grade``); fitted
+    after the binary classifier when the labels carry grades, without changing it."""
+
+    #: L2 strengths tried; the one with the lowest validation (or out-of-fold) ordinal log-loss is kept.
+    l2: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0)
+    #: Augmented passes over the training crops (the classifier's jitter and rotation) added to the clean one.
+    copies: int = 2
+    #: temperature (one parameter on the cumulative logits, keeps every ranking) | none.
+    calibration: str = "temperature"
+    #: Fewer graded validation crops than this (or one grade only): choose and calibrate by cross-validation.
+    min_val_crops: int = 20
+
+    def __post_init__(self):
+        if self.calibration not in ("temperature", "none"):
+            raise ValueError(f"grade calibration must be temperature or none, not {self.calibration!r}")

@@ -1,0 +1,242 @@
+"""Acceptance benchmark of the severity grade (issue 17; results in docs/classifier.md, "Severity grade").
+
+The classifier stage on ground-truth valve crops (the whole pipeline, detector included, is too slow to train
+on the shared 2-core machine):
+
+1. a training study from a TUNING seed (synth -> ingest -> dataset build -> patient split 80/20 train/val);
+2. the binary classifier, cpu preset, exactly as ``echoavc classifier train`` trains it;
+3. the grade head on its frozen pooled features (training patients), calibrated on the validation patients;
+4. a held-out cohort from an EVALUATION seed (never filtered, docs/evaluation.md), at least 60 patients: each
+   exam's grade from its valve frames' averaged class probabilities; quadratic weighted kappa with a patient
+   bootstrap interval, the confusion matrix; the binary exam AUROC with and without the grade head, paired
+   bootstrap of the difference.
+
+Run (2-core machine shared with other jobs: --threads 1):
+  nice -n 10 .venv/bin/python benchmarks/bench_grade.py --work /tmp/grade-bench --threads 1 [--json out.json]
+
+The cohorts and the trained classifier are kept in --work and reused by a later run (``--prepare-only`` stops
+after step 2). Prints PASS/FAIL lines: QWK >= 0.80, binary exam AUROC not lower with the grade head.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+
+def _study(work: Path, name: str, patients: int, seed: int, prevalence: float, held_out: bool, workers: int):
+    from echoavc.dataset.split import Split
+    from echoavc.dataset.table import DatasetTable
+    from echoavc.synth.study import make_study
+
+    folder = work / name
+    info_file = folder / "study.json"
+    if not info_file.is_file():
+        parts = dict(train=1.0, val=0.0, test=0.0) if held_out else dict(train=0.8, val=0.2, test=0.0)
+        _, _, info = make_study(folder, patients, seed, prevalence=prevalence, held_out=held_out, workers=workers,
+                                **parts)
+        info_file.write_text(json.dumps(info, default=str))
+    table = DatasetTable.load(folder / "table")
+    return table, Split.load(folder / "table" / "split.json"), json.loads(info_file.read_text())
+
+
+def prepare(args) -> tuple:
+    """Steps 1-2: the training study and the binary classifier (reused when --work holds them)."""
+    from echoavc.classifier.train import train_classifier
+    from echoavc.settings import classifier_preset
+
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    table, split, info = _study(work, "train", args.train_patients, args.train_seed, args.prevalence, False,
+                                args.workers)
+    print(f"training study: {info}", flush=True)
+    model = work / "model"
+    s = classifier_preset("cpu", threads=args.threads, pretrained="none")
+    if args.epochs:
+        s = replace(s, epochs=args.epochs)
+    t1 = time.perf_counter()
+    if not (model / "classifier.json").is_file():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            train_classifier(table, split, model, s, log=lambda m: print(m, flush=True))
+    return table, split, model, {"data": round(t1 - t0, 1), "classifier": round(time.perf_counter() - t1, 1)}
+
+
+def _sha(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _fit_head(table, split, model: Path):
+    """Step 3: the grade head on the saved classifier's frozen features, by the function ``train_classifier``
+    calls after training (here on a classifier trained before, so its binary files are checked unchanged)."""
+    from echoavc.classifier.calibrate import Calibration
+    from echoavc.classifier.data import CropSource, load_samples
+    from echoavc.classifier.grade_fit import fit_grade_head
+    from echoavc.classifier.predict import load_model
+    from echoavc.classifier.train import Trained
+    from echoavc.settings import ClassifierSettings, from_dict
+
+    net, meta = load_model(model)
+    s = from_dict(ClassifierSettings, meta["settings"])
+    samples = load_samples(table, split)
+    source = CropSource(table, s.crop, s.noise_reduction, max_jitter=s.crop.jitter)
+    trained = Trained(net, s, Calibration.from_dict(meta["calibration"]), float(meta["threshold"]), meta)
+    train = [x for x in samples if x.part == "train"]
+    val = [x for x in samples if x.part == "val"]
+    head = fit_grade_head(trained, source, train, val, model, log=lambda m: print(m, flush=True))
+    return head, source, train, val, net, s
+
+
+def _logit_only_baseline(head_inputs, test_logits_by_exam):
+    """The same cumulative-link model on one feature, the binary logit: what the grade head adds beyond it."""
+    from echoavc.classifier.grade import class_probabilities, fit_grade_temperature, fit_ordinal
+    from echoavc.classifier.train import predict_logits
+
+    _, source, train, val, net, s = head_inputs
+    z_tr = predict_logits(net, source.batch(train), s.mean, s.std)[:, None]
+    z_va = predict_logits(net, source.batch(val), s.mean, s.std)[:, None]
+    g_tr, g_va = np.array([x.grade for x in train]), np.array([x.grade for x in val])
+    mu, sd = z_tr.mean(), z_tr.std()
+    w, c = fit_ordinal((z_tr - mu) / sd, g_tr, 4, 1e-3)
+    t = fit_grade_temperature(((z_va - mu) / sd) @ w[:, None] - c[None, :], g_va)
+    return {e: class_probabilities((((z[:, None] - mu) / sd) @ w[:, None] - c[None, :]) / t)
+            for e, z in test_logits_by_exam.items()}
+
+
+def evaluate_grade(args, table, split, model: Path, seconds: dict) -> dict:
+    """Steps 3-4; prints the PASS/FAIL lines."""
+    from sklearn.metrics import roc_auc_score
+
+    from echoavc.classifier.data import CropSource, load_samples
+    from echoavc.classifier.grade import GradeModel, exam_grade
+    from echoavc.classifier.predict import Classifier
+    from echoavc.evaluate import bootstrap_by_group
+    from echoavc.evaluate.grading import confusion_markdown, grade_report, quadratic_kappa
+
+    work = Path(args.work)
+    t0 = time.perf_counter()
+    test, _, info = _study(work, f"test{args.test_seed}", args.test_patients, args.test_seed, args.test_prevalence,
+                           True, args.workers)
+    seconds["held_out_data"] = round(time.perf_counter() - t0, 1)
+    samples = load_samples(test)  # every labelled valve frame of the held-out cohort (ground-truth boxes)
+    binary = {f: _sha(model / f) for f in ("model.safetensors", "classifier.json")}
+    clf = Classifier.load(model)
+    crops = CropSource(test, clf.crop, clf.noise_reduction).batch(samples)
+    p_without = clf.predict_proba(crops)  # the binary classifier as trained, before any grade head exists
+    z_test = clf.logits(crops)
+    t1 = time.perf_counter()
+    head_inputs = _fit_head(table, split, model)
+    seconds["grade_head"] = round(time.perf_counter() - t1, 1)
+    unchanged = all(_sha(model / f) == h for f, h in binary.items())
+    clf2 = Classifier.load(model)
+    p_with = clf2.predict_proba(crops)  # the binary path of the same folder, now holding the grade head
+    grader = GradeModel.load(model, backend="onnx")  # as predict serves it (bundles hold ONNX)
+    g_frames = grader.predict_proba(crops)
+    g_torch = GradeModel.load(model, backend="torch").predict_proba(crops)
+
+    exams = sorted({x.study_id for x in samples})
+    idx = {e: [i for i, x in enumerate(samples) if x.study_id == e] for e in exams}
+    truth = {e: samples[idx[e][0]] for e in exams}
+    y = np.array([truth[e].label for e in exams])
+    g_true = np.array([truth[e].grade for e in exams])
+    patients = [truth[e].patient_id for e in exams]
+    pe_without = np.array([p_without[idx[e]].mean() for e in exams])  # the exam aggregate: mean of its frames
+    pe_with = np.array([p_with[idx[e]].mean() for e in exams])
+    g_pred = np.array([exam_grade(g_frames[idx[e]])[0] for e in exams])
+    rep = grade_report(g_true, g_pred, patients, n_classes=4, n_boot=args.n_boot)
+    base_probs = _logit_only_baseline(head_inputs, {e: z_test[idx[e]] for e in exams})
+    g_base = np.array([exam_grade(base_probs[e])[0] for e in exams])
+    rep_base = grade_report(g_true, g_base, patients, n_classes=4, n_boot=args.n_boot)
+    auc = {name: bootstrap_by_group(lambda t, p: roc_auc_score(t, p), patients, y, pe, n_boot=args.n_boot)
+           for name, pe in (("without", pe_without), ("with", pe_with))}
+    diff = bootstrap_by_group(lambda t, a, b: roc_auc_score(t, a) - roc_auc_score(t, b), patients, y, pe_with,
+                              pe_without, n_boot=args.n_boot)
+    _, source, _, val, _, _ = head_inputs
+    gv = GradeModel.load(model, backend="torch").predict_proba(source.batch(val))
+    v_exams = sorted({x.study_id for x in val})
+    v_idx = {e: [i for i, x in enumerate(val) if x.study_id == e] for e in v_exams}
+    val_qwk = quadratic_kappa([val[v_idx[e][0]].grade for e in v_exams],
+                              [exam_grade(gv[v_idx[e]])[0] for e in v_exams])
+    frame_qwk = quadratic_kappa([x.grade for x in samples], np.array([exam_grade(g[None])[0] for g in g_frames]))
+    q = rep["qwk"]
+    n_pat = len(set(patients))
+    max_diff = float(np.abs(p_with - p_without).max())
+    lines = [
+        f"{'PASS' if n_pat >= 60 else 'FAIL'} held-out cohort: {n_pat} patients, {len(exams)} exams, "
+        f"{len(samples)} valve frames, evaluation seed {args.test_seed} (exams by true grade "
+        f"{ {int(a): int(b) for a, b in zip(*np.unique(g_true, return_counts=True))} }; unfiltered, {info.get('unreadable_files')} "
+        "unreadable files)",
+        f"{'PASS' if q['value'] is not None and q['value'] >= 0.80 else 'FAIL'} exam grade: quadratic weighted kappa "
+        f"{q['value']:.3f} [{q['low']:.3f}, {q['high']:.3f}] (95% patient bootstrap, {q['n_boot_valid']} resamples) "
+        f">= 0.80; exact agreement {rep['accuracy']:.2f}",
+        f"{'PASS' if diff.estimate >= 0 else 'FAIL'} binary exam AUROC with the grade head {auc['with'].format(3)} vs "
+        f"without {auc['without'].format(3)}: difference {diff.format(3)} (paired patient bootstrap); the head is "
+        f"frozen-feature, so the binary probabilities are identical (max |difference| {max_diff:.1e}) and the "
+        f"binary files are {'unchanged (sha256 equal)' if unchanged else 'CHANGED'}",
+        f"INFO validation exams (training study, used to choose L2 and T: optimistic): QWK {val_qwk:.3f} over "
+        f"{len(v_exams)} exams",
+        f"INFO baseline, the same ordinal model on the binary logit alone: QWK {rep_base['qwk']['value']:.3f} "
+        f"[{rep_base['qwk']['low']:.3f}, {rep_base['qwk']['high']:.3f}]; frame-level QWK of the head "
+        f"{frame_qwk:.3f}; ONNX vs PyTorch grade probabilities max |difference| "
+        f"{float(np.abs(g_frames - g_torch).max()):.1e}",
+    ]
+    print(confusion_markdown(rep), flush=True)
+    for line in lines:
+        print(line, flush=True)
+    seconds["evaluation"] = round(time.perf_counter() - t1, 1)
+    print(f"seconds: {seconds}", flush=True)
+    return {"lines": lines, "grade": rep, "logit_only_baseline": rep_base,
+            "auroc": {k: v.to_dict() for k, v in auc.items()},
+            "auroc_difference": diff.to_dict(), "binary_unchanged": unchanged, "max_binary_difference": max_diff,
+            "held_out": info, "seconds": seconds,
+            "grade_head": json.loads((model / "grade.json").read_text())}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--train-patients", type=int, default=200)
+    ap.add_argument("--train-seed", type=int, default=417, help="a tuning seed (0-899999)")
+    ap.add_argument("--prevalence", type=float, default=0.6)
+    ap.add_argument("--test-patients", type=int, default=72)
+    ap.add_argument("--test-seed", type=int, default=900_717, help="an evaluation seed (docs/evaluation.md)")
+    ap.add_argument("--test-prevalence", type=float, default=0.5)
+    ap.add_argument("--epochs", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=1, help="processes for synth and ingest")
+    ap.add_argument("--n-boot", type=int, default=2000)
+    ap.add_argument("--prepare-only", action="store_true", help="stop after training the binary classifier")
+    ap.add_argument("--json", default="")
+    args = ap.parse_args()
+    from echoavc import runtime
+    from echoavc.evaluate.seeds import is_evaluation_seed, require_evaluation_seed
+
+    runtime.configure(offline=True)
+    try:  # refused before any work: a report on a tuning seed would be optimistic
+        require_evaluation_seed(args.test_seed, "grade benchmark's held-out cohort")
+        if is_evaluation_seed(args.train_seed):
+            raise SystemExit(f"--train-seed {args.train_seed} is an evaluation seed: train on a tuning seed")
+    except Exception as exc:
+        raise SystemExit(str(exc)) from None
+    table, split, model, seconds = prepare(args)
+    if args.prepare_only:
+        print(f"prepared: {model} ({seconds})", flush=True)
+        return
+    res = evaluate_grade(args, table, split, model, seconds)
+    doc = {"command": " ".join([Path(sys.executable).name, *sys.argv]), **res}
+    if args.json:
+        Path(args.json).write_text(json.dumps(doc, indent=1, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""The severity grade: the ordinal head (fit, calibration, files), its training beside an unchanged binary
+classifier, and its place in a bundle (issue 17)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.metrics import cohen_kappa_score
+
+from echoavc.classifier.grade import (NOT_TRAINED, GradeHead, class_probabilities, exam_grade, fit_grade_temperature,
+                                      fit_ordinal, has_grade, median_grade, ordinal_nll)
+from echoavc.errors import EchoAVCError
+
+
+def _ordered_data(n, rng, d=20):
+    """Features where a latent severity drives 3 of ``d`` dimensions; grades are cuts of it."""
+    latent = rng.normal(size=n)
+    x = np.c_[latent[:, None] * np.array([1.0, 0.6, 0.3]) + rng.normal(scale=0.4, size=(n, 3)),
+              rng.normal(size=(n, d - 3))]
+    return x, np.digitize(latent, [-0.2, 0.6, 1.3]), latent
+
+
+def test_ordinal_head_learns_a_known_ordering_and_gives_proper_ordered_probabilities():
+    rng = np.random.default_rng(0)
+    x, g, _ = _ordered_data(800, rng)
+    w, cut = fit_ordinal(x, g, 4, l2=1e-2)
+    assert np.all(np.diff(cut) > 0)  # ordered cut points
+    x_new, g_new, latent_new = _ordered_data(400, rng)
+    z = x_new @ w[:, None] - cut[None, :]
+    p = class_probabilities(z)
+    assert np.allclose(p.sum(axis=1), 1.0) and (p >= 0).all()
+    cum = 1.0 / (1.0 + np.exp(-z))
+    assert (np.diff(cum, axis=1) <= 1e-12).all()  # P(grade > k) falls with k for every crop
+    pred = median_grade(p)
+    assert cohen_kappa_score(g_new, pred, weights="quadratic") > 0.85
+    # the weight points along the severity: the three informative features carry it, with its sign
+    assert (w[:3] > 0).all() and np.abs(w[:3]).min() > 3 * np.abs(w[3:]).max()
+    # a higher latent severity never gives a lower mean predicted grade
+    order = np.argsort(latent_new)
+    assert np.all(np.diff([pred[order][i:i + 100].mean() for i in range(0, 400, 100)]) > 0)
+    # the fit is the maximum likelihood: moving away from it costs log-loss
+    assert ordinal_nll(x @ w[:, None] - cut[None, :], g) < ordinal_nll(x @ (0.8 * w)[:, None] - cut[None, :], g)
+
+
+def test_temperature_undoes_an_overconfident_scale():
+    rng = np.random.default_rng(1)
+    x, g, _ = _ordered_data(1500, rng)
+    w, cut = fit_ordinal(x, g, 4, l2=1e-3)
+    z = x @ w[:, None] - cut[None, :]
+    assert fit_grade_temperature(3.0 * z, g) == pytest.approx(3.0, rel=0.15)
+    assert fit_grade_temperature(z, g) == pytest.approx(1.0, rel=0.1)
+
+
+def test_median_grade_and_exam_grade_by_hand():
+    p = np.array([[0.40, 0.05, 0.05, 0.50],   # cumulative 0.40 0.45 0.50 -> 2
+                  [0.60, 0.20, 0.10, 0.10],   # -> 0
+                  [0.10, 0.30, 0.30, 0.30]])  # 0.10 0.40 0.70 -> 2
+    assert median_grade(p).tolist() == [2, 0, 2]
+    grade, mean = exam_grade(p[1:])  # mean (0.35, 0.25, 0.2, 0.2): cumulative 0.35, 0.60 -> 1
+    assert grade == 1 and np.allclose(mean, [0.35, 0.25, 0.20, 0.20])
+
+
+def test_grade_head_files_round_trip(tmp_path):
+    rng = np.random.default_rng(2)
+    x, g, _ = _ordered_data(300, rng)
+    mu, sd = x.mean(0), x.std(0)
+    w, cut = fit_ordinal((x - mu) / sd, g, 4)
+    head = GradeHead(w, cut, mu, sd, 1.7, {"model": {"kind": "test"}})
+    head.save(tmp_path)
+    assert has_grade(tmp_path)
+    back = GradeHead.load(tmp_path)
+    assert back.temperature == 1.7 and back.n_classes == 4 and back.meta["model"]["kind"] == "test"
+    assert np.allclose(back.probabilities(x), head.probabilities(x), atol=1e-5)  # float32 on disk
+    meta = json.loads((tmp_path / "grade.json").read_text())
+    meta["format"] = "something else"
+    (tmp_path / "grade.json").write_text(json.dumps(meta))
+    with pytest.raises(EchoAVCError, match="grade.json"):
+        GradeHead.load(tmp_path)
+
+
+# ---------------------------------------------------------------- with the smoke classifier
+
+
+def test_training_with_grades_fits_a_head_and_leaves_the_binary_model_as_without(smoke_classifier, tmp_path):
+    """The binary network, calibration and threshold are the same whether or not the labels carry grades;
+    with grades the folder also holds the grade head, without them it holds none and says so."""
+    from safetensors.numpy import load_file
+
+    from echoavc.classifier.train import train_classifier
+
+    with_dir = smoke_classifier.model_dir
+    assert has_grade(with_dir) and smoke_classifier.trained.grade is not None
+    gmeta = json.loads((with_dir / "grade.json").read_text())
+    assert gmeta["classes"] == [0, 1, 2, 3][:len(gmeta["classes"])] and gmeta["temperature"] > 0
+    table = dataclasses.replace(smoke_classifier.table, frame=smoke_classifier.table.frame.assign(grade=np.nan))
+    logs = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trained = train_classifier(table, smoke_classifier.split, tmp_path / "nograde", smoke_classifier.settings,
+                                   log=logs.append)
+    assert trained.grade is None and not has_grade(tmp_path / "nograde") and NOT_TRAINED in logs
+    a, b = load_file(str(with_dir / "model.safetensors")), load_file(str(tmp_path / "nograde" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    ma = json.loads((with_dir / "classifier.json").read_text())
+    mb = json.loads((tmp_path / "nograde" / "classifier.json").read_text())
+    assert (ma["calibration"], ma["threshold"]) == (mb["calibration"], mb["threshold"])
+
+
+def test_bundle_carries_the_head_and_says_when_there_is_none(tiny_bundle, smoke_classifier, tiny_detector, tmp_path):
+    from echoavc.bundle import load_bundle, save_bundle
+    from echoavc.classifier.predict import Classifier
+    from echoavc.settings import IngestSettings, ScreeningSettings
+
+    b = load_bundle(tiny_bundle)
+    assert b.has_grade and b.meta["grade"]["trained"] and "grade.onnx" in " ".join(b.meta["files"])
+    assert "## Severity grade" in (tiny_bundle / "MODEL_CARD.md").read_text()
+    crops = np.random.default_rng(0).integers(0, 255, (5, 64, 64), dtype=np.uint8)
+    p_onnx, p_torch = b.grader("onnx").predict_proba(crops), b.grader("torch").predict_proba(crops)
+    assert p_onnx.shape == (5, b.grader("torch").n_classes) and np.allclose(p_onnx, p_torch, atol=1e-4)
+    # a classifier folder without the head: the bundle says so and screens without a grade
+    plain = tmp_path / "clf"
+    plain.mkdir()
+    for f in ("model.safetensors", "classifier.json"):
+        shutil.copy2(smoke_classifier.model_dir / f, plain / f)
+    nb = load_bundle(save_bundle(tmp_path / "bundle", detector_weights=tiny_detector.result.best, classifier_dir=plain,
+                                 ingest=IngestSettings(), screening=ScreeningSettings(), exam_threshold=0.5))
+    assert not nb.has_grade and nb.grader() is None and nb.meta["grade"] == {"trained": False, "note": NOT_TRAINED}
+    assert nb.card()["grade"] == NOT_TRAINED and NOT_TRAINED in (tmp_path / "bundle" / "MODEL_CARD.md").read_text()
+    # the binary classifier is the same with and without the head beside it
+    assert np.array_equal(nb.classifier("onnx").logits(crops), b.classifier("onnx").logits(crops))
+    assert np.array_equal(Classifier.load(plain).logits(crops),
+                          Classifier.load(smoke_classifier.model_dir).logits(crops))
+
+
+def test_each_grade_module_imports_first(tmp_path):
+    """``train_classifier`` imports the fitting module before the model module: no circular import either way."""
+    import subprocess
+    import sys
+
+    for mod in ("echoavc.classifier.grade_fit", "echoavc.classifier.grade_model", "echoavc.classifier.grade"):
+        r = subprocess.run([sys.executable, "-c", f"import {mod}; from echoavc.classifier.grade import GradeModel, "
+                            "fit_grade_head"], capture_output=True, text=True, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr[-500:]
