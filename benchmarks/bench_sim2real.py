@@ -83,7 +83,7 @@ def real_frames(real_dev: Path, work: Path) -> list[dict]:
 
 
 def train_seed(seed: int, work: Path, anatomy: str, domain_randomisation: bool, patients: int,
-               epochs: int | None, log) -> dict:
+               epochs: int | None, threads: int, log) -> dict:
     """The demo's training study and the cpu-preset detector for one seed (both resumable)."""
     from echoavc.dataset.split import Split
     from echoavc.dataset.table import DatasetTable
@@ -103,7 +103,7 @@ def train_seed(seed: int, work: Path, anatomy: str, domain_randomisation: bool, 
     done = det / "bench-done.json"
     if done.is_file():
         return json.loads(done.read_text())
-    settings = detector_preset("cpu", seed=seed, epochs=epochs)
+    settings = detector_preset("cpu", seed=seed, epochs=epochs, threads=threads or None)
     if domain_randomisation:
         settings = replace(settings, domain_randomisation=True)
     log(f"seed {seed}: training the cpu detector ({settings.epochs} epochs) ...")
@@ -195,6 +195,8 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=None, help="override the cpu preset's 40 epochs (not the demo's)")
     ap.add_argument("--detector", type=Path, action="append", default=None,
                     help="evaluate this checkpoint instead of training (repeatable)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: the preset's; 1 is faster on a busy "
+                    "shared machine)")
     ap.add_argument("--real-dev", type=Path, default=REAL_DEV)
     ap.add_argument("--work", type=Path, default=Path("/tmp/echoavc-sim2real"))
     ap.add_argument("--json", type=Path, default=None)
@@ -216,7 +218,7 @@ def main() -> int:
     else:
         for seed in args.seeds:
             runs.append(train_seed(seed, args.work, args.anatomy, args.domain_randomisation, args.patients,
-                                   args.epochs, log))
+                                   args.epochs, args.threads, log))
     results = []
     for run in runs:
         res = measure(run["best"], frames, valve_conf)

@@ -127,7 +127,7 @@ def nodule_contrast(n_hearts: int, grades=(1, 2)) -> dict:
     return out
 
 
-def real_dev_realism(real_dev: Path, patients: int, seed: int, out: Path) -> dict:
+def real_dev_realism(real_dev: Path, patients: int, seed: int, out: Path, ingested: dict | None = None) -> dict:
     """Realism beyond brightness: both anatomies against the real frames (see the module docstring)."""
     import numpy as np
 
@@ -141,6 +141,9 @@ def real_dev_realism(real_dev: Path, patients: int, seed: int, out: Path) -> dic
     ingest([real_dev / "dicom"], out / "real-ingest", key, workers=1, progress=False)
     sets["real_dev"] = R.ingested_stats(out / "real-ingest")
     for anatomy in ("classic", "realistic"):
+        if anatomy in (ingested or {}):  # an ingest folder of a cohort made elsewhere (e.g. bench_sim2real's)
+            sets[anatomy] = R.ingested_stats(ingested[anatomy], every=4)
+            continue
         if not (out / anatomy / "frames.csv").is_file():
             make_cohort(out / anatomy, patients, seed, frames_per_exam=6, workers=1, progress=False, anatomy=anatomy)
         ingest([out / anatomy / "dicom"], out / f"{anatomy}-ingest", key, workers=1, progress=False)
@@ -163,12 +166,15 @@ def main() -> int:
     ap.add_argument("--skip-dciodvfy", action="store_true")
     ap.add_argument("--contrast", type=int, default=0, help="only the nodule contrast, on N hearts per grade")
     ap.add_argument("--real-dev", type=Path, default=None, help="only realism against these real frames")
+    ap.add_argument("--ingested", action="append", default=[], metavar="ANATOMY=DIR",
+                    help="with --real-dev: use this ingest folder of a cohort of that anatomy (every 4th frame)")
     args = ap.parse_args()
     if args.real_dev:
         out = args.out or Path(tempfile.mkdtemp(prefix="echoavc_synth_realdev_"))
         patients = args.patients if args.patients != 100 else 12
         res = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "patients": patients, "seed": args.seed,
-               **real_dev_realism(args.real_dev, patients, args.seed, out)}
+               **real_dev_realism(args.real_dev, patients, args.seed, out,
+                                  dict(x.split("=", 1) for x in args.ingested))}
         text = json.dumps(res, indent=2)
         print(text)
         if args.json:

@@ -6,6 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from typer.testing import CliRunner
+
+from echoavc.cli import app
 from echoavc.errors import EchoAVCError
 from echoavc.settings import SynthSettings
 from echoavc.synth import anatomy as A
@@ -23,6 +26,9 @@ def test_default_is_classic_and_unknown_anatomy_is_refused():
     assert SynthSettings().anatomy == "classic"
     with pytest.raises(EchoAVCError, match="anatomy must be one of classic, realistic"):
         SynthSettings(anatomy="photoreal")
+    res = CliRunner().invoke(app, ["synth", "--out", "unused", "--anatomy", "photoreal", "--no-progress"])
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    assert "anatomy must be one of classic, realistic" in " ".join(res.output.split())
 
 
 @pytest.mark.parametrize("zoomed", [False, True])
@@ -58,7 +64,11 @@ def test_same_seed_same_clip():
 
 
 def test_realistic_cohort_tables_are_consistent(tmp_path):
-    paths = C.make_cohort(tmp_path, 2, seed=12, frames_per_exam=5, workers=1, progress=False, anatomy="realistic")
+    res = CliRunner().invoke(app, ["synth", "--patients", "2", "--out", str(tmp_path), "--seed", "12", "--anatomy",
+                                   "realistic", "--frames-per-exam", "5", "--no-progress", "--workers", "1"])
+    assert res.exit_code == 0, res.output
+    paths = C.CohortPaths(tmp_path, tmp_path / "frames.csv", tmp_path / "labels.csv", tmp_path / "maxqda_valves.csv",
+                          tmp_path / "cohort.json")
     fr = pd.read_csv(paths.frames)
     assert set(fr.view) <= {"psax_av", "psax_mid", "plax", "a4c"}
     boxed = fr.valve_x1.notna()

@@ -4,8 +4,9 @@ A detector trained on synthetic frames only meets real scanners with other grey 
 colour maps and things drawn over the field. These albumentations transforms, applied on the fly by Ultralytics'
 training loader (its ``augmentations`` argument) on top of its own mosaic/scale/translate/brightness, vary exactly
 that and nothing spatial (the boxes stay as they are): intensity curves (gamma, brightness/contrast, CLAHE), blur,
-speckle-like multiplicative noise, lower resolution, JPEG, colour-map swaps (tints, channel shifts, grey) and
-cut-outs. Measured with benchmarks/bench_sim2real.py (docs/synth.md, "Sim-to-real").
+speckle-like multiplicative noise, lower resolution, JPEG, colour-map swaps (tints, channel shifts, grey). Not
+cut-outs: albumentations' CoarseDropout is a box-aware (spatial) transform, which would switch Ultralytics to its
+box-transforming path. Measured with benchmarks/bench_sim2real.py (docs/synth.md, "Sim-to-real").
 """
 
 from __future__ import annotations
@@ -27,6 +28,4 @@ def domain_randomisation_transforms() -> list:
         A.Downscale(scale_range=(0.4, 0.8), p=0.2),
         A.ImageCompression(quality_range=(40, 95), p=0.2),
         A.OneOf([A.ToSepia(), A.RGBShift(r_shift_limit=20, g_shift_limit=20, b_shift_limit=20), A.ToGray()], p=0.15),
-        A.CoarseDropout(num_holes_range=(1, 4), hole_height_range=(0.03, 0.12), hole_width_range=(0.03, 0.12),
-                        fill=0, p=0.15),
     ]

@@ -56,8 +56,8 @@ def sample_look(rng: np.random.Generator) -> Look:
     u = rng.uniform
     return Look(background=float(u(0.05, 0.25)), ao_wall=float(u(2.5, 5.0)), ao_echo=float(np.exp(u(np.log(10), np.log(60)))),
                 patchiness=float(u(0.3, 0.8)), peri_mm=float(u(3.0, 7.0)), peri_echo=float(np.exp(u(np.log(20), np.log(150)))),
-                band_echo=float(u(3.0, 12.0)), rv_wall_mm=float(u(5.0, 9.0)), texture_sigma=float(u(0.45, 0.75)),
-                texture_grain_mm=float(u(1.0, 2.5)), reverb=float(u(0.004, 0.02)))
+                band_echo=float(u(3.0, 12.0)), rv_wall_mm=float(u(5.0, 9.0)), texture_sigma=float(u(0.3, 0.55)),
+                texture_grain_mm=float(u(2.5, 5.0)), reverb=float(u(0.004, 0.02)))
 
 
 def _band(c: Canvas, pts: np.ndarray, width: float, echo: float, sigma: float, own: np.random.Generator,

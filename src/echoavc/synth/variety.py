@@ -195,12 +195,16 @@ def render_clip(heart, plan, rng: np.random.Generator, heart_rate: int):
         # zoomed acquisitions: narrower sectors, the root filling about half of the field
         # (and, as scanners do, a higher frequency focused on the root: finer speckle at the zoomed scale)
         acq = replace(acq, sector_deg=float(rng.uniform(30, 60)), n_lines=int(rng.integers(120, 180)),
-                      freq_mhz=float(rng.uniform(2.6, 3.6)), focus_mm=pose.z_mm)
+                      freq_mhz=float(rng.uniform(2.6, 3.6)), focus_mm=pose.z_mm,
+                      pulse_sigma_cycles=float(rng.uniform(1.0, 1.6)))
     half = acq.sector_deg / 2
     zoom = zoom_window(rng, pose.z_mm, pose.x_mm, acq.depth_mm) if plan.zoomed else None
     disp = V.sector_display(layout, acq.depth_mm, half, zoom)
     if zoom is not None and rng.uniform() < 0.5:
-        disp = replace(disp, clip_box=None)  # a zoomed sector segment instead of a box
+        # a zoomed sector segment instead of a box, where the segment fits on the screen
+        reach = disp.r_max_mm * math.sin(math.radians(half)) * disp.px_per_mm
+        if reach + 8 < min(disp.apex_x, disp.width - disp.apex_x):
+            disp = replace(disp, clip_box=None)
     look = R.sample_look(rng)
     look_seed = int(rng.integers(0, 2**31))
     grid = S.polar_grid(acq)
