@@ -91,7 +91,7 @@ def train_seed(seed: int, work: Path, anatomy: str, domain_randomisation: bool, 
     from echoavc.settings import detector_preset
     from echoavc.synth.study import make_study
 
-    sdir = work / f"{anatomy}{'-dr' if domain_randomisation else ''}-seed{seed}"
+    sdir = work / f"{anatomy}-seed{seed}"  # one study per anatomy and seed, with and without domain randomisation
     study = sdir / "study"
     t0 = time.perf_counter()
     if not (study / "table" / "split.json").is_file():
@@ -99,7 +99,7 @@ def train_seed(seed: int, work: Path, anatomy: str, domain_randomisation: bool, 
         make_study(study, patients, seed, frames_per_exam=8, train=0.75, val=0.25, test=0.0, workers=1,
                    prevalence=0.5, progress=False, anatomy=anatomy)
     t_study = time.perf_counter() - t0
-    det = sdir / "detector"
+    det = sdir / ("detector-dr" if domain_randomisation else "detector")
     done = det / "bench-done.json"
     if done.is_file():
         return json.loads(done.read_text())
