@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from echoavc.synth.anatomy import (
-    BLOOD, BLOOD_ATTEN, Canvas, Heart, Nodule, Pose, Scene, arc, bezier, blob, cardiac_phase_name, contraction,
+    BLOOD, BLOOD_ATTEN, Canvas, Heart, Pose, Scene, arc, bezier, blob, cardiac_phase_name, contraction,
     valve_opening,
 )
 from echoavc.synth.views import VIEW_DRAWERS, _ang_between, _commissures, _draw_nodule, common_background
@@ -253,4 +253,4 @@ def render(view: str, heart: Heart, pose: Pose, phase: float, depth_mm: float, h
     return scene
 
 
-__all__ = ["Look", "sample_look", "render", "DRAWERS", "LV_LEVELS", "Nodule"]
+__all__ = ["Look", "sample_look", "render", "DRAWERS", "LV_LEVELS"]
