@@ -126,6 +126,8 @@ def synth(
     workers: Annotated[int, typer.Option("--workers", min=0, help="Processes (0: one per core).")] = _SYNTH.workers,
     gallery: Annotated[bool, typer.Option("--gallery", help="Also write gallery.png: a contact sheet "
                                           "beside real reference clips.")] = False,
+    anatomy: Annotated[str, typer.Option("--anatomy", help="classic | realistic (thick speckled tissue, zoomed "
+                                         "root views, overlays in the field; docs/synth.md).")] = _SYNTH.anatomy,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """Write a synthetic echo cohort (DICOM + ground truth) for testing and demos."""
@@ -134,7 +136,8 @@ def synth(
 
     try:
         paths = make_cohort(out, patients, seed, prevalence=prevalence, frames_per_exam=frames_per_exam,
-                            exams_per_patient=exams_per_patient, workers=workers, progress=progress)
+                            exams_per_patient=exams_per_patient, workers=workers, progress=progress,
+                            anatomy=anatomy)
         sheet = make_gallery(out) if gallery else None
     except EchoAVCError as exc:
         fail(exc)

@@ -60,6 +60,9 @@ def train_cmd(
     batch: Annotated[Optional[int], typer.Option("--batch", min=1)] = None,
     online_augment: Annotated[Optional[bool], typer.Option("--online-augment/--no-online-augment",
                                                            help="Ultralytics' mosaic/scale/translate/HSV.")] = None,
+    domain_randomisation: Annotated[Optional[bool], typer.Option(
+        "--domain-randomisation/--no-domain-randomisation", help="Opt-in albumentations intensity, blur, noise, "
+        "resolution and colour transforms (docs/synth.md, sim-to-real).")] = None,
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Start from this local checkpoint "
                                                     "(COCO-pretrained or an earlier run).")] = None,
     pretrained: Annotated[Optional[str], typer.Option("--pretrained", help="Without --weights: none (from "
@@ -80,7 +83,7 @@ def train_cmd(
 
     try:
         s = _settings(preset, model=model, imgsz=imgsz, epochs=epochs, batch=batch, online_augment=online_augment,
-                      pretrained=pretrained, device=device, workers=workers, seed=seed, time_hours=time_hours,
+                      domain_randomisation=domain_randomisation, pretrained=pretrained, device=device, workers=workers, seed=seed, time_hours=time_hours,
                       threads=threads)
         with user_warnings():
             if _is_yolo_folder(data):

@@ -108,6 +108,10 @@ def ultralytics_args(settings: DetectorSettings, data_file: Path, out: Path, dev
         save=True, save_period=-1, verbose=verbose, time=settings.time_hours, fraction=1.0,
         **settings.augment.ultralytics_args(settings.online_augment),
     )
+    if settings.domain_randomisation:
+        from echoavc.detector.domain import domain_randomisation_transforms
+
+        args["augmentations"] = domain_randomisation_transforms()
     return args
 
 

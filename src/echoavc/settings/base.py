@@ -25,6 +25,8 @@ THRESHOLD_RULES = ("recall", "youden", "fixed")
 CROSS_VALIDATE = ("auto", "always", "never")
 EXAM_AGGREGATES = ("mean", "median", "max")
 EXAM_THRESHOLD_RULES = ("recall", "youden", "frame")
+#: Synthetic anatomy: the original generator, or thick speckled tissue with acquisition variety (docs/synth.md).
+SYNTH_ANATOMIES = ("classic", "realistic")
 
 
 def _check(obj, choices: dict[str, tuple] | None = None, shares: tuple[str, ...] = ()) -> None:

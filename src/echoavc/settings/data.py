@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from echoavc.settings.base import COORDINATE_SPACES, LABEL_IDS, STANDARD_SIZE, UNKNOWN_VIEWS, _check
+from echoavc.settings.base import COORDINATE_SPACES, LABEL_IDS, STANDARD_SIZE, SYNTH_ANATOMIES, UNKNOWN_VIEWS, _check
 
 
 @dataclass(frozen=True)
@@ -84,9 +84,12 @@ class SynthSettings:
     us_regions_fraction: float = 0.6
     #: Worker processes (0: one per available core).
     workers: int = 0
+    #: "classic" (the default) or "realistic": thick speckled tissue bands at the valve level, more views,
+    #: zoomed aortic-root views, vendor-like grey maps and overlays inside the field (docs/synth.md, sim-to-real).
+    anatomy: str = "classic"
 
     def __post_init__(self):
-        _check(self, shares=("prevalence", "progression_probability", "distractor_fraction", "zoom_fraction",
+        _check(self, choices={"anatomy": SYNTH_ANATOMIES}, shares=("prevalence", "progression_probability", "distractor_fraction", "zoom_fraction",
                              "us_regions_fraction"))
 
 

@@ -164,6 +164,9 @@ class DetectorSettings:
     #: Ultralytics' on-the-fly augmentation (mosaic, scale, translate, HSV); off when reproducing Table 1.
     online_augment: bool = False
     augment: OnlineAugmentSettings = field(default_factory=OnlineAugmentSettings)
+    #: Opt-in domain randomisation on top of the online augmentation (albumentations: intensity curves, blur,
+    #: speckle-like noise, resolution, colour maps; detector/domain.py). Measured: docs/synth.md.
+    domain_randomisation: bool = False
     #: Starting weights when no --weights is given: "none" (from scratch), a checkpoint path or cached weights name
     #: (``echoavc weights``), or "auto" (the cache's COCO weights if there, else from scratch). Never downloads.
     pretrained: str = "none"

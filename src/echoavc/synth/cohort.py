@@ -75,6 +75,7 @@ class ClipPlan:
     us_regions: bool
     zoomed: bool
     series_number: int
+    level: str = ""  #: realistic anatomy: short-axis level of a ``psax_mid`` clip (base, mid, apex)
 
 
 #: Where the receiver noise floor sits on the display: its RMS as a share of the dynamic range
@@ -120,8 +121,14 @@ def _pose(rng: np.random.Generator, view: str, heart: A.Heart, depth_mm: float) 
     return A.Pose(float(x), float(z), float(u(-15, 15)), heart.scale)
 
 
-def render_clip(heart: A.Heart, plan: ClipPlan, rng: np.random.Generator, heart_rate: int):
-    """Render the frames of one clip. Returns (frames RGB uint8 (n,H,W,3), per-frame truth, display, acq)."""
+def render_clip(heart: A.Heart, plan: ClipPlan, rng: np.random.Generator, heart_rate: int, anatomy: str = "classic"):
+    """Render the frames of one clip. Returns (frames RGB uint8 (n,H,W,3), per-frame truth, display, acq).
+
+    ``anatomy``: "classic", or "realistic" (:func:`echoavc.synth.variety.render_clip`)."""
+    if anatomy == "realistic":
+        from echoavc.synth.variety import render_clip as realistic_clip
+
+        return realistic_clip(heart, plan, rng, heart_rate)
     acq = _acquisition(rng, plan.view)
     layout = V.LAYOUTS[plan.layout]
     pose = _pose(rng, plan.view, heart, acq.depth_mm)
@@ -208,6 +215,8 @@ def _plan_exam(rng: np.random.Generator, settings: SynthSettings, series0: int) 
                         bool(rng.uniform() < settings.us_regions_fraction), zoom, series0)
 
     plans = []
+    if settings.anatomy == "realistic":
+        return _plan_realistic(rng, settings, clip, n_av, n_dis)
     # aortic-valve short axis: one or two clips (one may be zoomed on the valve)
     if n_av >= 4 and rng.uniform() < 0.5:
         a = n_av // 2
@@ -221,6 +230,26 @@ def _plan_exam(rng: np.random.Generator, settings: SynthSettings, series0: int) 
         plans.append(clip(str(views[k % 3]), n))
         n_dis -= n
         k += 1
+    return plans
+
+
+def _plan_realistic(rng: np.random.Generator, settings: SynthSettings, clip, n_av: int, n_dis: int) -> list[ClipPlan]:
+    """Realistic anatomy: more zoomed root views, and short axes below the valve at three levels."""
+    from echoavc.synth.realistic import LV_LEVELS
+    from echoavc.synth.variety import ZOOM_SHARE
+
+    zoom = max(settings.zoom_fraction, ZOOM_SHARE)
+    plans = []
+    if n_av >= 2 and rng.uniform() < 0.6:
+        a = n_av // 2
+        plans += [clip("psax_av", a), clip("psax_av", n_av - a, bool(rng.uniform() < zoom))]
+    elif n_av:
+        plans.append(clip("psax_av", n_av, bool(rng.uniform() < zoom)))
+    while n_dis > 0:
+        n = int(min(n_dis, rng.integers(1, 3)))
+        view = str(rng.choice(["plax", "psax_mid", "psax_mid", "a4c"]))
+        plans.append(replace(clip(view, n), level=str(rng.choice(LV_LEVELS)) if view == "psax_mid" else ""))
+        n_dis -= n
     return plans
 
 
@@ -277,7 +306,7 @@ def make_patient(args: tuple) -> tuple[list[dict], list[dict]]:
                            "study_instance_uid": study_uid, "study_date": date, "exam_index": e})
         for plan in _plan_exam(rng, settings, 0):
             series += 1
-            frames, truth, disp, acq, conv = render_clip(heart, plan, rng, hr)
+            frames, truth, disp, acq, conv = render_clip(heart, plan, rng, hr, settings.anatomy)
             acq_time = f"{hh:02d}{mm:02d}{min(series * 7, 59):02d}"
             text = V.ScreenText(ident["display_name"], ident["patient_id"],
                                 f"{date[6:8]}/{date[4:6]}/{date[:4]}" if plan.layout != "cart" else

@@ -102,3 +102,39 @@ def make_gallery(cohort_dir: str | Path, out_png: str | Path | None = None, per_
         raise EchoAVCError("PNG encoding failed", out_png)
     atomic_write_bytes(out_png, png.tobytes())
     return out_png
+
+
+#: The views of :func:`compare_anatomies`: (view, zoomed, short-axis level).
+COMPARED = (("psax_av", False, ""), ("psax_av", True, ""), ("psax_mid", False, "base"), ("psax_mid", False, "mid"),
+            ("plax", False, ""), ("a4c", False, ""))
+
+
+def compare_anatomies(out_png: str | Path, seed: int = 0, grade: int = 2, width: int = 1500) -> Path:
+    """One heart drawn by both generators, view by view (top row classic, bottom row realistic), with valve boxes.
+
+    Each frame is a whole screen (layout ``console``); the realistic one also draws its own acquisition and overlays.
+    """
+    from echoavc.synth import anatomy as A
+    from echoavc.synth import cohort as C
+
+    rows = []
+    for anatomy in ("classic", "realistic"):
+        tiles = []
+        for k, (view, zoomed, level) in enumerate(COMPARED):
+            rng = np.random.default_rng([seed, k])
+            heart = A.Heart.sample(rng, grade)
+            plan = C.ClipPlan(view, 1, "raw_mono", "console", False, zoomed, 1, level)
+            frames, truth, *_ = C.render_clip(heart, plan, rng, 70, anatomy)
+            name = view + (" zoomed" if zoomed else "") + (f" ({level})" if anatomy == "realistic" and level else "")
+            tiles.append(_thumb(frames[0], f"{anatomy}: {name}", truth[0]["box"]))
+        rows.append(np.hstack(tiles))
+    sheet = np.vstack(rows)
+    if sheet.shape[1] > width:
+        sheet = cv2.resize(sheet, (width, int(sheet.shape[0] * width / sheet.shape[1])), interpolation=cv2.INTER_AREA)
+    out_png = Path(out_png)
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    if not ok:  # pragma: no cover
+        raise EchoAVCError("cannot encode the figure", out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out_png, buf.tobytes())
+    return out_png

@@ -323,3 +323,123 @@ def cone_agreement(cohort_dir, manifest) -> list[dict]:
         out.append({"file": r["file"], "iou": float(iou), "kind": m["cone_kind"], "source": m["cone_source"],
                     "valve_inside": inside, "zoomed": bool(r["zoomed"])})
     return out
+
+
+# ----------------------------------------------------------------------------- beyond brightness (sim-to-real)
+# Speckle statistics, texture and a hand-made feature distance, computed on ingested standard frames (the pixels the
+# detector sees, the same scale for every scanner and screen size), inside the cone mapped by the ingest transform.
+
+GLCM_LEVELS = 16
+GLCM_OFFSET_PX = 4
+TEXTURE_STATS = ("speckle_snr", "glcm_contrast", "glcm_homogeneity", "glcm_correlation", "structure_length_px")
+FEATURES = STATS + TEXTURE_STATS
+
+
+def speckle_snr(gray: np.ndarray, mask: np.ndarray, win: int = 16) -> float:
+    """Median over in-cone windows of mean / std of the grey level (fully developed speckle on a linear envelope:
+    1.91; log compression and structure change it), windows with mean >= 20 only (not cavities)."""
+    ok = cv2.erode(mask.astype(np.uint8), np.ones((win, win), np.uint8), anchor=(0, 0)).astype(bool)
+    vals = []
+    for y in range(0, gray.shape[0] - win, win):
+        for x in range(0, gray.shape[1] - win, win):
+            if ok[y, x]:
+                p = gray[y:y + win, x:x + win].astype(np.float64)
+                if p.mean() >= 20 and p.std() > 0:
+                    vals.append(p.mean() / p.std())
+    return float(np.median(vals)) if vals else float("nan")
+
+
+def glcm(gray: np.ndarray, mask: np.ndarray, offset: int = GLCM_OFFSET_PX, levels: int = GLCM_LEVELS) -> dict:
+    """Grey-level co-occurrence (Haralick) over in-cone pixel pairs ``offset`` apart, laterally and axially."""
+    q = np.minimum(gray.astype(np.int32) * levels // 256, levels - 1)
+    m = np.zeros((levels, levels))
+    for dy, dx in ((0, offset), (offset, 0)):
+        a, b = q[:q.shape[0] - dy, :q.shape[1] - dx], q[dy:, dx:]
+        ok = mask[:mask.shape[0] - dy, :mask.shape[1] - dx] & mask[dy:, dx:]
+        m += np.bincount(a[ok] * levels + b[ok], minlength=levels * levels).reshape(levels, levels)
+    m = m + m.T
+    p = m / max(m.sum(), 1.0)
+    i, j = np.mgrid[0:levels, 0:levels]
+    mu_i, mu_j = (i * p).sum(), (j * p).sum()
+    sd_i, sd_j = math.sqrt(((i - mu_i) ** 2 * p).sum()), math.sqrt(((j - mu_j) ** 2 * p).sum())
+    return {"glcm_contrast": float(((i - j) ** 2 * p).sum()),
+            "glcm_homogeneity": float((p / (1.0 + np.abs(i - j))).sum()),
+            "glcm_correlation": float(((i - mu_i) * (j - mu_j) * p).sum() / (sd_i * sd_j)) if sd_i * sd_j > 0 else 0.0}
+
+
+def structure_length(gray: np.ndarray, mask: np.ndarray, win: int = 96) -> float:
+    """Anatomy scale: mean radius (px) where the in-cone autocorrelation of large windows falls to 1/e."""
+    g = cv2.GaussianBlur(gray.astype(np.float32), (0, 0), 3.0)  # above the speckle grain
+    ok = cv2.erode(mask.astype(np.uint8), np.ones((win, win), np.uint8), anchor=(0, 0)).astype(bool)
+    acc, n = np.zeros((2 * win, 2 * win)), 0
+    for y in range(0, g.shape[0] - win, win // 2):
+        for x in range(0, g.shape[1] - win, win // 2):
+            if ok[y, x]:
+                p = g[y:y + win, x:x + win].astype(np.float64)
+                p = p - p.mean()
+                if p.std() < 1.0:
+                    continue
+                f = np.fft.fft2(p, s=(2 * win, 2 * win))
+                ac = np.fft.fftshift(np.fft.ifft2(np.abs(f) ** 2).real)
+                acc += ac / ac[win, win]
+                n += 1
+    if n == 0:
+        return float("nan")
+    ac = acc / n
+    yy, xx = np.mgrid[-win:win, -win:win]
+    r = np.hypot(yy, xx).astype(int)
+    prof = np.bincount(r.ravel(), ac.ravel()) / np.maximum(np.bincount(r.ravel()), 1)
+    below = np.nonzero(prof[:win] < 1 / math.e)[0]
+    return float(below[0]) if below.size else float(win)
+
+
+def texture_stats(gray: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    return {"speckle_snr": speckle_snr(gray, mask), **glcm(gray, mask),
+            "structure_length_px": structure_length(gray, mask)}
+
+
+def ingested_stats(ingest_dir, every: int = 1, erode: int = 8) -> list[dict]:
+    """Every statistic (brightness, grain, texture) of the standard frames of an ingest folder, inside each frame's
+    cone mapped to the standard image by its ingest transform (manifest columns)."""
+    import pandas as pd
+
+    from echoavc.cone import Cone
+    from echoavc.cone.transform import StandardTransform
+
+    ingest_dir = Path(ingest_dir)
+    man = pd.read_csv(ingest_dir / "manifest.csv", dtype={"source_sha256": str}).iloc[::every]
+    rows = []
+    for r in man.to_dict("records"):
+        img = cv2.imread(str(ingest_dir / r["image_path"]), cv2.IMREAD_COLOR)
+        if img is None:
+            continue
+        gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+        t = StandardTransform.from_dict({**r, "size": r["std_size"]})
+        cone = Cone.from_dict(json.loads(r["cone"])).mask((int(r["original_rows"]), int(r["original_cols"])))
+        mask = t.apply(cone.astype(np.uint8), cv2.INTER_NEAREST) > 0
+        if erode:
+            mask = cv2.erode(mask.astype(np.uint8), np.ones((2 * erode + 1, 2 * erode + 1), np.uint8)).astype(bool)
+        if mask.sum() < 1000:
+            continue
+        rows.append({"source_sha256": r["source_sha256"], "frame_index": int(r["frame_index"]),
+                     **frame_stats(gray, mask), **texture_stats(gray, mask)})
+    return rows
+
+
+def feature_distance(rows: list[dict], reference: list[dict]) -> dict[str, float]:
+    """Hand-made feature distance: per feature, |median(rows) - median(reference)| in units of the reference's
+    spread (inter-quartile range / 1.349, floored at 5% of its median); and their mean ("mean_z")."""
+    out = {}
+    for k in FEATURES:
+        a = np.array([r[k] for r in rows], float)
+        b = np.array([r[k] for r in reference], float)
+        a, b = a[~np.isnan(a)], b[~np.isnan(b)]
+        if not a.size or not b.size:
+            out[k] = float("nan")
+            continue
+        q1, q3 = np.percentile(b, [25, 75])
+        spread = max((q3 - q1) / 1.349, 0.05 * abs(float(np.median(b))), 1e-3)
+        out[k] = float(abs(np.median(a) - np.median(b)) / spread)
+    vals = [v for v in out.values() if not math.isnan(v)]
+    out["mean_z"] = float(np.mean(vals)) if vals else float("nan")
+    return out

@@ -22,9 +22,10 @@ import pandas as pd
 
 def make_study(out: str | Path, patients: int, seed: int, frames_per_exam: int = 10, k: int = 0,
                train: float = 0.8, val: float = 0.1, test: float = 0.1, workers: int = 1, split_seed: int = 0,
-               prevalence: float = 0.36, progress: bool = False, held_out: bool = False):
+               prevalence: float = 0.36, progress: bool = False, held_out: bool = False, **synth):
     """Build the study under ``out`` (cohort/, ingested/, keys/echoavc.key, table/, table/split.json);
-    returns (DatasetTable, Split, info dict). ``held_out``: keep every readable file (see the module)."""
+    returns (DatasetTable, Split, info dict). ``held_out``: keep every readable file (see the module).
+    ``synth``: other :class:`~echoavc.settings.SynthSettings` fields for the cohort (e.g. ``anatomy=``)."""
     from echoavc.dataset import make_split
     from echoavc.ingest import ingest
     from echoavc.settings import SplitSettings
@@ -34,7 +35,7 @@ def make_study(out: str | Path, patients: int, seed: int, frames_per_exam: int =
     t0 = time.perf_counter()
     cohort = make_cohort(out / "cohort", patients, seed=seed, frames_per_exam=frames_per_exam,
                          exams_per_patient=1, workers=workers, progress=progress,
-                         prevalence=prevalence)
+                         prevalence=prevalence, **synth)
     key = out / "keys" / "echoavc.key"
     report = ingest([out / "cohort" / "dicom"], out / "ingested", key, workers=max(1, workers), progress=progress)
     table, dropped = study_table(cohort, out / "ingested", key, held_out)
