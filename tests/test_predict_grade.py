@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import shutil
 
@@ -25,7 +26,8 @@ def _without_grade(bundle, out):
     for rel in [r for r in meta["files"] if r.startswith("classifier/grade.")]:
         (out / rel).unlink()
         del meta["files"][rel]
-    meta["grade"] = {"trained": False, "note": NOT_TRAINED}
+    (out / "grade.json").write_text(json.dumps({"trained": False, "note": NOT_TRAINED}))
+    meta["files"]["grade.json"] = hashlib.sha256((out / "grade.json").read_bytes()).hexdigest()
     (out / "bundle.json").write_text(json.dumps(meta, indent=1))
     return out
 
@@ -35,7 +37,7 @@ def test_exam_grade_in_every_output_and_none_without_a_head(screening_bundle, tm
     kw = dict(settings=screening_bundle.settings, progress=False, overlays="none")
     graded = predict(files, screening_bundle.bundle, tmp_path / "graded", **kw)
     plain = predict(files, _without_grade(screening_bundle.bundle, tmp_path / "plain_bundle"), tmp_path / "plain", **kw)
-    k = len(json.loads((screening_bundle.bundle / "bundle.json").read_text())["grade"]["classes"])
+    k = len(json.loads((screening_bundle.bundle / "grade.json").read_text())["classes"])
     probs = [f"grade_p{i}" for i in range(k)]
     # without a head: the columns, decisions and probabilities of today
     assert _header(tmp_path / "plain" / "exams.csv") == EXAM_COLUMNS

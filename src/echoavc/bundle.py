@@ -9,8 +9,9 @@ A bundle is what ``echoavc train`` writes and ``echoavc predict`` reads::
     BUNDLE/classifier/model.safetensors     the calcification classifier, classifier.json (crop,
     BUNDLE/classifier/classifier.json       normalisation, calibration, frame threshold), model.onnx
     BUNDLE/classifier/model.onnx
-    BUNDLE/classifier/grade.*               the severity grade head, when the labels had grades (optional:
-                                            bundle.json's ``grade`` says "not trained" otherwise)
+    BUNDLE/classifier/grade.*               the severity grade head, when the labels had grades (optional)
+    BUNDLE/grade.json                       the grade head's summary, or "grade: not trained (no grades in
+                                            the labels)" (a file, so bundle.json keeps format 2's shape)
     BUNDLE/validation/...                   the validation report (used for model selection; optimistic)
     BUNDLE/test/...                         the test report: ``echoavc evaluate`` on the split's test part, once
     BUNDLE/MODEL_CARD.md
@@ -47,6 +48,7 @@ DETECTOR_STATE = "detector.safetensors"
 DETECTOR_ONNX = "detector.onnx"
 CLASSIFIER_DIR = "classifier"
 INGEST_FILE = "ingest.json"
+GRADE_FILE = "grade.json"
 RESEARCH_ONLY = "Research use only: not for clinical diagnosis or treatment decisions."
 
 
@@ -160,6 +162,13 @@ class Bundle:
         """True when the bundle holds a grade head (listed in its files; bundles made before it have none)."""
         return f"{CLASSIFIER_DIR}/grade.json" in self.meta.get("files", {})
 
+    @property
+    def grade_info(self) -> dict | None:
+        """The grade record (summary, or the "not trained" note); None for a bundle made before grades existed."""
+        if GRADE_FILE not in self.meta.get("files", {}):
+            return None
+        return json.loads((self.folder / GRADE_FILE).read_text())
+
     def grader(self, backend: str = "auto", threads: int = 0):
         """The grade head (``echoavc.classifier.grade.GradeModel``), or None when the bundle has none. Its ONNX
         graph is used with the onnx backend when the bundle holds it (else PyTorch: nothing is written here)."""
@@ -188,7 +197,7 @@ class Bundle:
             "validation": m.get("validation_summary"),
             "test": m.get("test_summary"),
             "limitations": m.get("limitations"),
-            "grade": grade_card(m),
+            "grade": grade_card(self.grade_info),
         }
 
 
@@ -263,9 +272,10 @@ def save_bundle(out: str | Path, *, detector_weights: str | Path, classifier_dir
             "validation_summary": _jsonable(validation or {}),
             "test_summary": _jsonable(test) if test is not None else None,
             "limitations": limitations or [],
-            "grade": grade_note(cdir),
         }
-        (tmp / "MODEL_CARD.md").write_text(model_card_markdown(meta))
+        grade = grade_note(cdir)
+        (tmp / GRADE_FILE).write_text(json.dumps(grade, indent=1, default=str) + "\n")
+        (tmp / "MODEL_CARD.md").write_text(model_card_markdown(meta, grade))
         # the ingest settings again, in a hashed file: bundle.json's copy is checked against it on loading
         (tmp / INGEST_FILE).write_text(json.dumps(Preprocessing.of(ingest, imgsz, cmeta).ingest_part(), indent=1) + "\n")
         meta["files"] = {p.relative_to(tmp).as_posix(): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
@@ -359,7 +369,7 @@ def _check_preprocessing(bundle: Bundle, ingest: IngestSettings | None) -> None:
                                + "; ".join(d.replace("expected", "bundle") for d in diff[:4]), folder)
 
 
-def model_card_markdown(meta: dict) -> str:
+def model_card_markdown(meta: dict, grade: dict | None = None) -> str:
     """A short human-readable card; the JSON record stays the reference."""
     from echoavc.weights import describe_start
 
@@ -374,7 +384,7 @@ def model_card_markdown(meta: dict) -> str:
              f"- classifier: {meta['classifier'].get('backbone')} / {meta['classifier'].get('pooling')} at "
              f"{meta['classifier'].get('input_size')} px; {describe_start(meta['classifier'].get('starting_weights'))}",
              "",
-             "## Severity grade", grade_card(meta), "",
+             "## Severity grade", grade_card(grade), "",
              "## Thresholds (chosen on validation)",
              f"- frame: {meta['thresholds']['frame']:.4f} ({meta['thresholds'].get('frame_rule')})",
              f"- exam: {meta['thresholds']['exam']:.4f} ({meta['thresholds'].get('exam_rule')})", "",
@@ -410,9 +420,8 @@ def _test_lines(test: dict | None) -> list[str]:
     return out
 
 
-def grade_card(meta: dict) -> str:
-    """One line on the grade head for the model card and reports."""
-    g = meta.get("grade")
+def grade_card(g: dict | None) -> str:
+    """One line on the grade head (the bundle's grade.json record) for the model card and reports."""
     if not g or not g.get("trained"):
         return (g or {}).get("note") or "grade: not trained (bundle made before grades existed)"
     cal = g.get("calibration") or {}

@@ -258,7 +258,7 @@ def _exam_row(e: dict) -> dict:
 def grade_columns(bundle: Bundle, frames: list[dict], exams: list[dict]) -> tuple[list, list, list, list]:
     """(frame columns, exam columns, frame rows, exam rows) with the grade: ``grade_p0..`` per frame; per exam
     ``grade``, ``grade_p0..`` and ``grade_frames`` (the decided frames it rests on, as the decision)."""
-    k = len(bundle.meta["grade"]["classes"])
+    k = len(bundle.grade_info["classes"])
     probs = [f"grade_p{i}" for i in range(k)]
 
     def spread(row: dict) -> dict:

@@ -117,7 +117,7 @@ def test_bundle_carries_the_head_and_says_when_there_is_none(tiny_bundle, smoke_
     from echoavc.settings import IngestSettings, ScreeningSettings
 
     b = load_bundle(tiny_bundle)
-    assert b.has_grade and b.meta["grade"]["trained"] and "grade.onnx" in " ".join(b.meta["files"])
+    assert b.has_grade and b.grade_info["trained"] and "grade.onnx" in " ".join(b.meta["files"])
     assert "## Severity grade" in (tiny_bundle / "MODEL_CARD.md").read_text()
     crops = np.random.default_rng(0).integers(0, 255, (5, 64, 64), dtype=np.uint8)
     p_onnx, p_torch = b.grader("onnx").predict_proba(crops), b.grader("torch").predict_proba(crops)
@@ -129,7 +129,7 @@ def test_bundle_carries_the_head_and_says_when_there_is_none(tiny_bundle, smoke_
         shutil.copy2(smoke_classifier.model_dir / f, plain / f)
     nb = load_bundle(save_bundle(tmp_path / "bundle", detector_weights=tiny_detector.result.best, classifier_dir=plain,
                                  ingest=IngestSettings(), screening=ScreeningSettings(), exam_threshold=0.5))
-    assert not nb.has_grade and nb.grader() is None and nb.meta["grade"] == {"trained": False, "note": NOT_TRAINED}
+    assert not nb.has_grade and nb.grader() is None and nb.grade_info == {"trained": False, "note": NOT_TRAINED}
     assert nb.card()["grade"] == NOT_TRAINED and NOT_TRAINED in (tmp_path / "bundle" / "MODEL_CARD.md").read_text()
     # the binary classifier is the same with and without the head beside it
     assert np.array_equal(nb.classifier("onnx").logits(crops), b.classifier("onnx").logits(crops))
