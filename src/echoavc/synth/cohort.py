@@ -166,13 +166,7 @@ def render_clip(heart: A.Heart, plan: ClipPlan, rng: np.random.Generator, heart_
         box = None
         if scene.has_valve:
             box = valve_box(scene, grid, acq, conv, disp, jit)
-        nodules = []
-        if scene.has_valve:
-            for (x, z, r) in scene.nodules:
-                px, py = disp.apex_x + x * disp.px_per_mm, disp.apex_y + z * disp.px_per_mm
-                ix, iy = int(px), int(py)
-                if 0 <= iy < disp.height and 0 <= ix < disp.width and conv.mask[iy, ix]:
-                    nodules.append([round(px, 1), round(py, 1), round(r * disp.px_per_mm, 1)])
+        nodules = visible_nodules(scene, disp, conv)
         frames.append(frame)
         truth.append({"phase": phase, "box": box, "nodules": nodules})
     return np.stack(frames), truth, disp, acq, conv
@@ -456,3 +450,15 @@ def _worker_init() -> None:
 
     cv2.setNumThreads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def visible_nodules(scene, disp, conv) -> list[list[float]]:
+    """The scene's calcium nodules that fall inside the displayed field, as [x, y, radius] in screen pixels."""
+    nodules = []
+    if scene.has_valve:
+        for (x, z, r) in scene.nodules:
+            px, py = disp.apex_x + x * disp.px_per_mm, disp.apex_y + z * disp.px_per_mm
+            ix, iy = int(px), int(py)
+            if 0 <= iy < disp.height and 0 <= ix < disp.width and conv.mask[iy, ix]:
+                nodules.append([round(px, 1), round(py, 1), round(r * disp.px_per_mm, 1)])
+    return nodules

@@ -100,9 +100,10 @@ def _fwhm(profile: np.ndarray) -> float:
     return float("nan")
 
 
-def grain(gray: np.ndarray, mask: np.ndarray, win: int = GRAIN_WINDOW) -> dict[str, float]:
-    """Speckle grain: FWHM (pixels) of the mean normalised autocorrelation of in-cone windows."""
-    h, w = gray.shape
+def mean_autocorrelation(image: np.ndarray, mask: np.ndarray, win: int) -> np.ndarray | None:
+    """Mean normalised 2-D autocorrelation (2*win square, zero lag at [win, win]) of the half-overlapping
+    win x win windows that lie inside ``mask`` and are not flat; None when there is no such window."""
+    h, w = image.shape
     ok = cv2.erode(mask.astype(np.uint8), np.ones((win, win), np.uint8), anchor=(0, 0)).astype(bool)
     acc = np.zeros((2 * win, 2 * win))
     n = 0
@@ -110,7 +111,7 @@ def grain(gray: np.ndarray, mask: np.ndarray, win: int = GRAIN_WINDOW) -> dict[s
         for x in range(0, w - win, win // 2):
             if not ok[y, x]:
                 continue
-            p = gray[y:y + win, x:x + win].astype(np.float64)
+            p = image[y:y + win, x:x + win].astype(np.float64)
             p = p - p.mean()
             if p.std() < 1.0:
                 continue
@@ -118,9 +119,14 @@ def grain(gray: np.ndarray, mask: np.ndarray, win: int = GRAIN_WINDOW) -> dict[s
             ac = np.fft.fftshift(np.fft.ifft2(np.abs(f) ** 2).real)
             acc += ac / ac[win, win]
             n += 1
-    if n == 0:
+    return acc / n if n else None
+
+
+def grain(gray: np.ndarray, mask: np.ndarray, win: int = GRAIN_WINDOW) -> dict[str, float]:
+    """Speckle grain: FWHM (pixels) of the mean normalised autocorrelation of in-cone windows."""
+    ac = mean_autocorrelation(gray, mask, win)
+    if ac is None:
         return {"grain_lateral_px": float("nan"), "grain_axial_px": float("nan")}
-    ac = acc / n
     return {"grain_lateral_px": _fwhm(ac[win, win:]), "grain_axial_px": _fwhm(ac[win:, win])}
 
 
@@ -370,22 +376,9 @@ def glcm(gray: np.ndarray, mask: np.ndarray, offset: int = GLCM_OFFSET_PX, level
 def structure_length(gray: np.ndarray, mask: np.ndarray, win: int = 96) -> float:
     """Anatomy scale: mean radius (px) where the in-cone autocorrelation of large windows falls to 1/e."""
     g = cv2.GaussianBlur(gray.astype(np.float32), (0, 0), 3.0)  # above the speckle grain
-    ok = cv2.erode(mask.astype(np.uint8), np.ones((win, win), np.uint8), anchor=(0, 0)).astype(bool)
-    acc, n = np.zeros((2 * win, 2 * win)), 0
-    for y in range(0, g.shape[0] - win, win // 2):
-        for x in range(0, g.shape[1] - win, win // 2):
-            if ok[y, x]:
-                p = g[y:y + win, x:x + win].astype(np.float64)
-                p = p - p.mean()
-                if p.std() < 1.0:
-                    continue
-                f = np.fft.fft2(p, s=(2 * win, 2 * win))
-                ac = np.fft.fftshift(np.fft.ifft2(np.abs(f) ** 2).real)
-                acc += ac / ac[win, win]
-                n += 1
-    if n == 0:
+    ac = mean_autocorrelation(g, mask, win)
+    if ac is None:
         return float("nan")
-    ac = acc / n
     yy, xx = np.mgrid[-win:win, -win:win]
     r = np.hypot(yy, xx).astype(int)
     prof = np.bincount(r.ravel(), ac.ravel()) / np.maximum(np.bincount(r.ravel()), 1)

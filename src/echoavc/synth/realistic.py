@@ -29,7 +29,7 @@ from echoavc.synth.anatomy import (
     BLOOD, BLOOD_ATTEN, Canvas, Heart, Pose, Scene, arc, bezier, blob, cardiac_phase_name, contraction,
     valve_opening,
 )
-from echoavc.synth.views import VIEW_DRAWERS, _ang_between, _commissures, _draw_nodule, common_background
+from echoavc.synth.views import VIEW_DRAWERS, _ang_between, _commissures, common_background, draw_nodules
 
 #: Short-axis levels below the valve (all labelled ``psax_mid`` in frames.csv: no aortic valve in view).
 LV_LEVELS = ("base", "mid", "apex")
@@ -146,20 +146,7 @@ def _aortic_root(c: Canvas, heart: Heart, phase: float, rng, look: Look, own) ->
         c.fill(blob(a[0] * 0.93, a[1] * 0.93, 1.4, own, 0.2), look.ao_echo * 0.8, valve=1)
     if op <= 0:  # nodules of Arantius meeting at the centre in diastole (normal, not calcium)
         c.fill(blob(0, 0, float(own.uniform(0.8, 1.4)), own, 0.3), heart.leaflet_echo * 2.5, valve=1)
-    out = []
-    for n in heart.nodules:
-        if n.site == "cusp":
-            curve = curves[n.index]
-            p = curve[int(np.clip(round(n.s * (len(curve) - 1)), 0, len(curve) - 1))]
-            mid = comm[n.index] + _ang_between(comm[n.index], comm[(n.index + 1) % 3]) / 2
-            p = p + np.array([math.cos(mid), math.sin(mid)]) * n.offset_mm * (1 - 0.8 * op)
-        elif n.site == "commissure":
-            p = cpts[n.index] * 0.95
-        else:
-            ang = comm[n.index] + math.radians(n.s)
-            p = np.array([math.cos(ang), math.sin(ang)]) * (R + wall * 0.4)
-        out.append(_draw_nodule(c, p, n, rng))
-    return out
+    return draw_nodules(c, heart.nodules, curves, comm, cpts, op, R, wall, rng)
 
 
 # ----------------------------------------------------------------------------- short axis below the valve

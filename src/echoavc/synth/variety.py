@@ -237,13 +237,7 @@ def render_clip(heart, plan, rng: np.random.Generator, heart_rate: int):
         frame[~conv.mask] = 0
         overlays.draw(frame)
         box = C.valve_box(scene, grid, acq, conv, disp, jit) if scene.has_valve else None
-        nodules = []
-        if scene.has_valve:
-            for (x, z, r) in scene.nodules:
-                px, py = disp.apex_x + x * disp.px_per_mm, disp.apex_y + z * disp.px_per_mm
-                ix, iy = int(px), int(py)
-                if 0 <= iy < disp.height and 0 <= ix < disp.width and conv.mask[iy, ix]:
-                    nodules.append([round(px, 1), round(py, 1), round(r * disp.px_per_mm, 1)])
+        nodules = C.visible_nodules(scene, disp, conv)
         frames.append(frame)
         truth.append({"phase": phase, "box": box, "nodules": nodules})
     return np.stack(frames), truth, disp, acq, conv

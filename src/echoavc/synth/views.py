@@ -98,12 +98,16 @@ def _aortic_valve_psax(c: Canvas, heart: Heart, phase: float, rng: np.random.Gen
         curves.append(curve)
         c.line(curve, heart.leaflet_mm, heart.leaflet_echo, valve=1)
     # cusp bellies: faint when closed
-    nodules_mm = []
-    for n in heart.nodules:
+    return draw_nodules(c, heart.nodules, curves, comm, cpts, op, R, wall, rng)
+
+
+def draw_nodules(c, nodules, curves, comm, cpts, op: float, R: float, wall: float, rng) -> list:
+    """Draw each calcium nodule where its site puts it (on a cusp, at a commissure, in the root wall)."""
+    out = []
+    for n in nodules:
         if n.site == "cusp":
             curve = curves[n.index]
-            i = int(np.clip(round(n.s * (len(curve) - 1)), 0, len(curve) - 1))
-            p = curve[i]
+            p = curve[int(np.clip(round(n.s * (len(curve) - 1)), 0, len(curve) - 1))]
             mid = comm[n.index] + _ang_between(comm[n.index], comm[(n.index + 1) % 3]) / 2
             p = p + np.array([math.cos(mid), math.sin(mid)]) * n.offset_mm * (1 - 0.8 * op)
         elif n.site == "commissure":
@@ -111,8 +115,8 @@ def _aortic_valve_psax(c: Canvas, heart: Heart, phase: float, rng: np.random.Gen
         else:
             ang = comm[n.index] + math.radians(n.s)
             p = np.array([math.cos(ang), math.sin(ang)]) * (R + wall * 0.4)
-        nodules_mm.append(_draw_nodule(c, p, n, rng))
-    return nodules_mm
+        out.append(_draw_nodule(c, p, n, rng))
+    return out
 
 
 def _ang_between(a: float, b: float) -> float:
