@@ -147,28 +147,32 @@ class Screener:
 
     def probabilities(self, images: Sequence[np.ndarray], boxes: np.ndarray) -> np.ndarray:
         """Calibrated P(calcified) for each image's box (NaN where there is no box)."""
+        return self.crop_predictions(images, boxes)[0]
+
+    def grade_probabilities(self, images: Sequence[np.ndarray], boxes: np.ndarray) -> np.ndarray:
+        """(n, K) calibrated grade probabilities for each image's box (NaN rows where there is no box)."""
+        return self.crop_predictions(images, boxes, grade=True)[1]
+
+    def crop_predictions(self, images: Sequence[np.ndarray], boxes: np.ndarray,
+                         grade: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """P(calcified) (n,) and, with ``grade``, grade probabilities (n, K), from ONE crop per boxed image.
+
+        NaN where there is no box. The classifier and the grade head read the same prepared crop, so it is made once.
+        """
         p = np.full(len(images), np.nan)
+        g = np.full((len(images), self.grader.n_classes), np.nan) if grade else None
         has = [i for i in range(len(images)) if np.isfinite(boxes[i]).all()]
         for j in range(0, len(has), self.settings.batch):
             idx = has[j:j + self.settings.batch]
             crops = np.stack([prepare_crop(images[i], boxes[i], self.crop, self.noise_reduction) for i in idx])
             p[idx] = self.classifier.predict_proba(crops)
-        return p
-
-    def grade_probabilities(self, images: Sequence[np.ndarray], boxes: np.ndarray) -> np.ndarray:
-        """(n, K) calibrated grade probabilities for each image's box (NaN rows where there is no box)."""
-        p = np.full((len(images), self.grader.n_classes), np.nan)
-        has = [i for i in range(len(images)) if np.isfinite(boxes[i]).all()]
-        for j in range(0, len(has), self.settings.batch):
-            idx = has[j:j + self.settings.batch]
-            crops = np.stack([prepare_crop(images[i], boxes[i], self.crop, self.noise_reduction) for i in idx])
-            p[idx] = self.grader.predict_proba(crops)
-        return p
+            if grade:
+                g[idx] = self.grader.predict_proba(crops)
+        return p, g
 
     def screen(self, images: Sequence[np.ndarray], kept: Sequence[int], exam_id: str, source: str) -> list[FrameResult]:
         boxes, scores = self.boxes(images, kept)
-        probs = self.probabilities(images, boxes)
-        grades = self.grade_probabilities(images, boxes) if self.grader is not None else None
+        probs, grades = self.crop_predictions(images, boxes, grade=self.grader is not None)
         out = []
         for i, k in enumerate(kept):
             if not np.isfinite(scores[i]):
