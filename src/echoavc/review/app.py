@@ -136,11 +136,15 @@ def make_app(results: str | Path, reviewer: str = "reviewer", blinded: bool = Fa
             return bad(exc)
         return {"exam_id": exam_id, **value}
 
+    def kept_frame(sha: str, index) -> bool:
+        # corrections only name frames predict --review-frames kept
+        return sha in res.clips and any(f["frame_index"] == index for f in res.clips[sha]["frames"])
+
     @app.post("/api/box")
     async def record_box(request: Request):
         body = await _json(request)
         sha, index = str(body.get("source_sha256", "")), body.get("frame_index")
-        if sha not in res.clips or not any(f["frame_index"] == index for f in res.clips[sha]["frames"]):
+        if not kept_frame(sha, index):
             return bad("no such kept frame", 404)
         try:
             box = store.record_box(sha, int(index), body.get("box"), reviewer, res.standard_size)
@@ -152,7 +156,7 @@ def make_app(results: str | Path, reviewer: str = "reviewer", blinded: bool = Fa
     async def record_view(request: Request):
         body = await _json(request)
         sha, index = str(body.get("source_sha256", "")), body.get("frame_index")
-        if sha not in res.clips or not any(f["frame_index"] == index for f in res.clips[sha]["frames"]):
+        if not kept_frame(sha, index):
             return bad("no such kept frame", 404)
         try:
             store.record_view(sha, int(index), body.get("view"), reviewer)
