@@ -111,3 +111,18 @@ def test_cli_shows_echoavc_warnings_by_category_not_by_text(capsys):
             warnings.warn("half done", EchoAVCWarning)
             raise RuntimeError("boom")
     assert "half done" not in cap.get()
+
+
+def test_error_outside_a_command_keeps_its_brackets(monkeypatch, capsys):
+    """An error raised outside a command's own handler still prints its reason whole, brackets and all."""
+    import echoavc.cli as cli
+    from echoavc.errors import EchoAVCError
+
+    def broken_app():
+        raise EchoAVCError("engine ray: install it with pip install 'echoavc[ray]'")
+
+    monkeypatch.setattr(cli, "app", broken_app)
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    assert exc.value.code == 2
+    assert "pip install 'echoavc[ray]'" in capsys.readouterr().err

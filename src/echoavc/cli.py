@@ -325,7 +325,9 @@ def main() -> None:
     try:
         app()
     except EchoAVCError as exc:  # raised outside a command's own handler
-        err.print(f"error: {exc}", highlight=False)
+        from rich.markup import escape  # a reason may hold brackets: print them, not markup
+
+        err.print(f"error: {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 
