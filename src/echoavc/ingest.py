@@ -30,7 +30,7 @@ import numpy as np
 
 from echoavc.cone import Cone
 from echoavc.cone.transform import StandardTransform
-from echoavc.dicom.deid import PseudonymKey, date_shift_days, pseudonym, shifted_study_date
+from echoavc.dicom.deid import PseudonymKey, check_key_outside, date_shift_days, pseudonym, shifted_study_date
 from echoavc.dicom.read import DicomClip, open_dicom, region_spacing_mm, sha256_bytes
 from echoavc.dicom.write import write_deidentified_dicom
 from echoavc.errors import EchoAVCError
@@ -315,9 +315,7 @@ def ingest(
     at ``address``; inputs, ``out_dir`` and the key on a path every node shares)."""
     check_engine(engine)
     out_dir, key_path = Path(out_dir), Path(key_path)
-    # checked before the key is opened: opening creates it, and a refused run must not leave one in the output
-    if key_path.resolve().is_relative_to(out_dir.resolve()):
-        raise EchoAVCError("the key must live outside the output folder (it re-identifies everything)", key_path)
+    check_key_outside(key_path, out_dir, "output folder")
     key = PseudonymKey(key_path)
     store = open_state(out_dir)  # stale temporaries left by a run that was killed mid-write go first
     state = store.folder

@@ -104,12 +104,10 @@ def open_key(key: str | Path | None, out: str | Path) -> bytes | None:
     Refused inside the results folder ``out``: the key re-identifies every exam id there."""
     if key is None:
         return None
-    from echoavc.dicom.deid import PseudonymKey
+    from echoavc.dicom.deid import PseudonymKey, check_key_outside
 
-    path = Path(key)
-    if path.resolve().is_relative_to(Path(out).resolve()):
-        raise EchoAVCError("the key must live outside the results folder (it re-identifies every exam)", path)
-    return PseudonymKey(path).secret
+    check_key_outside(key, out, "results folder")
+    return PseudonymKey(key).secret
 
 
 def _fingerprint(bundle: Bundle, settings: ScreeningSettings, backend: str, overlays: str,

@@ -127,3 +127,15 @@ def test_forward_retries_with_backoff_until_the_destination_answers(screening_bu
         node.step()
         assert dict(dest.received) == {str(result.SOPInstanceUID): 1}
     assert queue_status(node.queue.root)["forwards_pending"] == 0 and node.counters.forwarded == 1
+
+
+@pytest.mark.parametrize("inside", ["out", "queue"])
+def test_key_inside_results_or_queue_is_refused_before_it_is_made(screening_bundle, tmp_path, inside):
+    """The key re-identifies every exam: refused in the shared results and in the prunable queue, and the
+    refusal leaves no key file behind."""
+    from echoavc.errors import EchoAVCError
+
+    key = tmp_path / inside / "echoavc.key"
+    with pytest.raises(EchoAVCError, match="key must live outside"):
+        Listener(screening_bundle, tmp_path / "out", tmp_path / "queue", key)
+    assert not key.exists()

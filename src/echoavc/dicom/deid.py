@@ -47,6 +47,12 @@ _BIRTH_DATE, _BIRTH_TIME = (0x0010, 0x0030), (0x0010, 0x0032)
 _PREFIX = {"patient": "P", "study": "E", "series": "S", "instance": "I", "file": "F"}
 
 
+def check_key_outside(key_path: str | Path, folder: str | Path, what: str) -> None:
+    """Refuse a key inside ``folder`` before it is opened (opening creates it, and a refused run must leave none)."""
+    if Path(key_path).resolve().is_relative_to(Path(folder).resolve()):
+        raise EchoAVCError(f"the key must live outside the {what} (it re-identifies everything there)", key_path)
+
+
 class PseudonymKey:
     """The user's secret key and the map from originals to pseudonyms kept beside it."""
 

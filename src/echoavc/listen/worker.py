@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from echoavc.dicom.deid import PseudonymKey
+from echoavc.dicom.deid import PseudonymKey, check_key_outside
 from echoavc.errors import EchoAVCError
 from echoavc.listen.queue import ListenQueue, fault
 from echoavc.listen.scp import StoreService
@@ -54,6 +54,8 @@ class Listener:
         from echoavc.dicom.results import check_apart
 
         check_apart(self.out, self.queue.root)  # identified queue and de-identified results stay apart
+        check_key_outside(key, self.out, "results folder")
+        check_key_outside(key, self.queue.root, "queue folder")  # the queue is pruned; the key must outlive it
         self.key = PseudonymKey(key)
         self.model = Path(model)
         self.bundle = load_bundle(model)  # a broken bundle fails before the port opens
