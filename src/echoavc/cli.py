@@ -128,6 +128,11 @@ def synth(
                                           "beside real reference clips.")] = False,
     anatomy: Annotated[str, typer.Option("--anatomy", help="classic | realistic (thick speckled tissue, zoomed "
                                          "root views, overlays in the field; docs/synth.md).")] = _SYNTH.anatomy,
+    beats_per_clip: Annotated[float, typer.Option("--beats-per-clip", help="Cardiac cycles each clip spans "
+                                                  "(classic anatomy).")] = _SYNTH.beats_per_clip,
+    phase_variety: Annotated[bool, typer.Option("--phase-variety/--no-phase-variety", help="Vary the cardiac "
+                                                "timing each clip records: header, ECG on screen (docs/phase.md).")]
+    = _SYNTH.phase_variety,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """Write a synthetic echo cohort (DICOM + ground truth) for testing and demos."""
@@ -137,7 +142,7 @@ def synth(
     try:
         paths = make_cohort(out, patients, seed, prevalence=prevalence, frames_per_exam=frames_per_exam,
                             exams_per_patient=exams_per_patient, workers=workers, progress=progress,
-                            anatomy=anatomy)
+                            anatomy=anatomy, beats_per_clip=beats_per_clip, phase_variety=phase_variety)
         sheet = make_gallery(out) if gallery else None
     except EchoAVCError as exc:
         fail(exc)
