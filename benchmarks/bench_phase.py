@@ -142,7 +142,7 @@ def main(argv=None) -> int:
     print(f"cohort: seed {a.seed}, {a.patients} patients, {len(clips)} clips, {len(df)} frames, {a.beats} beats per clip")
     print(f"deciding source per clip: {by_source}; image source decided {sum(c['image_decided'] for c in clips)}"
           f"/{len(clips)} clips")
-    print(f"closed precision by header kind: " + ", ".join(f"{h} {v['count']}" for h, v in by_header.items())
+    print("closed precision by header kind: " + ", ".join(f"{h} {v['count']}" for h, v in by_header.items())
           + f"; each source on every clip it can read: header {header_only['count']} "
           f"({header_only['value']:.3f}), ECG trace {ecg_only['count']} ({ecg_only['value']:.3f}), "
           f"ECG trace read on {sum(bool(c['ecg_closed']) for c in clips)} clips")

@@ -19,13 +19,12 @@ from typing import Callable
 import numpy as np
 
 from echoavc.phase.timing import CLOSED, OPEN, PHASES, UNKNOWN, end_diastole_frames, valve_states
+from echoavc.settings.base import FRAME_POLICIES
 
 __all__ = ["ClipPhase", "SOURCES", "FRAME_POLICIES", "decide_phase", "frames_in_policy", "CLOSED", "OPEN",
-           "UNKNOWN", "PHASES", "phase_of_file"]
+           "UNKNOWN", "PHASES"]
 
 SOURCES = ("header", "ecg_trace", "image", "none")
-#: ``predict --frames``: closed (the paper), all, end-diastole
-FRAME_POLICIES = ("closed", "all", "end-diastole")
 
 
 @dataclass
@@ -81,27 +80,3 @@ def frames_in_policy(phase: ClipPhase, policy: str) -> list[bool]:
     if policy == "closed":
         return [s == CLOSED for s in phase.states]
     return list(phase.end_diastole)
-
-
-def phase_of_file(ds, kept: list[int], frames: list[np.ndarray] | None = None, field_mask=None,
-                  boxes=None) -> ClipPhase:
-    """Every source on one file: its header ``ds``, its ORIGINAL kept ``frames`` (before masking) with the image
-    field's ``field_mask``, and the valve ``boxes`` on those frames (same pixels) for the image source."""
-    from echoavc.phase.ecg_trace import ecg_area, read_ecg_trace
-    from echoavc.phase.header import header_timing
-    from echoavc.phase.image import read_valve_image
-
-    n_total = int(getattr(ds, "NumberOfFrames", 1) or 1) if ds is not None else len(kept)
-    head = None
-    if ds is not None:
-        head = header_timing(ds, n_total)
-        if head.positions is not None:
-            head.positions = np.asarray(head.positions)[list(kept)] if n_total > 1 else head.positions
-    ecg = None
-    if frames is not None and len(frames):
-        area = ecg_area(ds, frames[0].shape[:2], field_mask)
-        ecg = read_ecg_trace([area.take(f) for f in frames], area)
-    image = None
-    if frames is not None and boxes is not None:
-        image = lambda: read_valve_image(frames, boxes)  # noqa: E731
-    return decide_phase(len(kept), head, ecg, image)

@@ -39,6 +39,19 @@ class EcgArea:
     outside: np.ndarray  #: bool (y1-y0, x1-x0): True where a trace may be (not the image field)
     from_region: bool  #: the header's ECG region, not a search outside the field
 
+    def focus(self, frame: np.ndarray) -> "EcgArea | None":
+        """The area narrowed to the trace found in one frame (with room for the marker), so a long clip keeps
+        only a strip per frame; None when the frame shows no trace."""
+        comp = _trace_component(self.take(frame))
+        if comp is None:
+            return None
+        _, (x, y, cw, ch) = comp
+        bx0, by0, bx1, by1 = self.box
+        y0, y1 = max(by0 + y - 24, by0), min(by0 + y + ch + 24, by1)
+        x0, x1 = bx0 + x, bx0 + x + cw
+        sub = self.outside[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0]
+        return EcgArea((x0, y0, x1, y1), sub, self.from_region)
+
     def take(self, frame: np.ndarray) -> np.ndarray:
         """The area of one original frame as grey (the brightest channel: traces are coloured)."""
         x0, y0, x1, y1 = self.box
@@ -110,7 +123,9 @@ def read_ecg_trace(strips: list[np.ndarray] | np.ndarray, area: EcgArea | None =
         idx = np.arange(cw)
         good = ~np.isnan(edge)
         edge = np.interp(idx, idx[good], edge[good])
-    peaks = r_peaks(-edge, min_distance=max(cw // 12, 8))
+    # one baseline sample at each end: a strip may begin or end on an R peak (the sweep starts on a beat)
+    sig = np.concatenate([[np.median(-edge)], -edge, [np.median(-edge)]])
+    peaks = r_peaks(sig, min_distance=max(cw // 12, 8)) - 1
     peaks_x = [int(p) + x for p in peaks]
     if len(peaks_x) < 2:
         return EcgReading(None, f"ECG trace with {len(peaks_x)} R peak(s): no R-R interval", peaks_x, top)
