@@ -1,6 +1,6 @@
 """The pictures of docs/phase.md, from a cohort made by benchmarks/bench_phase.py (or any --phase-variety cohort).
 
-    PYTHONPATH=src python benchmarks/phase_figures.py /tmp/echoavc-bench-phase/cohort-900811-40 docs/figures
+    PYTHONPATH=src python benchmarks/phase_figures.py /tmp/echoavc-bench-phase/cohort-900812-40 docs/figures
 
 Writes ``phase-ecg-trace.png`` (a clip's on-screen ECG strip, the R peaks found on it and each frame's marker)
 and ``phase-over-clip.png`` (that clip's valve state per frame from each source beside the truth, and the valve

@@ -43,9 +43,10 @@ class ClipPhase:
         return cls([UNKNOWN] * n, [False] * n, "none", "no source could time the clip", notes)
 
     @classmethod
-    def from_positions(cls, positions: np.ndarray, source: str, how: str, notes: dict[str, str]) -> "ClipPhase":
+    def from_positions(cls, positions: np.ndarray, source: str, how: str, notes: dict[str, str],
+                       margin: float | None = None) -> "ClipPhase":
         ed = set(end_diastole_frames(positions))
-        return cls(valve_states(positions), [i in ed for i in range(len(positions))], source, how, notes,
+        return cls(valve_states(positions, margin), [i in ed for i in range(len(positions))], source, how, notes,
                    [None if not np.isfinite(u) else round(float(u), 4) for u in positions])
 
 
@@ -58,7 +59,8 @@ def decide_phase(n_kept: int, header=None, ecg=None, image: Callable[[], object]
         if reading is None:
             continue
         if reading.positions is not None and np.isfinite(reading.positions).any():
-            return ClipPhase.from_positions(np.asarray(reading.positions, float), name, reading.how, notes)
+            return ClipPhase.from_positions(np.asarray(reading.positions, float), name, reading.how, notes,
+                                            getattr(reading, "margin", None))
         notes[name] = reading.how
     if image is not None:
         r = image()

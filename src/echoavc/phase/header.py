@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydicom.dataset import Dataset
 
-from echoavc.phase.timing import positions_from_r_times, r_peaks
+from echoavc.phase.timing import MARGIN, positions_from_r_times, r_peaks
 
 __all__ = ["HeaderTiming", "frame_times_ms", "header_timing", "waveform_r_times_ms"]
 
@@ -24,6 +24,8 @@ __all__ = ["HeaderTiming", "frame_times_ms", "header_timing", "waveform_r_times_
 class HeaderTiming:
     positions: np.ndarray | None  #: cycle position per frame (timing.py), None when the header cannot tell
     how: str  #: which attributes decided, or why none could
+    #: the valve rule's margin (share of the R-R interval) this timing needs; None: the rule's own
+    margin: float | None = None
 
 
 def _num(ds: Dataset, keyword: str) -> float | None:
@@ -99,7 +101,10 @@ def header_timing(ds: Dataset, n_frames: int) -> HeaderTiming:
         return HeaderTiming(positions_from_r_times(times, r, rr), "R Wave Time Vector")
     ptr = [int(p) - 1 for p in _values(ds, "RWavePointer") if 1 <= p <= n_frames]
     if ptr:
-        return HeaderTiming(positions_from_r_times(times, times[ptr], rr), "R Wave Pointer")
+        # an R wave known only to its nearest frame: up to half a frame interval off
+        pos = positions_from_r_times(times, times[ptr], rr)
+        step = float(np.nanmedian(np.abs(np.diff(pos)))) if np.isfinite(pos).sum() > 1 else 0.0
+        return HeaderTiming(pos, "R Wave Pointer", MARGIN + step / 2)
     wave, note = waveform_r_times_ms(ds)
     if wave is not None:
         return HeaderTiming(positions_from_r_times(times, wave, rr), note)

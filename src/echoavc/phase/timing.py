@@ -27,22 +27,25 @@ OPENS_AT, CLOSES_AT = 0.06, 0.40
 MARGIN = 0.03
 
 
-def valve_state(fraction: float) -> str:
+def valve_state(fraction: float, margin: float = MARGIN) -> str:
     """closed | open | unknown for a frame at ``fraction`` (0..1) of its R-R interval; NaN -> unknown.
 
-    Closed includes the isovolumic contraction (R wave to opening) and diastole; open is ejection."""
+    Closed includes the isovolumic contraction (R wave to opening) and diastole; open is ejection. ``margin``:
+    the share of the R-R interval either side of opening and closing called unknown (wider when the timing is
+    coarser, e.g. R waves known only to the nearest frame)."""
     if fraction is None or not np.isfinite(fraction):
         return UNKNOWN
     f = float(fraction) % 1.0
-    if OPENS_AT + MARGIN <= f < CLOSES_AT - MARGIN:
+    if OPENS_AT + margin <= f < CLOSES_AT - margin:
         return OPEN
-    if f >= CLOSES_AT + MARGIN or f < OPENS_AT - MARGIN:
+    if f >= CLOSES_AT + margin or f < OPENS_AT - margin:
         return CLOSED
     return UNKNOWN
 
 
-def valve_states(positions: Sequence[float]) -> list[str]:
-    return [valve_state(u) for u in np.asarray(positions, dtype=float)]
+def valve_states(positions: Sequence[float], margin: float | None = None) -> list[str]:
+    m = MARGIN if margin is None else max(float(margin), MARGIN)
+    return [valve_state(u, m) for u in np.asarray(positions, dtype=float)]
 
 
 def positions_from_r_times(frame_ms: Sequence[float], r_ms: Sequence[float], rr_ms: float | None = None) -> np.ndarray:
