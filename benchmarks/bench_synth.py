@@ -213,7 +213,7 @@ def main() -> int:
         by_view.setdefault(row["view"], []).append(row)
     view_summary = {v: R.summarise(rows) for v, rows in sorted(by_view.items())}
 
-    baseline = R.baseline_accuracy(out, phase="diastole")
+    baseline = R.baseline_accuracy(out, phase="closed")
     baseline_all = R.baseline_accuracy(out, phase=None)
     dvf = {"available": False} if args.skip_dciodvfy else dciodvfy_errors(out)
 

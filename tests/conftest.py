@@ -150,7 +150,8 @@ def screening_bundle(synthetic_study, tmp_path_factory):
     # the smoke detector's scores are tiny and nearly constant: accept every box, so every frame takes the
     # whole path (crop, classifier, exam, Grad-CAM); the status rules have their own test, and
     # tests/test_learning.py screens with a trained bundle's real gates (0.25 / 0.5)
-    settings = replace(load_bundle(bundle).screening, valve_conf=0.0, decide_conf=0.0)
+    # frames="all": every frame takes the whole path here; the frame policy has its own tests (tests/phase)
+    settings = replace(load_bundle(bundle).screening, valve_conf=0.0, decide_conf=0.0, frames="all")
     return SimpleNamespace(bundle=bundle, settings=settings, split_file=split_file,
                            test_sources=[cohort_dir / f for f in files], cohort_dir=cohort_dir, views=views,
                            truth=truth, study=synthetic_study)

@@ -7,6 +7,7 @@ document's shape is the older version's, the values are the ones that fit these 
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from echoavc.screening import Screener, screen_input
 
 FORMAT1 = Path(__file__).parent / "data" / "bundles" / "format1-bundle.json"
 FORMAT2 = Path(__file__).parent / "data" / "bundles" / "format2-bundle.json"
+FORMAT3 = Path(__file__).parent / "data" / "bundles" / "format3-bundle.json"
 SECTIONS = ("preprocessing", "screening", "thresholds", "detector", "classifier")
 
 
@@ -53,10 +55,10 @@ def test_the_format_1_preprocessing_record_reads_back_exactly():
 
 
 def test_the_writer_keeps_the_current_formats_shape_while_its_version_stays(screening_bundle):
-    old = json.loads(FORMAT2.read_text())  # the newest format's recorded shape
+    old = json.loads(FORMAT3.read_text())  # the newest format's recorded shape
     new = json.loads((screening_bundle.bundle / "bundle.json").read_text())
     if new["format"] != old["format"]:
-        pytest.skip(f"bundles are now {new['format']}: record its shape beside {FORMAT2.name}")
+        pytest.skip(f"bundles are now {new['format']}: record its shape beside {FORMAT3.name}")
     # a change of shape needs a new format version (and a reader for this one)
     assert BUNDLE_FORMAT == old["format"]
     assert list(new) == list(old)
@@ -85,3 +87,21 @@ def test_a_format_1_bundle_loads_and_screens_identically(screening_bundle, tmp_p
     assert got[0] == got[1] and any(s == "decided" for s, *_ in got[0])
     probs = [p for _, _, p, _ in got[0] if p is not None]
     assert np.isfinite(probs).all()
+
+
+def test_a_format_2_bundle_loads_with_every_frame_screened(screening_bundle, tmp_path):
+    """Format 3 added the frame policy (screening.frames); a format-2 bundle chose its exam threshold on every
+    frame, so it screens every frame still."""
+    old = json.loads(FORMAT2.read_text())
+    current = load_bundle(screening_bundle.bundle)
+    assert current.screening.frames == "closed"
+    folder = tmp_path / "format2"
+    shutil.copytree(screening_bundle.bundle, folder)
+    (folder / "bundle.json").write_text(json.dumps(_as_format1(current.meta, old), indent=1) + "\n")
+    legacy = load_bundle(folder)
+    assert legacy.meta["format"] == "echoavc-bundle/2" and "frames" not in legacy.meta["screening"]
+    assert legacy.screening.frames == "all"
+    src = screening_bundle.test_sources[0]
+    clip = screen_input(Screener(legacy, "onnx", replace(legacy.screening, valve_conf=0.0, decide_conf=0.0)),
+                        src.read_bytes(), src.name, "sha", tmp_path / "out", overlays="none")
+    assert {f.status for f in clip.frames} == {"decided"} and clip.phase["frames"] == "all"

@@ -356,7 +356,8 @@ def test_cli_threshold_overrides_reach_the_screening(screened, screening_bundle,
     _, inputs, _ = screened
     src = str(screening_bundle.test_sources[0])
     r = CliRunner().invoke(app, ["predict", src, "--model", str(screening_bundle.bundle), "--out",
-                                 str(tmp_path / "o"), "--no-progress", "--valve-conf", "0", "--decide-conf", "0"])
+                                 str(tmp_path / "o"), "--no-progress", "--valve-conf", "0", "--decide-conf", "0",
+                                 "--frames", "all"])  # every frame (the bundle's policy screens closed valves)
     assert r.exit_code == 0, r.output
     assert set(pd.read_csv(tmp_path / "o" / "frames.csv")["status"]) == {"decided"}
     r = CliRunner().invoke(app, ["predict", src, "--model", str(screening_bundle.bundle), "--out",

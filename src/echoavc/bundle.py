@@ -38,9 +38,11 @@ from echoavc.preprocess.record import Preprocessing
 from echoavc.settings import ConeSettings, IngestSettings, ScreeningSettings, from_dict
 
 #: format 2 adds ``test_summary`` (the held-out test report's headline figures, or null) and ``test/``
-BUNDLE_FORMAT = "echoavc-bundle/2"
+#: format 3 adds ``screening.frames``, the frame policy (issue 16: which frames predict screens and the exam
+#: threshold was chosen on); formats 1 and 2 screened every frame, and load so ("all")
+BUNDLE_FORMAT = "echoavc-bundle/3"
 #: the formats :func:`load_bundle` reads (a format-1 bundle simply has no test report)
-READABLE_FORMATS = (BUNDLE_FORMAT, "echoavc-bundle/1")
+READABLE_FORMATS = (BUNDLE_FORMAT, "echoavc-bundle/2", "echoavc-bundle/1")
 #: how validation figures are labelled wherever they are shown
 VALIDATION_LABEL = "validation (used for model selection; optimistic)"
 BUNDLE_FILE = "bundle.json"
@@ -112,7 +114,9 @@ class Bundle:
 
     @property
     def screening(self) -> ScreeningSettings:
-        return from_dict(ScreeningSettings, self.meta["screening"], self.folder / BUNDLE_FILE)
+        # a bundle made before the frame policy (format 1 or 2) screened every frame and chose its exam threshold
+        # so: it keeps doing that ("frames" absent -> "all")
+        return from_dict(ScreeningSettings, {"frames": "all", **self.meta["screening"]}, self.folder / BUNDLE_FILE)
 
     @property
     def frame_threshold(self) -> float:

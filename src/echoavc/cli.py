@@ -19,7 +19,7 @@ from rich.table import Table
 from echoavc.cliutil import STATE, DataOpt, SplitOpt, err, fail
 from echoavc.errors import EchoAVCError
 from echoavc.settings import (
-    EXAM_AGGREGATES, EXAM_THRESHOLD_RULES, IngestSettings, ScreeningSettings, SynthSettings,
+    EXAM_AGGREGATES, EXAM_THRESHOLD_RULES, FRAME_POLICIES, IngestSettings, ScreeningSettings, SynthSettings,
 )
 
 #: Defaults of the options below: the settings dataclasses' own.
@@ -128,6 +128,11 @@ def synth(
                                           "beside real reference clips.")] = False,
     anatomy: Annotated[str, typer.Option("--anatomy", help="classic | realistic (thick speckled tissue, zoomed "
                                          "root views, overlays in the field; docs/synth.md).")] = _SYNTH.anatomy,
+    beats_per_clip: Annotated[float, typer.Option("--beats-per-clip", help="Cardiac cycles each clip spans "
+                                                  "(classic anatomy).")] = _SYNTH.beats_per_clip,
+    phase_variety: Annotated[bool, typer.Option("--phase-variety/--no-phase-variety", help="Vary the cardiac "
+                                                "timing each clip records: header, ECG on screen (docs/phase.md).")]
+    = _SYNTH.phase_variety,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """Write a synthetic echo cohort (DICOM + ground truth) for testing and demos."""
@@ -137,7 +142,7 @@ def synth(
     try:
         paths = make_cohort(out, patients, seed, prevalence=prevalence, frames_per_exam=frames_per_exam,
                             exams_per_patient=exams_per_patient, workers=workers, progress=progress,
-                            anatomy=anatomy)
+                            anatomy=anatomy, beats_per_clip=beats_per_clip, phase_variety=phase_variety)
         sheet = make_gallery(out) if gallery else None
     except EchoAVCError as exc:
         fail(exc)
@@ -159,6 +164,9 @@ def train(
     min_recall: Annotated[float, typer.Option("--min-recall", min=0.0, max=1.0)] = _SCREENING.min_recall,
     aggregate: Annotated[Literal[EXAM_AGGREGATES], typer.Option("--aggregate", help="Exam probability from its "
                                                                 "frames.")] = _SCREENING.exam_aggregate,
+    frames: Annotated[Literal[FRAME_POLICIES], typer.Option("--frames", help="Frames the exam threshold is chosen "
+                                                            "on and predict screens (stored in the bundle; "
+                                                            "docs/phase.md).")] = _SCREENING.frames,
     onnx: Annotated[bool, typer.Option("--onnx/--no-onnx", help="Also store ONNX exports (predict uses "
                                        "onnxruntime then).")] = True,
     detector_weights: Annotated[Optional[Path], typer.Option("--detector-weights", help="Use this detector "
@@ -174,7 +182,7 @@ def train(
 
     try:
         screening = replace(_SCREENING, exam_threshold_rule=exam_rule, min_recall=min_recall,
-                            exam_aggregate=aggregate)
+                            exam_aggregate=aggregate, frames=frames)
         train_bundle(data, out, preset, split, work, screening=screening, onnx=onnx, progress=progress,
                      log=lambda m: console.print(m, highlight=False, soft_wrap=True),
                      detector_weights=detector_weights, classifier_model=classifier_model)
@@ -206,6 +214,9 @@ def predict(
     decide_conf: Annotated[Optional[float], typer.Option("--decide-conf", min=0.0, max=1.0, help="Override: below "
                                                          "this valve score a frame is 'low confidence'.")] = None,
     explain: Annotated[Optional[bool], typer.Option("--explain/--no-explain", help="Grad-CAM heat maps.")] = None,
+    frames: Annotated[Optional[Literal[FRAME_POLICIES]], typer.Option("--frames", help="Override the bundle's frame "
+                      "policy: closed (aortic valve closed, as the paper) | all | end-diastole (docs/phase.md; the "
+                      "exam threshold was chosen with the bundle's).")] = None,
     report: Annotated[bool, typer.Option("--report/--no-report", help="Write report.html.")] = True,
     dicom_out: Annotated[Optional[Path], typer.Option("--dicom-out", help="Also write each exam's DICOM SR and "
                          "secondary capture here. IDENTIFIED objects: keep this folder apart from --out.")] = None,
@@ -235,7 +246,7 @@ def predict(
     try:
         b = load_bundle(model)
         s = with_screening(b, detect_frames=detect_frames, exam_aggregate=aggregate, explain=explain,
-                           valve_conf=valve_conf, decide_conf=decide_conf)
+                           valve_conf=valve_conf, decide_conf=decide_conf, frames=frames)
         rep = screen_inputs(src, model, out, dicom_out=dicom_out, study=study, patient=patient, since=since,
                             credentials_file=credentials, local_ae=ae_title, local_port=port,
                             on_dicom_failure=lambda e, r: err.print(f"[red]no DICOM results:[/red] {e}: {r}",

@@ -40,7 +40,7 @@ from echoavc.screening import (HEAT_MAP_FILE, STATUS_TEXT, ClipResult, FrameResu
 from echoavc.settings import ScreeningSettings, from_dict
 
 FRAME_COLUMNS = ["exam_id", "source", "frame_index", "status", "status_text", "valve_score", "valve_x1", "valve_y1",
-                 "valve_x2", "valve_y2", "probability", "decision", "overlay"]
+                 "valve_x2", "valve_y2", "probability", "decision", "overlay", "phase", "phase_source", "end_diastole"]
 EXAM_COLUMNS = ["exam_id", "decision", "probability", "threshold", "n_clips", "n_clips_decided", "n_frames",
                 "n_decided", "spread_low", "spread_high", "spread_of", "clips_agreeing", "frames_agreeing",
                 "driving_source", "driving_frame", "reason", "sources", "overlay"]

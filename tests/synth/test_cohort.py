@@ -50,7 +50,7 @@ def test_views_boxes_and_nodules(frames):
     has_box = frames.valve_x1.notna()
     assert not has_box[~frames.view.isin(A.VALVE_VIEWS)].any()
     assert has_box[frames.view == "psax_av"].mean() > 0.9
-    assert set(frames.cardiac_phase) == {"systole", "diastole"}
+    assert set(frames.valve_phase) == {"open", "closed"}
     b = frames[has_box]
     assert ((b.valve_x1 >= 0) & (b.valve_y1 >= 0) & (b.valve_x2 <= b["columns"]) & (b.valve_y2 <= b["rows"])).all()
     assert ((b.valve_x2 > b.valve_x1 + 10) & (b.valve_y2 > b.valve_y1 + 10)).all()

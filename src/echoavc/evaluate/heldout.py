@@ -40,6 +40,9 @@ def screen_table_part(bundle, table, split, part: str = "test", backend: str = "
     from echoavc.bundle import Bundle, load_bundle
     from echoavc.detector.evaluate import part_frames
     from echoavc.files import progress_bar
+    from echoavc.phase import decide_phase
+    from echoavc.phase.image import read_valve_image
+    from echoavc.phase.policy import apply_frame_policy, boxes_of
     from echoavc.screening import ClipResult, Screener
 
     bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
@@ -58,9 +61,13 @@ def screen_table_part(bundle, table, split, part: str = "test", backend: str = "
                 images.append(img)
             exam = str(g["study_id"].iloc[0])
             res = screener.screen(images, [int(k) for k in g["frame_index"]], exam, str(sha))
+            # the frame policy as predict applies it; a table holds standard frames only (no header, no ECG
+            # outside the field), so the valve image decides here
+            phase = apply_frame_policy(res, decide_phase(len(res), image=lambda: read_valve_image(images, boxes_of(res))),
+                                       screener.settings.frames)
             decided = [i for i, f in enumerate(res) if f.status == "decided"]
             best = max(decided, key=lambda i: res[i].probability) if decided else None
-            clips.append(ClipResult(str(sha), str(sha), exam, res, best))
+            clips.append(ClipResult(str(sha), str(sha), exam, res, best, phase=phase))
             advance()
     return clips
 

@@ -31,6 +31,7 @@ STATUS_WORDS = {
     "no_cone": "no ultrasound cone found",
     "no_valve": "no aortic valve found",
     "low_confidence": "valve found with low confidence",
+    "other_phase": "other phase (not screened)",
 }
 
 _DASH = "\u2014"
@@ -245,9 +246,18 @@ def _exam_table(exams: list[Mapping], thumbs: _Thumbnails) -> str:
     return "".join(out)
 
 
+def _phase_words(fr: Mapping) -> str:
+    """The valve phase and the source that decided it, e.g. "closed (ecg trace), end-diastole"."""
+    phase = fr.get("phase") or ""
+    if not phase:
+        return _DASH
+    src = str(fr.get("phase_source") or "").replace("_", " ")
+    return phase + (f" ({src})" if src and src != "none" else "") + (", end-diastole" if fr.get("end_diastole") else "")
+
+
 def _frame_table(frames: list[Mapping], thumbs: _Thumbnails) -> str:
-    head = ("Exam", "Source", "Frame", "Status", "Details", "Valve score", "Valve box", "P(calcified)", "Decision",
-            "Overlay")
+    head = ("Exam", "Source", "Frame", "Status", "Details", "Valve phase", "Valve score", "Valve box", "P(calcified)",
+            "Decision", "Overlay")
     out = ['<table class="sortable" id="frames"><thead><tr>']
     out += [f'<th scope="col">{h}</th>' for h in head]
     out.append("</tr></thead><tbody>")
@@ -266,6 +276,7 @@ def _frame_table(frames: list[Mapping], thumbs: _Thumbnails) -> str:
             f"<td{_sort_attr(fr.get('frame_index'))}>{_e(_fmt(fr.get('frame_index')))}</td>"
             f"<td>{_e(status_words)}</td>"
             f'<td class="details">{_e(fr.get("status_text") or "")}</td>'
+            f"<td>{_e(_phase_words(fr))}</td>"
             f"<td{_sort_attr(fr.get('valve_score'))}>{_e(_fmt(fr.get('valve_score')))}</td>"
             f"<td>{_e(box_html)}</td>"
             f"<td{_sort_attr(fr.get('probability'))}>{_e(_fmt(fr.get('probability')))}</td>"

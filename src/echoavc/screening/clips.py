@@ -14,6 +14,8 @@ import numpy as np
 
 from echoavc.errors import EchoAVCError, NoConeError
 from echoavc.files import progress_bar
+from echoavc.phase.policy import apply_frame_policy, boxes_of
+from echoavc.phase.reader import PhaseReader
 from echoavc.screening.core import ClipResult, FrameResult, Screener, STATUS_TEXT, exam_id_of, heat_map
 
 __all__ = ["read_input", "screen_input", "explain_exams", "redraw_with_heat_map", "frame_label",
@@ -66,9 +68,13 @@ def screen_input(screener: Screener, data: bytes, name: str, sha: str, out_dir: 
         return ClipResult(name, sha, exam_id, [FrameResult(exam_id, name, int(k), "no_cone") for k in kept],
                           seconds={"total": round(time.perf_counter() - t0, 4)})
     t1 = time.perf_counter()
-    images = [prep.standard(frame) for _, frame in prep.frames()]
+    images, reader = [], PhaseReader(prep)
+    for _, frame in prep.frames():
+        reader.add(frame)  # the ECG drawn on screen, from the original pixels before masking
+        images.append(prep.standard(frame))
     t2 = time.perf_counter()
     frames = screener.screen(images, prep.kept, exam_id, name)
+    phase = apply_frame_policy(frames, reader.phase(images, boxes_of(frames)), screener.settings.frames)
     if review_frames:
         from echoavc.review.frames import write_review_frames
 
@@ -76,7 +82,7 @@ def screen_input(screener: Screener, data: bytes, name: str, sha: str, out_dir: 
     t3 = time.perf_counter()
     decided = [i for i, f in enumerate(frames) if f.status == "decided"]
     best = max(decided, key=lambda i: frames[i].probability) if decided else None
-    result = ClipResult(name, sha, exam_id, frames, best)
+    result = ClipResult(name, sha, exam_id, frames, best, phase=phase)
     if overlays != "none":
         outline = prep.standard_outline()
         show = best if best is not None else len(frames) // 2

@@ -25,6 +25,7 @@ STATUS_TEXT = {
     "no_cone": "no ultrasound cone found",
     "no_valve": "not an aortic-valve short-axis view, or no valve found",
     "low_confidence": "valve found with low confidence: not used for the exam",
+    "other_phase": "not a frame of the screened phase (--frames): not used for the exam",
 }
 def exam_id_of(study_uid: str, secret: bytes | None = None) -> str:
     """A short, stable exam id that does not show the study UID (which can identify a patient).
@@ -54,6 +55,10 @@ class FrameResult:
     overlay: str = ""
     #: P(grade = 0..K-1) of the valve crop, when the bundle has a grade head (absent from the records otherwise)
     grade_probabilities: list[float] | None = None
+    #: aortic valve closed | open | unknown, the source that decided it (echoavc.phase), end-diastole frame
+    phase: str = ""
+    phase_source: str = ""
+    end_diastole: bool = False
 
     @property
     def status_text(self) -> str:
@@ -82,15 +87,18 @@ class ClipResult:
     best: int | None = None
     overlay: str = ""
     seconds: dict = field(default_factory=dict)
+    #: the clip's valve phase: {source, how, notes (why earlier sources did not decide), frames (the policy)}
+    phase: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"source": self.source, "sha256": self.sha256, "exam_id": self.exam_id, "best": self.best,
-                "overlay": self.overlay, "seconds": self.seconds, "frames": [f.record() for f in self.frames]}
+                "overlay": self.overlay, "seconds": self.seconds, "frames": [f.record() for f in self.frames],
+                "phase": self.phase}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ClipResult":
         return cls(d["source"], d["sha256"], d["exam_id"], [FrameResult(**f) for f in d["frames"]], d.get("best"),
-                   d.get("overlay", ""), d.get("seconds", {}))
+                   d.get("overlay", ""), d.get("seconds", {}), d.get("phase", {}))
 
 
 # ---------------------------------------------------------------- the screener

@@ -25,6 +25,8 @@ THRESHOLD_RULES = ("recall", "youden", "fixed")
 CROSS_VALIDATE = ("auto", "always", "never")
 EXAM_AGGREGATES = ("mean", "median", "max")
 EXAM_THRESHOLD_RULES = ("recall", "youden", "frame")
+#: Which frames predict screens (docs/phase.md): valve closed (the paper), all, the frame nearest end-diastole.
+FRAME_POLICIES = ("closed", "all", "end-diastole")
 #: Synthetic anatomy: the original generator, or thick speckled tissue with acquisition variety (docs/synth.md).
 SYNTH_ANATOMIES = ("classic", "realistic")
 

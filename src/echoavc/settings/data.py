@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from echoavc.errors import EchoAVCError
 from echoavc.settings.base import COORDINATE_SPACES, LABEL_IDS, STANDARD_SIZE, SYNTH_ANATOMIES, UNKNOWN_VIEWS, _check
 
 
@@ -87,8 +88,17 @@ class SynthSettings:
     #: "classic" (the default) or "realistic": thick speckled tissue bands at the valve level, more views,
     #: zoomed aortic-root views, vendor-like grey maps and overlays inside the field (docs/synth.md, sim-to-real).
     anatomy: str = "classic"
+    #: Cardiac cycles each clip spans (1: one beat, as before; more: clips holding several beats; classic anatomy).
+    beats_per_clip: float = 1.0
+    #: Vary how each clip records its cardiac timing (docs/phase.md): R-wave timing or an ECG waveform in the
+    #: header or none, Frame Time Vector, the ECG on screen drawn or not, its colour, sweep speed and marker.
+    phase_variety: bool = False
 
     def __post_init__(self):
+        if not 0.25 <= self.beats_per_clip <= 10:
+            raise EchoAVCError(f"beats_per_clip must be within 0.25..10, got {self.beats_per_clip}")
+        if self.beats_per_clip != 1.0 and self.anatomy != "classic":
+            raise EchoAVCError("beats_per_clip other than 1 needs the classic anatomy (the realistic one spans one beat)")
         _check(self, choices={"anatomy": SYNTH_ANATOMIES}, shares=("prevalence", "progression_probability", "distractor_fraction", "zoom_fraction",
                              "us_regions_fraction"))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from echoavc.errors import EchoAVCError
-from echoavc.settings.base import EXAM_AGGREGATES, EXAM_THRESHOLD_RULES, _check
+from echoavc.settings.base import EXAM_AGGREGATES, EXAM_THRESHOLD_RULES, FRAME_POLICIES, _check
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,14 @@ class ScreeningSettings:
     explain: bool = True
     #: Frames per batch through the detector and the classifier.
     batch: int = 16
+    #: Which frames count for the exam (docs/phase.md): "closed" (aortic valve closed, as the paper picked),
+    #: "all", or "end-diastole" (the frame nearest the R wave of each beat). A clip whose phase no source can
+    #: tell is screened whole. Bundles made before this setting screen "all" (bundle.py).
+    frames: str = "closed"
 
     def __post_init__(self):
-        _check(self, {"exam_aggregate": EXAM_AGGREGATES, "exam_threshold_rule": EXAM_THRESHOLD_RULES},
+        _check(self, {"exam_aggregate": EXAM_AGGREGATES, "exam_threshold_rule": EXAM_THRESHOLD_RULES,
+                      "frames": FRAME_POLICIES},
                shares=("valve_conf", "decide_conf", "min_recall"))
         if self.decide_conf < self.valve_conf:
             raise EchoAVCError(f"decide_conf ({self.decide_conf}) must be at least valve_conf ({self.valve_conf}) "

@@ -301,6 +301,24 @@ def cardiac_phase_name(phase: float) -> str:
     return "systole" if 0.06 <= phase < 0.40 else "diastole"
 
 
+#: the aortic valve's state per frame in ``frames.csv`` (column ``valve_phase``); older cohorts have
+#: ``cardiac_phase`` with "diastole" (the same frames as "closed": isovolumic contraction included) and "systole"
+OLD_PHASE_NAMES = {"diastole": "closed", "systole": "open"}
+
+
+def valve_phase_name(phase: float) -> str:
+    """'open' while the aortic valve opens, is open or closes (ejection), else 'closed' (isovolumic contraction,
+    relaxation and filling): the frames the paper picked are the closed ones."""
+    return OLD_PHASE_NAMES[cardiac_phase_name(phase)]
+
+
+def valve_phase_column(frames):
+    """The ``valve_phase`` column of a cohort's frames table (a DataFrame), also from an older ``cardiac_phase``."""
+    if "valve_phase" in frames.columns:
+        return frames["valve_phase"]
+    return frames["cardiac_phase"].map(OLD_PHASE_NAMES)
+
+
 def contraction(phase: float) -> float:
     """Ventricular contraction 0..1 (max at end-systole)."""
     return float(np.clip(math.sin(math.pi * np.clip((phase - 0.03) / 0.5, 0, 1)), 0, 1))

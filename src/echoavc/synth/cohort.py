@@ -30,12 +30,13 @@ from echoavc.files import atomic_write_text, atomic_write_with, progress_bar
 from echoavc.settings import SynthSettings
 from echoavc.synth import anatomy as A
 from echoavc.synth import dicom as D
+from echoavc.synth import phase as P
 from echoavc.synth import scanner as S
 from echoavc.synth import screen as V
 
 FRAME_COLUMNS = [
     "source_sha256", "frame_index", "file", "patient_id", "exam_id", "study_instance_uid",
-    "sop_instance_uid", "view", "cardiac_phase", "cycle_fraction",
+    "sop_instance_uid", "view", "valve_phase", "cycle_fraction", "frame_time_ms", "phase_header", "ecg_on_screen",
     "valve_x1", "valve_y1", "valve_x2", "valve_y2", "nodules", "calcified", "grade",
     "rows", "columns", "number_of_frames", "encoding", "transfer_syntax", "photometric",
     "layout", "has_us_regions", "zoomed", "depth_mm", "freq_mhz", "gain_db", "dynamic_range_db",
@@ -76,6 +77,7 @@ class ClipPlan:
     zoomed: bool
     series_number: int
     level: str = ""  #: realistic anatomy: short-axis level of a ``psax_mid`` clip (base, mid, apex)
+    beats: float = 1.0  #: cardiac cycles the clip spans (classic anatomy)
 
 
 #: Where the receiver noise floor sits on the display: its RMS as a share of the dynamic range
@@ -148,11 +150,11 @@ def render_clip(heart: A.Heart, plan: ClipPlan, rng: np.random.Generator, heart_
     scat = None
     # speckle decorrelates with time (tissue motion, probe motion, breathing): frames of a short
     # clip, spread over a whole cardiac cycle, are far apart and share little of their speckle
-    interval_ms = 60000.0 / heart_rate / max(plan.n_frames, 1)
+    interval_ms = 60000.0 / heart_rate / max(plan.n_frames, 1) * plan.beats
     corr = acq.frame_correlation ** (interval_ms / CORRELATION_INTERVAL_MS)
     frames, truth = [], []
     for i in range(plan.n_frames):
-        phase = (start + i / plan.n_frames) % 1.0
+        phase = (start + i * plan.beats / plan.n_frames) % 1.0
         jit = A.Pose(pose.x_mm + float(rng.normal(0, 0.6)), pose.z_mm + float(rng.normal(0, 0.6)),
                      pose.rot_deg + float(rng.normal(0, 0.8)), pose.scale)
         scene = A.render(plan.view, heart, jit, phase, acq.depth_mm, half, rng, tex=tex)
@@ -300,6 +302,7 @@ def make_patient(args: tuple) -> tuple[list[dict], list[dict]]:
                            "study_instance_uid": study_uid, "study_date": date, "exam_index": e})
         for plan in _plan_exam(rng, settings, 0):
             series += 1
+            plan = replace(plan, beats=settings.beats_per_clip)
             frames, truth, disp, acq, conv = render_clip(heart, plan, rng, hr, settings.anatomy)
             acq_time = f"{hh:02d}{mm:02d}{min(series * 7, 59):02d}"
             text = V.ScreenText(ident["display_name"], ident["patient_id"],
@@ -309,9 +312,11 @@ def make_patient(args: tuple) -> tuple[list[dict], list[dict]]:
                                 float(rng.uniform(30, 70)),
                                 acq.depth_mm, acq.freq_mhz, int(50 + 2 * acq.gain_db),
                                 acq.dynamic_range_db, hr)
+            timing = P.clip_timing(np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index, e, series, 7))),
+                                   settings, V.LAYOUTS[plan.layout], hr, plan, truth)
             for i in range(len(frames)):
                 V.overlay(frames[i], disp, V.LAYOUTS[plan.layout], text, truth[i]["phase"],
-                          rng_seed=seed * 7919 + index * 31 + series)
+                          rng_seed=seed * 7919 + index * 31 + series, ecg=timing.style)
             region = _region(conv, disp, acq) if plan.us_regions else None
             sop_uid = _uid(seed, index, e, series, "sop")
             layout = V.LAYOUTS[plan.layout]
@@ -322,9 +327,11 @@ def make_patient(args: tuple) -> tuple[list[dict], list[dict]]:
                 study_id=f"{e + 1}", institution=ident["institution"], referring=ident["referring"],
                 operator=ident["operator"], manufacturer=layout.vendor, model=layout.model,
                 station=f"US{index % 97:02d}{seed % 10000:04d}", series_number=series, instance_number=1,
-                frame_time_ms=60000.0 / hr / max(plan.n_frames, 1), heart_rate=hr, acquisition_time=acq_time)
+                frame_time_ms=60000.0 / hr / max(plan.n_frames, 1) * plan.beats, heart_rate=hr,
+                acquisition_time=acq_time)
             ds = D.build_dataset(frames, plan.encoding, header, region,
                                  jpeg_quality=int(rng.integers(80, 96)))
+            P.add_timing(ds, timing, V.LAYOUTS[plan.layout] if plan.us_regions else None)
             data = D.encode(ds)
             rel = Path("dicom") / ident["patient_id"] / accession / f"US{series:02d}.dcm"
             sha = D.write_atomic(out_dir / rel, data)
@@ -335,7 +342,9 @@ def make_patient(args: tuple) -> tuple[list[dict], list[dict]]:
                     "source_sha256": sha, "frame_index": i, "file": rel.as_posix(),
                     "patient_id": ident["patient_id"], "exam_id": accession, "study_instance_uid": study_uid,
                     "sop_instance_uid": sop_uid, "view": plan.view,
-                    "cardiac_phase": A.cardiac_phase_name(t["phase"]), "cycle_fraction": round(t["phase"], 4),
+                    "valve_phase": A.valve_phase_name(t["phase"]), "cycle_fraction": round(t["phase"], 4),
+                    "frame_time_ms": round(header.frame_time_ms, 3), "phase_header": timing.header,
+                    "ecg_on_screen": timing.screen,
                     "valve_x1": box[0] if box else None, "valve_y1": box[1] if box else None,
                     "valve_x2": box[2] if box else None, "valve_y2": box[3] if box else None,
                     "nodules": json.dumps(t["nodules"]), "calcified": int(heart.grade > 0), "grade": heart.grade,

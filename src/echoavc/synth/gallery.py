@@ -11,6 +11,7 @@ import numpy as np
 
 from echoavc.errors import EchoAVCError
 from echoavc.files import atomic_write_bytes
+from echoavc.synth.anatomy import valve_phase_column
 
 THUMB_W, THUMB_H = 400, 300
 
@@ -72,7 +73,8 @@ def make_gallery(cohort_dir: str | Path, out_png: str | Path | None = None, per_
         raise EchoAVCError("no frames.csv: not a synthetic cohort folder", cohort_dir)
     df = pd.read_csv(frames_csv)
     picks = []
-    av = df[(df.view == "psax_av") & (df.cardiac_phase == "diastole") & df.valve_x1.notna()]
+    phases = valve_phase_column(df)
+    av = df[(df.view == "psax_av") & (phases == "closed") & df.valve_x1.notna()]
     for g in range(4):
         sub = av[av.grade == g].drop_duplicates("exam_id").head(per_grade)
         picks += list(sub.itertuples())
@@ -86,7 +88,7 @@ def make_gallery(cohort_dir: str | Path, out_png: str | Path | None = None, per_
             cache[r.file] = arr if int(ds.get("NumberOfFrames", 1) or 1) > 1 else arr[None]
         img = cache[r.file][int(r.frame_index)]
         box = None if pd.isna(r.valve_x1) else (r.valve_x1, r.valve_y1, r.valve_x2, r.valve_y2)
-        cap = f"{r.view} {r.cardiac_phase} grade {r.grade} {r.encoding} {r.layout}"
+        cap = f"{r.view} {phases[r.Index]} grade {r.grade} {r.encoding} {r.layout}"
         tiles.append(_thumb(img, cap, box, json.loads(r.nodules)))
     if not tiles:
         raise EchoAVCError("nothing to show", cohort_dir)

@@ -258,10 +258,11 @@ BASELINE_THRESHOLDS = (190, 200, 210, 220)
 
 
 def baseline_accuracy(cohort_dir, thresholds: tuple[int, ...] = BASELINE_THRESHOLDS,
-                      phase: str | None = "diastole") -> dict[int, dict[str, float]]:
+                      phase: str | None = "closed") -> dict[int, dict[str, float]]:
     """The paper's heuristic on a synthetic cohort: binarise the valve crop (ground-truth box,
     grey levels) at each threshold; calcified when any pixel is above it. One decision per
-    short-axis aortic-valve frame (``phase``: only frames of that cardiac phase; None: all).
+    short-axis aortic-valve frame (``phase``: only frames with the aortic valve "closed" or "open" (older
+    names "diastole", "systole" accepted); None: all).
 
     Returns {threshold: {accuracy, precision, recall, n, positives}}.
     """
@@ -271,7 +272,9 @@ def baseline_accuracy(cohort_dir, thresholds: tuple[int, ...] = BASELINE_THRESHO
     df = pd.read_csv(cohort_dir / "frames.csv")
     df = df[(df.view == "psax_av") & df.valve_x1.notna()]
     if phase:
-        df = df[df.cardiac_phase == phase]
+        from echoavc.synth.anatomy import OLD_PHASE_NAMES, valve_phase_column
+
+        df = df[valve_phase_column(df) == OLD_PHASE_NAMES.get(phase, phase)]
     maxima, truth = [], []
     for r, gray in _grey_frames(cohort_dir, df):
         x1, y1 = int(math.floor(r.valve_x1)), int(math.floor(r.valve_y1))

@@ -101,9 +101,33 @@ def _put(img, text, org, layout: Layout, color, scale=1.0, thick=1):
                 cv2.LINE_AA)
 
 
+@dataclass(frozen=True)
+class EcgStyle:
+    """How a screen shows the ECG (on the layouts that have one): the defaults are the layouts' own."""
+
+    drawn: bool = True
+    color: tuple[int, int, int] = (40, 210, 90)  #: RGB of the trace
+    beats: float = 2.2  #: R-R intervals across the strip (the sweep speed)
+    marker: bool = True  #: the current-frame marker
+
+
+#: trace colours scanners use (RGB): green, yellow, cyan, orange
+ECG_COLORS = ((40, 210, 90), (230, 200, 60), (80, 200, 230), (240, 150, 40))
+#: R-R intervals across the strip: faster and slower sweeps
+ECG_BEATS = (2.2, 2.6, 3.2)
+
+
+def ecg_strip_box(layout: Layout, style: EcgStyle | None = None) -> tuple[int, int, int, int]:
+    """The screen rectangle (x0, y0, x1, y1, inclusive) the ECG strip occupies (its Ultrasound Region)."""
+    h, w = layout.height, layout.width
+    return 56, h - 40 - 28 - 10, int(w * 0.42) + 4, h - 40 + 14
+
+
 def overlay(frame: np.ndarray, disp: Display, layout: Layout, text: ScreenText, phase: float,
-            rng_seed: int) -> np.ndarray:
-    """Draw the vendor screen around a sector image. ``frame``: (H, W, 3) uint8 RGB, modified and returned."""
+            rng_seed: int, ecg: EcgStyle | None = None) -> np.ndarray:
+    """Draw the vendor screen around a sector image. ``frame``: (H, W, 3) uint8 RGB, modified and returned.
+
+    ``ecg``: how the ECG is shown on layouts that have one (None: the layout's own green trace)."""
     rng = np.random.default_rng(rng_seed)
     white, grey, dim = (235, 235, 235), (170, 170, 170), (110, 110, 110)
     green, yellow, cyan = (40, 210, 90), (230, 200, 60), (80, 200, 230)
@@ -151,8 +175,9 @@ def overlay(frame: np.ndarray, disp: Display, layout: Layout, text: ScreenText, 
             cv2.line(frame, (x, y0), (x, h - 2), dim, 1)
             _put(frame, lab, (x + 24, h - 9), layout, grey)
     _depth_scale(frame, disp, layout, white)
-    if layout.ecg:
-        _ecg(frame, layout, phase, text.heart_rate_bpm, green)
+    if layout.ecg and (ecg is None or ecg.drawn):
+        style = ecg or EcgStyle()
+        _ecg(frame, layout, phase, text.heart_rate_bpm, style.color, style.beats, style.marker)
         _put(frame, f"{text.heart_rate_bpm}bpm", (w - 110, h - 30), layout, white)
     # a marker dot beside the probe (orientation mark)
     if disp.clip_box is None:
@@ -187,17 +212,17 @@ def _depth_scale(img, disp: Display, layout: Layout, color):
             _put(img, str(cm), (x + 6, y + 5), layout, color, 0.8)
 
 
-def _ecg(img, layout: Layout, phase: float, bpm: int, color):
+def _ecg(img, layout: Layout, phase: float, bpm: int, color, beats: float = 2.2, marker: bool = True):
     h, w = img.shape[:2]
     x0, x1 = 60, int(w * 0.42)
     base = h - 40
     amp = 28
-    beats = 2.2
     xs = np.arange(x0, x1)
     t = (xs - x0) / (x1 - x0) * beats
     ys = base - amp * ecg_wave(t)
     pts = np.stack([xs, ys], axis=1).astype(np.int32)
     cv2.polylines(img, [pts], False, color, 1, cv2.LINE_AA)
-    cur = x0 + int((1 + phase) / beats * (x1 - x0))
-    cv2.line(img, (cur, base - amp - 6), (cur, base + 10), (230, 230, 230), 1)
+    if marker:
+        cur = x0 + int((1 + phase) / beats * (x1 - x0))
+        cv2.line(img, (cur, base - amp - 6), (cur, base + 10), (230, 230, 230), 1)
     cv2.line(img, (x0, base + 12), (x0, base + 6), color, 1)

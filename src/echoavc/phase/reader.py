@@ -1,0 +1,41 @@
+"""The phase sources on one prepared clip, as ``predict`` decodes it (screening/clips.py ``screen_input``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["PhaseReader"]
+
+
+class PhaseReader:
+    """The phase sources on one prepared clip: its header, the ECG strip of each original frame as it is
+    decoded (only the strip is kept), and at the end the valve in the standard frames (echoavc.phase)."""
+
+    def __init__(self, prep):
+        from echoavc.phase.header import header_timing
+
+        self.prep = prep
+        self.ds = prep.clip.dataset if prep.clip is not None else None
+        self.head = header_timing(self.ds, prep.clip.n_frames) if self.ds is not None else None
+        self.area, self.strips, self.looked = None, [], False
+
+    def add(self, frame: np.ndarray) -> None:
+        from echoavc.phase.ecg_trace import ecg_area
+
+        if not self.looked:
+            self.looked = True
+            self.area = ecg_area(self.ds, frame.shape[:2], self.prep.frame.mask).focus(frame)
+        if self.area is not None:
+            self.strips.append(self.area.take(frame))
+
+    def phase(self, images, boxes):
+        from echoavc.phase import decide_phase
+        from echoavc.phase.ecg_trace import EcgReading, read_ecg_trace
+        from echoavc.phase.image import read_valve_image
+
+        head = self.head
+        if head is not None and head.positions is not None and len(head.positions) > 1:
+            head.positions = np.asarray(head.positions)[self.prep.kept]
+        ecg = (read_ecg_trace(self.strips, self.area) if self.area is not None
+               else EcgReading(None, "no ECG trace on screen"))
+        return decide_phase(len(self.prep.kept), head, ecg, lambda: read_valve_image(images, boxes))
