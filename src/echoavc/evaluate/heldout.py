@@ -41,6 +41,7 @@ def screen_table_part(bundle, table, split, part: str = "test", backend: str = "
     from echoavc.detector.evaluate import part_frames
     from echoavc.files import progress_bar
     from echoavc.screening import ClipResult, Screener
+    from echoavc.views.screening import screen_with_view
 
     bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     screener = Screener(bundle, backend, settings)
@@ -57,10 +58,11 @@ def screen_table_part(bundle, table, split, part: str = "test", backend: str = "
                     raise EchoAVCError("cannot read frame image", table.image_file(p))
                 images.append(img)
             exam = str(g["study_id"].iloc[0])
-            res = screener.screen(images, [int(k) for k in g["frame_index"]], exam, str(sha))
+            # the clip's view first, when the bundle has a view model (as predict does: echoavc.views.screening)
+            res, view = screen_with_view(screener, images, [int(k) for k in g["frame_index"]], exam, str(sha))
             decided = [i for i, f in enumerate(res) if f.status == "decided"]
             best = max(decided, key=lambda i: res[i].probability) if decided else None
-            clips.append(ClipResult(str(sha), str(sha), exam, res, best))
+            clips.append(ClipResult(str(sha), str(sha), exam, res, best, view=view))
             advance()
     return clips
 

@@ -16,6 +16,7 @@ import numpy as np
 from echoavc.bundle import Bundle
 from echoavc.preprocess.crop import prepare_crop
 from echoavc.settings import ScreeningSettings
+from echoavc.views.screening import NOT_SCREENED
 
 __all__ = ["STATUS_TEXT", "exam_id_of", "FrameResult", "ClipResult", "nearest_located", "located_frames",
            "Screener", "heat_map"]
@@ -25,6 +26,8 @@ STATUS_TEXT = {
     "no_cone": "no ultrasound cone found",
     "no_valve": "not an aortic-valve short-axis view, or no valve found",
     "low_confidence": "valve found with low confidence: not used for the exam",
+    # not screened: the header, the clip's view or the colour-Doppler rule (echoavc.views.screening)
+    **NOT_SCREENED,
 }
 def exam_id_of(study_uid: str, secret: bytes | None = None) -> str:
     """A short, stable exam id that does not show the study UID (which can identify a patient).
@@ -54,6 +57,9 @@ class FrameResult:
     overlay: str = ""
     #: P(grade = 0..K-1) of the valve crop, when the bundle has a grade head (absent from the records otherwise)
     grade_probabilities: list[float] | None = None
+    #: the clip's view and its probability, when the bundle has a view model or the header decided (else absent)
+    view: str = ""
+    view_probability: float | None = None
 
     @property
     def status_text(self) -> str:
@@ -64,6 +70,8 @@ class FrameResult:
         d = asdict(self)
         if d["grade_probabilities"] is None:
             del d["grade_probabilities"]
+        if not d["view"]:
+            del d["view"], d["view_probability"]
         return d
 
     def to_dict(self) -> dict:
@@ -82,15 +90,21 @@ class ClipResult:
     best: int | None = None
     overlay: str = ""
     seconds: dict = field(default_factory=dict)
+    #: the clip's view {view, probability, source (header | model), reason (why not screened; "" when taken)};
+    #: None when nothing decided it (no view model, no header rule)
+    view: dict | None = None
 
     def to_dict(self) -> dict:
-        return {"source": self.source, "sha256": self.sha256, "exam_id": self.exam_id, "best": self.best,
-                "overlay": self.overlay, "seconds": self.seconds, "frames": [f.record() for f in self.frames]}
+        d = {"source": self.source, "sha256": self.sha256, "exam_id": self.exam_id, "best": self.best,
+             "overlay": self.overlay, "seconds": self.seconds, "frames": [f.record() for f in self.frames]}
+        if self.view is not None:
+            d["view"] = self.view
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "ClipResult":
         return cls(d["source"], d["sha256"], d["exam_id"], [FrameResult(**f) for f in d["frames"]], d.get("best"),
-                   d.get("overlay", ""), d.get("seconds", {}))
+                   d.get("overlay", ""), d.get("seconds", {}), d.get("view"))
 
 
 # ---------------------------------------------------------------- the screener
@@ -123,6 +137,8 @@ class Screener:
         self.classifier = bundle.classifier(self.backend, threads)
         #: the severity grade head (None: the bundle has none, and frames carry no grade)
         self.grader = bundle.grader(self.backend, threads)
+        #: the view model (None: the bundle has none, and every clip is screened as before)
+        self.views = bundle.view_model(self.backend, threads)
         self.frame_threshold = bundle.frame_threshold
         #: the valve crop as the classifier was trained on it (the bundle's preprocessing record)
         pre = bundle.preprocess()
