@@ -123,3 +123,14 @@ def test_a_bundle_without_views_writes_what_it_always_wrote(bundles, inputs, tmp
     assert not (tmp_path / "out" / "clips.csv").exists()
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     assert "clips" not in doc and all("view" not in f for f in doc["frames"])
+
+
+def test_train_stores_a_given_view_model_and_refuses_what_is_not_one(tmp_path):
+    from echoavc.errors import EchoAVCError
+    from echoavc.train import _view_stage
+
+    vm = fixed_view_model(tmp_path / "vm", "a4c")
+    assert _view_stage(None, None, tmp_path, None, vm, lambda m: None, False) == vm
+    assert _view_stage(None, None, tmp_path, None, None, lambda m: None, False) is None  # no view stage: as before
+    with pytest.raises(EchoAVCError, match="not a view model"):
+        _view_stage(None, None, tmp_path, None, tmp_path, lambda m: None, False)

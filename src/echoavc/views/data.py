@@ -72,7 +72,7 @@ def augment_batch(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if rng.uniform() < 0.3:
             img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.5, 1.5))
         if rng.uniform() < 0.3:
-            img = img * rng.gamma(4.0, 0.25, img.shape).astype(np.float32)
+            img = img * rng.gamma(16.0, 1 / 16, img.shape).astype(np.float32)  # speckle-like, sd 0.25
         img = np.clip(img * rng.uniform(0.7, 1.3), 0, 1) ** rng.uniform(0.6, 1.6)
         out[i] = img
     return out
