@@ -20,7 +20,7 @@ DATA_COMMANDS = [
     ("detector", "train"), ("detector", "evaluate"),
     ("classifier", "train"), ("classifier", "evaluate"), ("classifier", "explain"),
     ("experiments", "table1"), ("experiments", "table2"), ("experiments", "table3"), ("experiments", "table4"),
-    ("evaluate",),
+    ("evaluate",), ("views", "train"), ("views", "evaluate"),
 ]
 
 

@@ -12,6 +12,9 @@ A bundle is what ``echoavc train`` writes and ``echoavc predict`` reads::
     BUNDLE/classifier/grade.*               the severity grade head, when the labels had grades (optional)
     BUNDLE/grade.json                       the grade head's summary, or "grade: not trained (no grades in
                                             the labels)" (a file, so bundle.json keeps format 2's shape)
+    BUNDLE/views/model.safetensors          the view model (optional; echoavc.views): views.json (classes,
+    BUNDLE/views/views.json                 input size, its validation figures, labelled optimistic) and
+    BUNDLE/views/model.onnx                 model.onnx; without it every clip is screened, as before
     BUNDLE/validation/...                   the validation report (used for model selection; optimistic)
     BUNDLE/test/...                         the test report: ``echoavc evaluate`` on the split's test part, once
     BUNDLE/MODEL_CARD.md
@@ -51,6 +54,7 @@ DETECTOR_ONNX = "detector.onnx"
 CLASSIFIER_DIR = "classifier"
 INGEST_FILE = "ingest.json"
 GRADE_FILE = "grade.json"
+VIEWS_DIR = "views"
 RESEARCH_ONLY = "Research use only: not for clinical diagnosis or treatment decisions."
 
 
@@ -185,10 +189,31 @@ class Bundle:
             b = "torch"
         return GradeModel.load(self.folder / CLASSIFIER_DIR, backend=b, threads=threads)
 
+    @property
+    def has_views(self) -> bool:
+        """True when the bundle holds a view model (listed in its files; bundles made before it have none)."""
+        return f"{VIEWS_DIR}/views.json" in self.meta.get("files", {})
+
+    def view_model(self, backend: str = "auto", threads: int = 0):
+        """The view model (``echoavc.views.model.ViewModel``), or None when the bundle has none: then every clip
+        is screened, as bundles made before views were."""
+        if not self.has_views:
+            return None
+        from echoavc.views.model import ViewModel
+
+        b = self.backend(backend)
+        if b == "onnx" and not (self.folder / VIEWS_DIR / "model.onnx").is_file():
+            b = "torch"
+        return ViewModel.load(self.folder / VIEWS_DIR, backend=b, threads=threads)
+
     def card(self) -> dict:
         """The model card shown in reports: what it is, how it was made and validated, its limits."""
         m = self.meta
-        return {
+        if self.has_views:
+            extra = {"views": views_card(json.loads((self.folder / VIEWS_DIR / "views.json").read_text()))}
+        else:
+            extra = {}
+        return extra | {
             "intended_use": RESEARCH_ONLY,
             "name": m.get("name", self.folder.name),
             "created": m.get("created"),
@@ -210,11 +235,11 @@ def save_bundle(out: str | Path, *, detector_weights: str | Path, classifier_dir
                 training: dict | None = None, validation: dict | None = None, validation_files: dict | None = None,
                 detector_settings=None, name: str | None = None, onnx: bool = True,
                 limitations: list[str] | None = None, test: dict | None = None,
-                test_files: dict | None = None) -> Path:
+                test_files: dict | None = None, views_dir: str | Path | None = None) -> Path:
     """Assemble a bundle from a trained detector checkpoint and classifier folder; returns its folder.
 
     The folder is built beside ``out`` and renamed into place, so an interrupted save leaves no half bundle
-    (:func:`echoavc.files.atomic_folder`).
+    (:func:`echoavc.files.atomic_folder`). ``views_dir``: a view model folder (``echoavc views train``) to include.
     """
     from echoavc.classifier.predict import Classifier, read_meta
     from echoavc.detector.export import export_onnx, export_state
@@ -245,6 +270,15 @@ def save_bundle(out: str | Path, *, detector_weights: str | Path, classifier_dir
             from echoavc.classifier.grade import GradeModel
 
             GradeModel.load(cdir, backend="onnx")  # exports grade.onnx beside them
+        if views_dir is not None:
+            from echoavc.views.model import ViewModel
+
+            vdir = tmp / VIEWS_DIR
+            vdir.mkdir()
+            for f in ("model.safetensors", "views.json"):
+                shutil.copy2(Path(views_dir) / f, vdir / f)
+            if onnx:
+                ViewModel.load(vdir, backend="onnx")  # exports model.onnx beside the weights
         files = [("validation", rel, c) for rel, c in (validation_files or {}).items()]
         files += [("test", rel, c) for rel, c in (test_files or {}).items()]
         for where, rel, content in files:
@@ -279,7 +313,10 @@ def save_bundle(out: str | Path, *, detector_weights: str | Path, classifier_dir
         }
         grade = grade_note(cdir)
         (tmp / GRADE_FILE).write_text(json.dumps(grade, indent=1, default=str) + "\n")
-        (tmp / "MODEL_CARD.md").write_text(model_card_markdown(meta, grade))
+        card_md = model_card_markdown(meta, grade)
+        if views_dir is not None:
+            card_md += "\n## View model\n" + views_card(json.loads((tmp / VIEWS_DIR / "views.json").read_text())) + "\n"
+        (tmp / "MODEL_CARD.md").write_text(card_md)
         # the ingest settings again, in a hashed file: bundle.json's copy is checked against it on loading
         (tmp / INGEST_FILE).write_text(json.dumps(Preprocessing.of(ingest, imgsz, cmeta).ingest_part(), indent=1) + "\n")
         meta["files"] = {p.relative_to(tmp).as_posix(): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
@@ -434,6 +471,16 @@ def grade_card(g: dict | None) -> str:
     return (f"grade 0-{len(g['classes']) - 1}: {(g.get('model') or {}).get('kind')}; temperature "
             f"{cal.get('temperature', 1.0):.3f} on {(cal.get('data') or {}).get('kind')} crops"
             + (f"; quadratic weighted kappa on them {qwk:.2f} (crops; optimistic)" if qwk is not None else ""))
+
+
+def views_card(v: dict) -> str:
+    """One line on the view model (its views.json) for the model card and reports."""
+    val = (v.get("validation") or {}).get("clip_accuracy") or {}
+    acc = "n/a" if val.get("value") is None else (
+        f"{val['value']:.2f} [{val.get('low') or float('nan'):.2f}, {val.get('high') or float('nan'):.2f}]")
+    return (f"views: {v.get('backbone')} at {v.get('input_size')} px, classes {', '.join(v.get('classes', []))}; "
+            f"clip view accuracy {acc} on the validation patients (used for model selection; optimistic); "
+            "clips of another view are listed, not screened")
 
 
 def with_screening(bundle: Bundle, **overrides) -> ScreeningSettings:

@@ -20,6 +20,7 @@ from echoavc.cliutil import STATE, DataOpt, SplitOpt, err, fail
 from echoavc.errors import EchoAVCError
 from echoavc.settings import (
     EXAM_AGGREGATES, EXAM_THRESHOLD_RULES, FRAME_POLICIES, IngestSettings, ScreeningSettings, SynthSettings,
+    ViewSettings,
 )
 
 #: Defaults of the options below: the settings dataclasses' own.
@@ -175,6 +176,10 @@ def train(
     classifier_model: Annotated[Optional[Path], typer.Option("--classifier-model", help="Use this classifier "
                                                              "folder (echoavc classifier train) instead of "
                                                              "training one.")] = None,
+    views: Annotated[bool, typer.Option("--views/--no-views", help="Also train the view model (echoavc views "
+                                        "train) and store it: predict then screens psax_av clips only.")] = False,
+    view_model: Annotated[Optional[Path], typer.Option("--view-model", help="Store this view model folder "
+                                                       "(echoavc views train) instead of training one.")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """Train the detector and the classifier on the patient split and write one model bundle."""
@@ -185,7 +190,8 @@ def train(
                             exam_aggregate=aggregate, frames=frames)
         train_bundle(data, out, preset, split, work, screening=screening, onnx=onnx, progress=progress,
                      log=lambda m: console.print(m, highlight=False, soft_wrap=True),
-                     detector_weights=detector_weights, classifier_model=classifier_model)
+                     detector_weights=detector_weights, classifier_model=classifier_model,
+                     views=ViewSettings() if views else None, view_model=view_model)
     except (EchoAVCError, ValueError) as exc:
         fail(exc)
 
@@ -330,6 +336,10 @@ app.add_typer(weights_app, name="weights")
 from echoavc.review.cli import review_app  # noqa: E402
 
 app.add_typer(review_app, name="review")
+
+from echoavc.views.cli import views_app  # noqa: E402
+
+app.add_typer(views_app, name="views")
 
 
 def main() -> None:

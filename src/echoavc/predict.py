@@ -231,7 +231,7 @@ def predict(inputs: Sequence[str | Path], model: str | Path, out: str | Path, *,
                       bundle.ingest_settings(), hm["done"], saved, progress)
     frames = [f.to_dict() for c in clips for f in c.frames]
     failures.sort(key=lambda f: f["source"])
-    _write_outputs(out, bundle, exams, frames, failures, s, backend, report)
+    _write_outputs(out, bundle, exams, frames, failures, s, backend, report, clip_rows(clips))
     return PredictReport(out, exams, frames, failures, len(todo), resumed, time.perf_counter() - t0)
 
 
@@ -267,8 +267,27 @@ def grade_columns(bundle: Bundle, frames: list[dict], exams: list[dict]) -> tupl
             [spread(f) for f in frames], [spread(e) for e in exams])
 
 
+CLIP_COLUMNS = ["exam_id", "source", "view", "view_probability", "view_source", "screened", "reason", "n_frames",
+                "n_decided"]
+
+
+def clip_rows(clips: Sequence[ClipResult]) -> list[dict]:
+    """One row per clip with its view and, when it was not screened, why (``clips.csv``); [] when no clip has a
+    view (no view model, no header rule): the outputs are then those of bundles made before views."""
+    if not any(c.view is not None for c in clips):
+        return []
+    rows = []
+    for c in clips:
+        v = c.view or {}
+        rows.append({"exam_id": c.exam_id, "source": c.source, "view": v.get("view", ""),
+                     "view_probability": v.get("probability", ""), "view_source": v.get("source", ""),
+                     "screened": "no" if v.get("reason") else "yes", "reason": v.get("reason", ""),
+                     "n_frames": len(c.frames), "n_decided": sum(f.status == "decided" for f in c.frames)})
+    return rows
+
+
 def _write_outputs(out: Path, bundle: Bundle, exams: list[dict], frames: list[dict], failures: list[dict],
-                   s: ScreeningSettings, backend: str, report: bool) -> None:
+                   s: ScreeningSettings, backend: str, report: bool, clips: list[dict] | None = None) -> None:
     def blank(rows):
         return [{k: ("" if v is None else v) for k, v in r.items()} for r in rows]
 
@@ -277,19 +296,22 @@ def _write_outputs(out: Path, bundle: Bundle, exams: list[dict], frames: list[di
         frame_cols, exam_cols, frames_rows, exam_rows = grade_columns(bundle, frames, exams)
     else:
         frames_rows, exam_rows = frames, exams
+    if clips:  # the view columns and clips.csv only when a view model or the header decided a clip's view
+        frame_cols = frame_cols + ["view", "view_probability"]
+        atomic_write_text(out / "clips.csv", csv_text(CLIP_COLUMNS, blank(clips)))
     atomic_write_text(out / "frames.csv", csv_text(frame_cols, blank([_frame_row(f) for f in frames_rows])))
     atomic_write_text(out / "exams.csv", csv_text(exam_cols, blank([_exam_row(e) for e in exam_rows])))
     atomic_write_text(out / "failures.csv", csv_text(["source", "reason"], failures))
     doc = {"model": bundle.card(), "bundle": str(bundle.folder), "backend": backend, "settings": asdict(s),
-           "exams": exams, "frames": frames, "failures": failures}
+           "exams": exams, "frames": frames, "failures": failures, **({"clips": clips} if clips else {})}
     atomic_write_text(out / "results.json", json.dumps(doc, indent=1, default=str) + "\n")
     if report:
         from echoavc.report import write_report
 
-        write_report(out, exams, frames, {**bundle.card(), "backend": backend}, failures)
+        write_report(out, exams, frames, {**bundle.card(), "backend": backend}, failures, clips=clips or ())
 
 
-__all__ = ["predict", "open_key", "PredictReport", "FRAME_COLUMNS", "EXAM_COLUMNS",
+__all__ = ["predict", "open_key", "PredictReport", "FRAME_COLUMNS", "EXAM_COLUMNS", "CLIP_COLUMNS", "clip_rows",
            # re-exported from echoavc.screening for older callers
            "Screener", "FrameResult", "ClipResult", "exam_results", "exam_id_of", "screen_input", "STATUS_TEXT",
            "HEAT_MAP_FILE"]

@@ -32,6 +32,7 @@ from echoavc.settings import (
     DetectorSettings,
     IngestSettings,
     ScreeningSettings,
+    ViewSettings,
     classifier_preset,
     detector_preset,
 )
@@ -94,7 +95,7 @@ def validation_report(clips, table, frame_threshold: float, exam_threshold: floa
 
     rep: dict = {
         "valve_frames_decided": prop(sum(f.status == "decided" for f, *_ in valve), len(valve)),
-        "other_view_frames_rejected": prop(sum(f.status == "no_valve" for f, *_ in other), len(other)),
+        "other_view_frames_rejected": prop(sum(f.status in ("no_valve", "other_view") for f, *_ in other), len(other)),
     }
     dec = [x for x in valve if x[0].status == "decided" and x[2] == x[2]]
     y = np.array([int(x[2]) for x in dec])
@@ -194,12 +195,16 @@ def train_bundle(data: str | Path, out: str | Path, preset: str = "cpu", split: 
                  work: str | Path | None = None, detector: DetectorSettings | None = None,
                  classifier: ClassifierSettings | None = None, screening: ScreeningSettings | None = None,
                  onnx: bool = True, progress: bool = True, log: Callable[[str], None] = print,
-                 detector_weights: str | Path | None = None, classifier_model: str | Path | None = None) -> Path:
+                 detector_weights: str | Path | None = None, classifier_model: str | Path | None = None,
+                 views: ViewSettings | None = None, view_model: str | Path | None = None) -> Path:
     """Train the detector and the classifier on DATA's split, validate the whole path, write the bundle ``out``.
 
     ``detector_weights`` (an Ultralytics checkpoint, e.g. from ``echoavc detector train``) or ``classifier_model``
     (a folder from ``echoavc classifier train``) use a stage trained elsewhere instead of training it here; it
     must not have seen DATA's validation patients (the bundle records where it came from).
+    ``views`` (settings) trains the view model on the same split and stores it; ``view_model`` (a folder from
+    ``echoavc views train``) stores that one. With either, the validation and test screening take psax_av clips
+    only, as predict will; without, the bundle has no view model and screens every clip (as before).
     """
     from echoavc.classifier.train import train_classifier
     from echoavc.dataset.split import Split
@@ -254,10 +259,11 @@ def train_bundle(data: str | Path, out: str | Path, preset: str = "cpu", split: 
     else:
         log("[2/4] classifier: already trained (work folder)")
 
+    views_dir = _view_stage(table, sp, work, views, view_model, log, progress)
     log("[3/4] validating the whole screening path on the validation patients ...")
     ingest = _ingest_settings_of(table)
     common = dict(detector_weights=rec["best"], classifier_dir=clf_dir, ingest=ingest, screening=scr,
-                  detector_settings=det_s, onnx=onnx)
+                  detector_settings=det_s, onnx=onnx, views_dir=views_dir)
     provisional = load_bundle(save_bundle(work / "bundle-provisional", exam_threshold=0.5, **common))
     clips = validation_screening(provisional, table, sp, "val", "torch", progress)
     frame_thr = provisional.frame_threshold
@@ -271,6 +277,10 @@ def train_bundle(data: str | Path, out: str | Path, preset: str = "cpu", split: 
         # too few validation patients: the final classifier was trained on them too (docs/classifier.md)
         val["caveat"] = ("optimistic: the validation part was small, so the classifier was cross-validated and "
                          "its final model was trained on the validation patients as well")
+    if views_dir is not None:
+        from echoavc.views.model import read_meta as read_view_meta
+
+        val["views"] = read_view_meta(views_dir).get("validation")
     training = {"table_fingerprint": table.fingerprint, "split_fingerprint": sp.fingerprint,
                 "split_file": str(split_path), "preset": preset, "counts": table.counts(),
                 "split": sp.summary(), "detector_seconds": rec.get("seconds"), "classifier_seconds": crec.get("seconds"),
@@ -291,6 +301,30 @@ def train_bundle(data: str | Path, out: str | Path, preset: str = "cpu", split: 
     log(f"bundle: {path} (frame threshold {frame_thr:.3f}, exam threshold {exam_thr:.3f}: {why}; "
         f"{time.perf_counter() - t0:.0f} s)")
     return path
+
+
+def _view_stage(table, split, work: Path, views: ViewSettings | None, view_model, log, progress) -> Path | None:
+    """The view model folder to store (trained here with ``views``, or given), or None for no view model."""
+    if view_model is not None:
+        from echoavc.views.model import read_meta as read_view_meta
+
+        read_view_meta(view_model)  # one-line error for a folder that is not a view model
+        log(f"[views] view model: given ({view_model})")
+        return Path(view_model)
+    if views is None:
+        return None
+    from echoavc.views.train import train_views
+
+    vdir = work / "views"
+    fp = {"table": table.fingerprint, "split": split.fingerprint, "settings": asdict(views)}
+    if _stage_done(vdir, fp) is not None:
+        log("[views] view model: already trained (work folder)")
+        return vdir / "model"
+    log(f"[views] view model ({views.backbone} at {views.input_size} px, {views.epochs} epochs) ...")
+    t = time.perf_counter()
+    train_views(table, split, vdir / "model", views, log=log if progress else None)
+    _mark_done(vdir, fp, {"seconds": round(time.perf_counter() - t, 1)})
+    return vdir / "model"
 
 
 __all__ = ["train_bundle", "validation_screening", "validation_report", "choose_exam_threshold", "headline_metrics"]

@@ -44,6 +44,7 @@ def screen_table_part(bundle, table, split, part: str = "test", backend: str = "
     from echoavc.phase.image import read_valve_image
     from echoavc.phase.policy import apply_frame_policy, boxes_of
     from echoavc.screening import ClipResult, Screener
+    from echoavc.views.screening import screen_with_view
 
     bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     screener = Screener(bundle, backend, settings)
@@ -60,14 +61,15 @@ def screen_table_part(bundle, table, split, part: str = "test", backend: str = "
                     raise EchoAVCError("cannot read frame image", table.image_file(p))
                 images.append(img)
             exam = str(g["study_id"].iloc[0])
-            res = screener.screen(images, [int(k) for k in g["frame_index"]], exam, str(sha))
+            # the clip's view first, when the bundle has a view model (as predict does: echoavc.views.screening)
+            res, view = screen_with_view(screener, images, [int(k) for k in g["frame_index"]], exam, str(sha))
             # the frame policy as predict applies it; a table holds standard frames only (no header, no ECG
             # outside the field), so the valve image decides here
             phase = apply_frame_policy(res, decide_phase(len(res), image=lambda: read_valve_image(images, boxes_of(res))),
                                        screener.settings.frames)
             decided = [i for i, f in enumerate(res) if f.status == "decided"]
             best = max(decided, key=lambda i: res[i].probability) if decided else None
-            clips.append(ClipResult(str(sha), str(sha), exam, res, best, phase=phase))
+            clips.append(ClipResult(str(sha), str(sha), exam, res, best, phase=phase, view=view))
             advance()
     return clips
 

@@ -258,7 +258,7 @@ def evaluate_screening(clips: Iterable, exam_truth: dict[str, ExamTruth], frame_
         other = {k: v for role, d in status_counts.items() if role != "valve" for k, v in d.items()}
         report["frame_coverage"] = {
             "valve_frames_decided": proportion(valve.get("decided", 0), sum(valve.values())) if valve else None,
-            "other_view_frames_rejected": (proportion(sum(v for k, v in other.items() if k == "no_valve"),
+            "other_view_frames_rejected": (proportion(sum(v for k, v in other.items() if k in ("no_valve", "other_view")),
                                                       sum(other.values())) if other else None)}
     if graded:
         report["grade"] = grade_section(rows, n_boot, seed)

@@ -32,6 +32,10 @@ STATUS_WORDS = {
     "no_valve": "no aortic valve found",
     "low_confidence": "valve found with low confidence",
     "other_phase": "other phase (not screened)",
+    "other_view": "other view: not screened",
+    "m_mode": "M-mode: not screened",
+    "spectral_doppler": "spectral Doppler: not screened",
+    "colour_doppler": "colour over the valve: not screened",
 }
 
 _DASH = "\u2014"
@@ -409,8 +413,23 @@ _SCRIPT = """
 """
 
 
+def _unscreened_section(clips: list[Mapping]) -> str:
+    """The clips not screened (their view, or the header), each with its reason; all clips when every one was."""
+    rows = [c for c in clips if c.get("screened") == "no"]
+    if not rows:
+        return "<p>Every clip was taken as an aortic-valve short-axis view and screened.</p>"
+    body = "".join(f"<tr><td>{_e(c.get('exam_id'))}</td><td>{_path(c.get('source'))}</td><td>{_e(c.get('view'))}</td>"
+                   f"<td{_sort_attr(c.get('view_probability'))}>{_e(_fmt(c.get('view_probability')))}</td>"
+                   f"<td>{_e(c.get('view_source'))}</td><td>{_e(c.get('reason'))}</td></tr>" for c in rows)
+    return (f"<p>{len(rows)} of {len(clips)} clip(s) were not screened (not aortic-valve short-axis views); their "
+            "frames are listed below with the same reason.</p>"
+            '<table class="sortable" id="unscreened"><thead><tr><th scope="col">Exam</th><th scope="col">Source</th>'
+            '<th scope="col">View</th><th scope="col">P(view)</th><th scope="col">Decided by</th>'
+            f'<th scope="col">Reason</th></tr></thead><tbody>{body}</tbody></table>')
+
+
 def write_report(out_dir: str | Path, exams, frames, model_card, failures=(),
-                 title: str = "echoavc screening report", max_thumbnails: int = 400) -> Path:
+                 title: str = "echoavc screening report", max_thumbnails: int = 400, clips=()) -> Path:
     """Write ``out_dir/report.html`` (atomically) and return its path.
 
     ``exams``, ``frames``, ``failures`` are lists of plain dicts (see docs/report.md); ``overlay`` fields are
@@ -436,6 +455,7 @@ def write_report(out_dir: str | Path, exams, frames, model_card, failures=(),
         "<p>One row per exam. The thumbnail shows the frame that drove the decision, with the valve box and "
         "Grad-CAM; click it for the full-size picture. Click a column header to sort.</p>",
         _exam_table(exams, thumbs),
+        *(['<h2 id="clips-not-screened">Clips not screened</h2>', _unscreened_section(list(clips))] if clips else []),
         '<h2 id="frame-details">Frames</h2>',
         _frame_table(frames, thumbs),
         '<h2 id="failures-section">Files that could not be read</h2>',

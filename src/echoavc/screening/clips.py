@@ -24,9 +24,9 @@ __all__ = ["read_input", "screen_input", "explain_exams", "redraw_with_heat_map"
 IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff")
 
 
-def read_input(data: bytes, name: str, ingest_settings):
+def read_input(data: bytes, name: str, ingest_settings, with_header: bool = False):
     """(prepare, exam key, frame count) for a DICOM file or an exported image, ``prepare()`` giving the prepared
-    clip; EchoAVCError for anything else."""
+    clip; EchoAVCError for anything else. ``with_header``: a fourth item, the pydicom dataset (None for an image)."""
     from echoavc.dicom.read import open_dicom
     from echoavc.preprocess.clip import prepare_clip, prepare_image
 
@@ -40,14 +40,16 @@ def read_input(data: bytes, name: str, ingest_settings):
             img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
         # exported images carry no study: the folder holding them is the exam
         folder = "folder:" + str(Path(name.replace("!", "/")).parent)
-        return (lambda: prepare_image(img, ingest_settings, name)), folder, 1
+        made = (lambda: prepare_image(img, ingest_settings, name)), folder, 1
+        return (*made, None) if with_header else made
     clip = open_dicom(data, name)
     ds = clip.dataset
     study = str(ds.get("StudyInstanceUID", "") or "").strip()
     if not study:
         pid, date = str(ds.get("PatientID", "") or ""), str(ds.get("StudyDate", "") or "")
         study = f"patient:{pid}:{date}" if pid else f"file:{clip.sha256}"
-    return (lambda: prepare_clip(clip, ingest_settings)), study, clip.n_frames
+    made = (lambda: prepare_clip(clip, ingest_settings)), study, clip.n_frames
+    return (*made, ds) if with_header else made
 
 
 def screen_input(screener: Screener, data: bytes, name: str, sha: str, out_dir: Path,
@@ -56,10 +58,18 @@ def screen_input(screener: Screener, data: bytes, name: str, sha: str, out_dir: 
     ``review_frames``: also keep the standard frames for ``echoavc review`` (:mod:`echoavc.review.frames`)."""
     from echoavc.dicom.read import frame_indices
 
+    from echoavc.views.headers import header_kind
+    from echoavc.views.screening import header_frames, screen_with_view
+
     t0 = time.perf_counter()
     ingest_settings = screener.bundle.ingest_settings()
-    prepare, study, n_frames = read_input(data, name, ingest_settings)
+    prepare, study, n_frames, header = read_input(data, name, ingest_settings, with_header=True)
     exam_id = exam_id_of(study, screener.secret)
+    kind = header_kind(header)
+    if not kind.screened:  # M-mode or spectral Doppler: not a 2D view, whatever a model would say
+        frames, view = header_frames(kind, exam_id, name, frame_indices(n_frames, ingest_settings.every_nth))
+        return ClipResult(name, sha, exam_id, frames, seconds={"total": round(time.perf_counter() - t0, 4)},
+                          view=view)
     try:
         prep = prepare()
     except NoConeError:
@@ -73,7 +83,7 @@ def screen_input(screener: Screener, data: bytes, name: str, sha: str, out_dir: 
         reader.add(frame)  # the ECG drawn on screen, from the original pixels before masking
         images.append(prep.standard(frame))
     t2 = time.perf_counter()
-    frames = screener.screen(images, prep.kept, exam_id, name)
+    frames, view = screen_with_view(screener, images, prep.kept, exam_id, name)
     phase = apply_frame_policy(frames, reader.phase(images, boxes_of(frames)), screener.settings.frames)
     if review_frames:
         from echoavc.review.frames import write_review_frames
@@ -82,7 +92,7 @@ def screen_input(screener: Screener, data: bytes, name: str, sha: str, out_dir: 
     t3 = time.perf_counter()
     decided = [i for i, f in enumerate(frames) if f.status == "decided"]
     best = max(decided, key=lambda i: frames[i].probability) if decided else None
-    result = ClipResult(name, sha, exam_id, frames, best, phase=phase)
+    result = ClipResult(name, sha, exam_id, frames, best, phase=phase, view=view)
     if overlays != "none":
         outline = prep.standard_outline()
         show = best if best is not None else len(frames) // 2

@@ -16,6 +16,7 @@ import numpy as np
 from echoavc.bundle import Bundle
 from echoavc.preprocess.crop import prepare_crop
 from echoavc.settings import ScreeningSettings
+from echoavc.views.screening import NOT_SCREENED
 
 __all__ = ["STATUS_TEXT", "exam_id_of", "FrameResult", "ClipResult", "nearest_located", "located_frames",
            "Screener", "heat_map"]
@@ -26,6 +27,8 @@ STATUS_TEXT = {
     "no_valve": "not an aortic-valve short-axis view, or no valve found",
     "low_confidence": "valve found with low confidence: not used for the exam",
     "other_phase": "not a frame of the screened phase (--frames): not used for the exam",
+    # not screened: the header, the clip's view or the colour-Doppler rule (echoavc.views.screening)
+    **NOT_SCREENED,
 }
 def exam_id_of(study_uid: str, secret: bytes | None = None) -> str:
     """A short, stable exam id that does not show the study UID (which can identify a patient).
@@ -59,6 +62,9 @@ class FrameResult:
     phase: str = ""
     phase_source: str = ""
     end_diastole: bool = False
+    #: the clip's view and its probability, when the bundle has a view model or the header decided (else absent)
+    view: str = ""
+    view_probability: float | None = None
 
     @property
     def status_text(self) -> str:
@@ -69,6 +75,8 @@ class FrameResult:
         d = asdict(self)
         if d["grade_probabilities"] is None:
             del d["grade_probabilities"]
+        if not d["view"]:
+            del d["view"], d["view_probability"]
         return d
 
     def to_dict(self) -> dict:
@@ -89,16 +97,22 @@ class ClipResult:
     seconds: dict = field(default_factory=dict)
     #: the clip's valve phase: {source, how, notes (why earlier sources did not decide), frames (the policy)}
     phase: dict = field(default_factory=dict)
+    #: the clip's view {view, probability, source (header | model), reason (why not screened; "" when taken)};
+    #: None when nothing decided it (no view model, no header rule)
+    view: dict | None = None
 
     def to_dict(self) -> dict:
-        return {"source": self.source, "sha256": self.sha256, "exam_id": self.exam_id, "best": self.best,
-                "overlay": self.overlay, "seconds": self.seconds, "frames": [f.record() for f in self.frames],
-                "phase": self.phase}
+        d = {"source": self.source, "sha256": self.sha256, "exam_id": self.exam_id, "best": self.best,
+             "overlay": self.overlay, "seconds": self.seconds, "frames": [f.record() for f in self.frames],
+             "phase": self.phase}
+        if self.view is not None:
+            d["view"] = self.view
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "ClipResult":
         return cls(d["source"], d["sha256"], d["exam_id"], [FrameResult(**f) for f in d["frames"]], d.get("best"),
-                   d.get("overlay", ""), d.get("seconds", {}), d.get("phase", {}))
+                   d.get("overlay", ""), d.get("seconds", {}), d.get("phase", {}), d.get("view"))
 
 
 # ---------------------------------------------------------------- the screener
@@ -131,6 +145,8 @@ class Screener:
         self.classifier = bundle.classifier(self.backend, threads)
         #: the severity grade head (None: the bundle has none, and frames carry no grade)
         self.grader = bundle.grader(self.backend, threads)
+        #: the view model (None: the bundle has none, and every clip is screened as before)
+        self.views = bundle.view_model(self.backend, threads)
         self.frame_threshold = bundle.frame_threshold
         #: the valve crop as the classifier was trained on it (the bundle's preprocessing record)
         pre = bundle.preprocess()

@@ -44,7 +44,7 @@ def exam_results(clips: Iterable[ClipResult], threshold: float, aggregate: str =
         if not decided:
             statuses = {f.status for f in frames}
             rec["reason"] = ("no ultrasound cone found" if statuses == {"no_cone"} else
-                             "no aortic-valve short-axis frame with a confident valve box")
+                             _not_screened_reason(cl) or "no aortic-valve short-axis frame with a confident valve box")
             rec["overlay"] = next((c.overlay for c in cl if c.overlay), "")
             out.append(rec)
             continue
@@ -85,3 +85,11 @@ def _exam_grade(decided: list) -> dict:
     return {"grade": grade, "grade_probabilities": [round(float(v), 6) for v in mean], "grade_frames": len(probs),
             "grade_rests_on": [{"source": f.source, "frame_index": f.frame_index} for f in decided
                                if f.grade_probabilities is not None]}
+
+
+def _not_screened_reason(clips: list[ClipResult]) -> str:
+    """Why no clip of an exam was screened, when none was (their views or the header; echoavc.views)."""
+    views = [c.view for c in clips]
+    if not views or any(v is None or not v.get("reason") for v in views):
+        return ""
+    return "no clip taken as psax_av (" + "; ".join(sorted({v["reason"] for v in views})) + ")"

@@ -237,3 +237,34 @@ class GradeSettings:
     def __post_init__(self):
         if self.calibration not in ("temperature", "none"):
             raise ValueError(f"grade calibration must be temperature or none, not {self.calibration!r}")
+
+
+# ----------------------------------------------------------------------------- view classifier (docs/views.md)
+
+
+@dataclass(frozen=True)
+class ViewSettings:
+    """``echoavc views train``: the view network (``echoavc.views``), a small timm net on the standard image
+    downscaled to ``input_size`` grey pixels, with five classes (psax_av, psax_mid, plax, a4c, other)."""
+
+    backbone: str = "mobilenetv3_small_050"
+    #: side of the square grey input: the 640 px standard image downscaled (area interpolation)
+    input_size: int = 128
+    #: from scratch the net needs many passes: 10 epochs reached 0.62 validation clip accuracy, 30 epochs 0.90, 40
+    #: epochs at lr 3e-3 (with milder speckle noise) 0.95 on the view benchmark's training studies (docs/views.md)
+    epochs: int = 40
+    batch: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    #: training part only: random shift/rotation/scale, gain, gamma, blur and speckle noise each epoch
+    augment: bool = True
+    #: frames of a clip the view net reads when screening (evenly spaced; 0: all); their mean probability
+    #: decides the clip's view
+    frames_per_clip: int = 8
+    seed: int = 0
+    #: torch threads while training (0: torch's default)
+    threads: int = 0
+
+    def __post_init__(self):
+        if self.input_size < 32 or self.epochs < 1 or self.batch < 1 or self.frames_per_clip < 0:
+            raise ValueError("view settings: input_size >= 32, epochs >= 1, batch >= 1, frames_per_clip >= 0")
