@@ -24,7 +24,9 @@ from pathlib import Path
 
 import pandas as pd
 
-REAL_DEV = Path(__file__).resolve().parents[1].parent / "shared" / "real-dev"
+#: ../shared/real-dev beside the checkout (a worktree under wt/ finds it one level further up)
+REAL_DEV = next((p / "shared" / "real-dev" for p in Path(__file__).resolve().parents[1].parents
+                 if (p / "shared" / "real-dev").is_dir()), Path("../shared/real-dev"))
 #: pydicom-data's real echo clips: a SonoSite apical four-chamber clip and a Philips EPIQ parasternal long-axis frame
 PYDICOM_ECHO = {"color3d_jpeg_baseline.dcm": "a4c", "examples_ybr_color.dcm": "a4c",
                 "JPGLosslessP14SV1_1s_1f_8b.dcm": "plax"}
