@@ -179,7 +179,8 @@ def screened_locally(screening_bundle, tmp_path_factory):
     assert len(rep.failures) == 2 and rep.exams
     s = screening_bundle.settings
     cli = ["predict", str(inputs), "--model", str(screening_bundle.bundle), "--key", str(key), "--no-progress",
-           "--valve-conf", str(s.valve_conf), "--decide-conf", str(s.decide_conf), "--engine", "ray",
+           "--valve-conf", str(s.valve_conf), "--decide-conf", str(s.decide_conf), "--frames", s.frames,
+           "--engine", "ray",
            "--workers", "2"]
     return SimpleNamespace(root=root, inputs=inputs, key=key, local=root / "local", n_good=len(good), cli=cli)
 
