@@ -18,6 +18,7 @@ from echoavc.screening import Screener, screen_input
 
 FORMAT1 = Path(__file__).parent / "data" / "bundles" / "format1-bundle.json"
 FORMAT2 = Path(__file__).parent / "data" / "bundles" / "format2-bundle.json"
+FORMAT3 = Path(__file__).parent / "data" / "bundles" / "format3-bundle.json"
 SECTIONS = ("preprocessing", "screening", "thresholds", "detector", "classifier")
 
 
@@ -53,10 +54,10 @@ def test_the_format_1_preprocessing_record_reads_back_exactly():
 
 
 def test_the_writer_keeps_the_current_formats_shape_while_its_version_stays(screening_bundle):
-    old = json.loads(FORMAT2.read_text())  # the newest format's recorded shape
+    old = json.loads(FORMAT3.read_text())  # the newest format's recorded shape
     new = json.loads((screening_bundle.bundle / "bundle.json").read_text())
     if new["format"] != old["format"]:
-        pytest.skip(f"bundles are now {new['format']}: record its shape beside {FORMAT2.name}")
+        pytest.skip(f"bundles are now {new['format']}: record its shape beside {FORMAT3.name}")
     # a change of shape needs a new format version (and a reader for this one)
     assert BUNDLE_FORMAT == old["format"]
     assert list(new) == list(old)
@@ -64,14 +65,17 @@ def test_the_writer_keeps_the_current_formats_shape_while_its_version_stays(scre
         assert _keys(new[k]) == _keys(old[k]), k
 
 
-def test_a_format_1_bundle_loads_and_screens_identically(screening_bundle, tmp_path):
-    old = _format1()
+@pytest.mark.parametrize("doc", [FORMAT1, FORMAT2], ids=["format1", "format2"])
+def test_an_older_bundle_loads_and_screens_identically(screening_bundle, tmp_path, doc):
+    """Formats 1 and 2 (no int8 models): loaded, screened the same, and no int8 backend on offer."""
+    old = json.loads(doc.read_text())
     current = load_bundle(screening_bundle.bundle)
-    folder = tmp_path / "format1"
+    folder = tmp_path / "older"
     shutil.copytree(screening_bundle.bundle, folder)
     (folder / "bundle.json").write_text(json.dumps(_as_format1(current.meta, old), indent=1) + "\n")
     legacy = load_bundle(folder)
     assert legacy.meta["format"] == old["format"]
+    assert not legacy.has_int8 and legacy.backend("auto") == "onnx"
     assert legacy.preprocess() == current.preprocess()
     assert legacy.ingest_settings() == current.ingest_settings()
     assert (legacy.frame_threshold, legacy.exam_threshold) == (current.frame_threshold, current.exam_threshold)
