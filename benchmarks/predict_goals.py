@@ -136,9 +136,9 @@ def goals_part(bundle_dir: Path, inputs: dict[str, list[Path]], frames: dict[str
     shutil.rmtree(scratch, ignore_errors=True)
     res: dict = {"bundle": str(bundle_dir), "backend": backend, "settings": asdict(s),
                  "frame_policy": ("every kept frame screened on both sides; the glue runs its detector on every "
-                                  f"frame, ours on {s.detect_frames or 'every'} frames per clip first"
-                                  + (f", then between located frames whose boxes overlap < {s.track_iou} (IoU) "
-                                     "or disagree on the valve" if s.detect_frames else ""))}
+                                  "frame, ours " + (f"on {s.detect_frames} frames per clip first, then between located "
+                                                    f"frames whose boxes overlap < {s.track_iou} (IoU) or disagree "
+                                                    "on the valve" if s.detect_frames else "on every frame too"))}
     log(f"goals: bundle {bundle_dir} ({backend}); {res['frame_policy']}")
     glue = Glue.of_bundle(Path(bundle_dir), work)
     ours = OursInProcess(bundle, backend, s, scratch / "ours")
