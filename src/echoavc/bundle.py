@@ -6,6 +6,8 @@ A bundle is what ``echoavc train`` writes and ``echoavc predict`` reads::
                                             provenance, validation metrics, sha256 of every file below
     BUNDLE/detector.safetensors(.json)      the valve detector: weights + architecture (no pickle)
     BUNDLE/detector.onnx                    the same network for onnxruntime
+    BUNDLE/detector.int8.onnx               int8 copies of both ONNX models (format 3; --backend int8),
+    BUNDLE/classifier/model.int8.onnx       calibrated on validation frames (echoavc.quantise)
     BUNDLE/classifier/model.safetensors     the calcification classifier, classifier.json (crop,
     BUNDLE/classifier/classifier.json       normalisation, calibration, frame threshold), model.onnx
     BUNDLE/classifier/model.onnx
