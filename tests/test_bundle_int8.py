@@ -30,7 +30,10 @@ def _int8_graph_ops(path):
     return {n.op_type for n in onnx.load(str(path)).graph.node}
 
 
-def test_int8_models_are_quantised_and_agree_with_the_float_models(screening_bundle, tmp_path):
+def test_the_int8_backend_runs_the_quantised_graphs_and_screens_like_the_float_ones(screening_bundle, tmp_path):
+    """--backend int8 loads the QDQ graphs (decode head float) and gives the float path's statuses, boxes and
+    probabilities within tolerance. The smoke networks' outputs barely vary, so calibration quality is shown by
+    test_quantised_classifier_keeps_the_logits_of_the_float_model, not here."""
     b = load_bundle(screening_bundle.bundle)
     ops = _int8_graph_ops(b.folder / "detector.int8.onnx")
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
