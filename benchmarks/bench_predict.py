@@ -8,6 +8,8 @@ Everything below is measured in one run, on synthetic DICOM exams (``echoavc.syn
            per-stage shares from its resume records), and the glue on the same files
   trained  (with --bundle) a trained bundle: its speed, and whether locating the valve on 4 frames per clip instead
            of every frame changes any exam decision (agreement, max |dP|) and the held-out metrics
+  goals    (``--parts goals --bundle B``) issue 18's goals on a trained bundle with its default screening against
+           the glue on the same networks, each printed PASS or FAIL (``predict_goals.py``)
 
 The glue ("straightforward alternative"): for each file, pydicom ``dcmread`` + ``pixel_array``; per frame a cv2
 letterbox to 640, Ultralytics ``YOLO.predict(frame, imgsz=640)`` one frame at a time, crop of the top box (the
@@ -24,6 +26,7 @@ Run (2-core CPU machine, quiet: a default run takes 11-13 minutes, --quick about
 
   .venv/bin/python benchmarks/bench_predict.py run [--work /tmp/bench-predict] [--json out.json]
         [--bundle /tmp/demo1/model --heldout /tmp/demo1/heldout-900001] [--quick]
+  .venv/bin/python benchmarks/bench_predict.py run --parts goals --bundle BUNDLE     # issue 18's goals
   .venv/bin/python benchmarks/bench_predict.py build --work DIR     # only make the inputs and the bundles
 
 Inputs and bundles are kept in --work and reused by the next run.
@@ -161,7 +164,7 @@ class Ours:
             for fr in c.frames:
                 rec["statuses"][fr.status] = rec["statuses"].get(fr.status, 0) + 1
         rec["failures"] = list(self.failures)
-        rec["exams"] = exam_results(clips, self.bundle.exam_threshold, self.settings.exam_aggregate, n_boot=200)
+        rec["exams"] = exam_results(clips, self.bundle.exam_threshold, self.settings.exam_aggregate)
         return rec
 
 
@@ -250,7 +253,7 @@ def cmd_build(args) -> dict:
                         distractor_fraction=0.0, zoom_fraction=0.0, prevalence=0.5),
         "day": cohort(work / "inputs" / "day", 4 if q else 30, 703, frames_per_exam=10),
     }
-    bundles = make_bundles(work)
+    bundles = make_bundles(work) if set(args.parts.split(",")) - {"goals"} else {}
     return {"inputs": inputs, "bundles": bundles}
 
 
@@ -268,6 +271,19 @@ def cmd_run(args) -> dict:
     built = cmd_build(args)
     inputs, bundles = built["inputs"], built["bundles"]
     doc["inputs"] = {k: {"files": len(v), "frames": n_frames(v)} for k, v in inputs.items()}
+    parts = set(args.parts.split(","))
+    res: dict = {}
+    if "goals" in parts:
+        from predict_goals import goals_part
+
+        bundle = Path(args.bundle) if args.bundle else DEMO_BUNDLE
+        res["goals"] = goals_part(bundle, inputs, {k: v["frames"] for k, v in doc["inputs"].items()}, work,
+                                  args.repeats)
+    if not parts - {"goals"}:
+        doc["results"], doc["load_end"] = res, load()
+        doc["total_s"] = round(time.perf_counter() - t_start, 1)
+        report(doc)
+        return doc
     doc["models"] = {"detector": "yolov5su (Ultralytics yolov5s.yaml), 640, untrained, 1 class",
                      "classifier": "mobilenetv3_large_100, avg pooling, 224, untrained",
                      "timed_bundle_screening": "valve_conf = decide_conf = 0 (every frame classified)"}
@@ -275,7 +291,6 @@ def cmd_run(args) -> dict:
     shutil.rmtree(scratch, ignore_errors=True)
     forced = bundles["forced"]
     df = args.detect_frames
-    res: dict = {}
 
     log("glue: loading Ultralytics YOLO + timm")
     glue = Glue(bundles["pt"])
@@ -283,7 +298,6 @@ def cmd_run(args) -> dict:
     def glue_run(files):
         return run_glue(glue, files)
 
-    parts = set(args.parts.split(","))
     # single-frame files
     files = inputs["single"]
     if "single" in parts:
@@ -362,6 +376,12 @@ def report(doc: dict) -> None:
     print()
     print(f"{h['cpu']}, {h['cores']} cores, torch {h['torch']}, onnxruntime {h['onnxruntime']}; "
           f"load average {doc['load_start']} at start, {doc['load_end']} at end; total {doc['total_s']} s")
+    if "goals" in res:
+        from predict_goals import print_goals
+
+        print_goals(res["goals"])
+        if set(res) == {"goals"}:
+            return
     print(f"models: {doc['models']}")
     keys = ("prepare", "decode", "decode_standardise", "letterbox", "detector", "crop", "classifier",
             "models_other", "overlays", "other")
@@ -427,7 +447,8 @@ def main() -> None:
         p.add_argument("--heldout", default=None, help="its held-out cohort (default /tmp/demo1/heldout-900001)")
         p.add_argument("--repeats", type=int, default=None, help="passes per variant, interleaved; the fastest "
                        "is reported (default 2; quick 1)")
-        p.add_argument("--parts", default="single,clips,day,trained", help="which parts to run (comma list)")
+        p.add_argument("--parts", default="single,clips,day,trained", help="which parts to run (comma list; "
+                       "goals: issue 18's goals on the trained --bundle, PASS/FAIL)")
         p.add_argument("--json", default=None, help="write every number here")
     args = ap.parse_args()
     if args.repeats is None:

@@ -24,7 +24,8 @@ class Glue:
     MEAN = np.array([0.485, 0.456, 0.406], np.float32)
     STD = np.array([0.229, 0.224, 0.225], np.float32)
 
-    def __init__(self, weights: Path, imgsz: int = 640, crop: int = 224, backbone: str = "mobilenetv3_large_100"):
+    def __init__(self, weights: Path, imgsz: int = 640, crop: int = 224, backbone: str = "mobilenetv3_large_100",
+                 classifier=None):
         import timm
         import torch
         from ultralytics import YOLO
@@ -34,8 +35,26 @@ class Glue:
         self.imgsz, self.crop = imgsz, crop
         self.yolo = YOLO(str(weights))
         torch.manual_seed(0)
-        self.clf = timm.create_model(backbone, pretrained=False, num_classes=1).eval()
+        # ``classifier``: a trained network (a bundle's); else an untrained timm one of ``backbone``
+        self.clf = (classifier if classifier is not None else
+                    timm.create_model(backbone, pretrained=False, num_classes=1)).eval()
         runtime.all_cores()
+
+    @classmethod
+    def of_bundle(cls, bundle: Path, work: Path) -> "Glue":
+        """The glue on a trained bundle's own networks: its detector as an Ultralytics checkpoint at its image
+        size, its classifier network (timm backbone + head) at its crop size, plain sigmoid of the logit."""
+        from predict_setup import bundle_checkpoint
+
+        from echoavc.classifier.predict import load_model
+
+        model, meta = load_model(bundle / "classifier")
+        pt = bundle_checkpoint(bundle, work / "models" / f"glue_{bundle.parent.name}_{bundle.name}.pt")
+        arch_imgsz = int(__import__("json").loads((bundle / "detector.safetensors.json").read_text())["imgsz"])
+        g = cls(pt, imgsz=arch_imgsz, crop=int(meta["input_size"]), classifier=model)
+        g.MEAN = np.asarray(meta["normalisation"]["mean"], np.float32)
+        g.STD = np.asarray(meta["normalisation"]["std"], np.float32)
+        return g
 
     @staticmethod
     def letterbox(img: np.ndarray, size: int) -> np.ndarray:
@@ -84,7 +103,7 @@ class Glue:
             x = ((crop[:, :, ::-1].astype(np.float32) / 255.0 - self.MEAN) / self.STD).transpose(2, 0, 1)
             d = time.perf_counter()
             with torch.inference_mode():
-                probs.append(float(torch.sigmoid(self.clf(torch.from_numpy(np.ascontiguousarray(x))[None]))[0, 0]))
+                probs.append(float(torch.sigmoid(self.clf(torch.from_numpy(np.ascontiguousarray(x))[None])).reshape(-1)[0]))
             e = time.perf_counter()
             t["letterbox"] += b - a
             t["detector"] += c - b

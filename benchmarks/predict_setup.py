@@ -71,6 +71,37 @@ def detector_checkpoint(path: Path, model: str = "yolov5s", imgsz: int = 640) ->
     return path
 
 
+def bundle_checkpoint(bundle: Path, path: Path) -> Path:
+    """The bundle's detector as an Ultralytics checkpoint (``.pt``), rebuilt from its safetensors + architecture,
+    so the glue runs the very network the bundle holds (remade when the bundle's weights change)."""
+    import hashlib
+
+    import torch
+    from safetensors.torch import load_file
+    from ultralytics.nn.tasks import DetectionModel
+
+    from echoavc import runtime
+
+    state_file = bundle / "detector.safetensors"
+    stamp = path.with_suffix(".sha256")
+    digest = hashlib.sha256(state_file.read_bytes()).hexdigest()
+    if path.is_file() and stamp.is_file() and stamp.read_text() == digest:
+        return path
+    arch = json.loads((bundle / "detector.safetensors.json").read_text())
+    runtime.configure()
+    names = {int(k): v for k, v in arch["names"].items()}
+    net = DetectionModel(cfg=dict(arch["yaml"]), ch=3, nc=len(names), verbose=False)
+    net.load_state_dict(load_file(str(state_file)))
+    net.names = names
+    runtime.all_cores()
+    ckpt = {"model": net, "ema": None, "train_args": {"imgsz": arch["imgsz"]},
+            "echoavc": {"imgsz": arch["imgsz"], "model_name": arch.get("model_name")}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(ckpt, path)
+    stamp.write_text(digest)
+    return path
+
+
 def classifier_folder(out: Path, backbone: str = "mobilenetv3_large_100", size: int = 224) -> Path:
     """An untrained classifier saved with echoavc's own ``save_model`` (so ``Classifier.load`` reads it)."""
     import torch

@@ -66,14 +66,17 @@ def test_the_writer_keeps_the_current_formats_shape_while_its_version_stays(scre
         assert _keys(new[k]) == _keys(old[k]), k
 
 
-def test_a_format_1_bundle_loads_and_screens_identically(screening_bundle, tmp_path):
-    old = _format1()
+@pytest.mark.parametrize("doc", [FORMAT1, FORMAT2], ids=["format1", "format2"])
+def test_an_older_bundle_loads_and_screens_identically(screening_bundle, tmp_path, doc):
+    """Formats 1 and 2 (no int8 models): loaded, screened the same, and no int8 backend on offer."""
+    old = json.loads(doc.read_text())
     current = load_bundle(screening_bundle.bundle)
-    folder = tmp_path / "format1"
+    folder = tmp_path / "older"
     shutil.copytree(screening_bundle.bundle, folder)
     (folder / "bundle.json").write_text(json.dumps(_as_format1(current.meta, old), indent=1) + "\n")
     legacy = load_bundle(folder)
     assert legacy.meta["format"] == old["format"]
+    assert not legacy.has_int8 and legacy.backend("auto") == "onnx"
     assert legacy.preprocess() == current.preprocess()
     assert legacy.ingest_settings() == current.ingest_settings()
     assert (legacy.frame_threshold, legacy.exam_threshold) == (current.frame_threshold, current.exam_threshold)

@@ -145,11 +145,59 @@ def test_frame_status_follows_the_valve_score(screening_bundle):
                                        "no_valve"]
     assert [r.probability is None for r in res] == [True, False, False, False, False, True]
     assert [bool(r.decision) for r in res] == [False, False, False, True, True, False]
-    # locating the valve on two frames only: the others take the box of the nearest located frame
+    # locating the valve on two frames first: when they agree, the others take the box of the nearest one
     sc.settings = replace(sc.settings, detect_frames=2)
-    sc.detector = _FixedDetector([0.9, 0.3])
+    sc.detector = _PerFrameDetector({i: (0.9, 250.0) for i in range(6)})
     res = sc.screen(images, list(range(6)), "E1", "x.dcm")
-    assert [r.status for r in res] == ["decided"] * 3 + ["low_confidence"] * 3
+    assert sc.detector.located == [0, 5]
+    assert [r.status for r in res] == ["decided"] * 6
+
+
+class _PerFrameDetector:
+    """Stands in for the detector: per frame (told by its fill value, 40 * index) a score and a box's left edge;
+    records which frames it was asked about."""
+
+    def __init__(self, frames):
+        self.frames, self.located = frames, []
+
+    def top(self, images, conf=0.0, batch_size=None):
+        from echoavc.detector.predict import TopBoxes
+
+        idx = [int(im[0, 0]) // 40 for im in images]
+        self.located += idx
+        s = np.array([self.frames[i][0] if self.frames[i][0] >= conf else np.nan for i in idx])
+        boxes = np.array([[self.frames[i][1], 250.0, self.frames[i][1] + 140, 390.0] for i in idx])
+        boxes[~np.isfinite(s)] = np.nan
+        return TopBoxes(boxes, s, np.isfinite(s))
+
+
+def test_valve_tracking_locates_again_where_the_box_drifts():
+    """With detect_frames, frames between two located frames that disagree (score across decide_conf, or boxes
+    apart) are located too, so the tracked boxes and scores are those of locating every frame here."""
+    from echoavc.screening import Screener
+    from echoavc.settings import ScreeningSettings
+
+    sc = Screener.__new__(Screener)  # boxes() needs only the settings and the detector
+    sc.settings = ScreeningSettings(valve_conf=0.25, decide_conf=0.5, detect_frames=2, track_iou=0.85)
+    images = [np.full((8, 8), 40 * i, np.uint8) for i in range(6)]
+    # the score falls below decide_conf from frame 3 on: found by halving between frames 0 and 5
+    sc.detector = _PerFrameDetector({i: (0.9 if i < 3 else 0.3, 250.0) for i in range(6)})
+    _, scores = sc.boxes(images, list(range(6)))
+    assert scores.tolist() == [0.9] * 3 + [0.3] * 3
+    assert sorted(sc.detector.located) == [0, 2, 3, 5]
+    # the box moves 100 px from frame 4 on (IoU 0.17): located again until the step is pinned down
+    sc.detector = _PerFrameDetector({i: (0.9, 250.0 if i < 4 else 350.0) for i in range(6)})
+    boxes, _ = sc.boxes(images, list(range(6)))
+    assert boxes[:, 0].tolist() == [250.0] * 4 + [350.0] * 2
+    assert sorted(sc.detector.located) == [0, 2, 3, 4, 5]
+    # a valve in one located frame and none in the other: located between them as well
+    sc.detector = _PerFrameDetector({i: (0.9 if i < 2 else 0.1, 250.0) for i in range(6)})
+    _, scores = sc.boxes(images, list(range(6)))
+    assert np.isfinite(scores).tolist() == [True] * 2 + [False] * 4
+    # no drift: two frames located, the rest follow
+    sc.detector = _PerFrameDetector({i: (0.9, 250.0 + i) for i in range(6)})
+    sc.boxes(images, list(range(6)))
+    assert sorted(sc.detector.located) == [0, 5]
 
 
 def _thresholds(screening_bundle):

@@ -6,6 +6,8 @@ A bundle is what ``echoavc train`` writes and ``echoavc predict`` reads::
                                             provenance, validation metrics, sha256 of every file below
     BUNDLE/detector.safetensors(.json)      the valve detector: weights + architecture (no pickle)
     BUNDLE/detector.onnx                    the same network for onnxruntime
+    BUNDLE/detector.int8.onnx               int8 copies of both ONNX models (format 3; --backend int8),
+    BUNDLE/classifier/model.int8.onnx       calibrated on validation frames (echoavc.quantise)
     BUNDLE/classifier/model.safetensors     the calcification classifier, classifier.json (crop,
     BUNDLE/classifier/classifier.json       normalisation, calibration, frame threshold), model.onnx
     BUNDLE/classifier/model.onnx
@@ -38,14 +40,19 @@ from pathlib import Path
 from echoavc.errors import EchoAVCError
 from echoavc.files import atomic_folder, atomic_write_text
 from echoavc.preprocess.record import Preprocessing
+from echoavc.quantise import write_int8_models
 from echoavc.settings import ConeSettings, IngestSettings, ScreeningSettings, from_dict
 
-#: format 2 adds ``test_summary`` (the held-out test report's headline figures, or null) and ``test/``
+#: format 2 adds ``test_summary`` (the held-out test report's headline figures, or null) and ``test/``;
 #: format 3 adds ``screening.frames``, the frame policy (issue 16: which frames predict screens and the exam
-#: threshold was chosen on); formats 1 and 2 screened every frame, and load so ("all")
+#: threshold was chosen on; formats 1 and 2 screened every frame, and load so: "all"), and ``int8`` (null, or the
+#: record of the int8 ONNX copies ``detector.int8.onnx``, ``classifier/model.int8.onnx``, and how many
+#: validation frames and crops set their ranges)
 BUNDLE_FORMAT = "echoavc-bundle/3"
-#: the formats :func:`load_bundle` reads (a format-1 bundle simply has no test report)
+#: the formats :func:`load_bundle` reads (format 1 has no test report, formats 1-2 no frame policy nor int8 models)
 READABLE_FORMATS = (BUNDLE_FORMAT, "echoavc-bundle/2", "echoavc-bundle/1")
+#: the backends a bundle can screen with; ``int8``: onnxruntime on the int8 copies (format 3 bundles that have them)
+BUNDLE_BACKENDS = ("auto", "torch", "onnx", "int8")
 #: how validation figures are labelled wherever they are shown
 VALIDATION_LABEL = "validation (used for model selection; optimistic)"
 BUNDLE_FILE = "bundle.json"
@@ -134,35 +141,54 @@ class Bundle:
     def has_onnx(self) -> bool:
         return (self.folder / DETECTOR_ONNX).is_file() and (self.folder / CLASSIFIER_DIR / "model.onnx").is_file()
 
+    @property
+    def has_int8(self) -> bool:
+        """True when the bundle holds int8 copies of both ONNX models (listed in its files)."""
+        from echoavc.quantise import INT8_CLASSIFIER, INT8_DETECTOR
+
+        files = self.meta.get("files", {})
+        return bool(self.meta.get("int8")) and INT8_DETECTOR in files and f"{CLASSIFIER_DIR}/{INT8_CLASSIFIER}" in files
+
     def ingest_settings(self) -> IngestSettings:
         """The ingest settings the models were trained with (standard size, frames kept, cone finder)."""
         return self.preprocess().ingest_settings()
 
     def backend(self, backend: str = "auto") -> str:
-        if backend not in ("auto", "torch", "onnx"):
-            raise EchoAVCError(f"backend must be auto, torch or onnx, not {backend!r}")
+        """``auto``: ONNX when the bundle has it, else PyTorch. ``int8`` is asked for by name: on the demo bundle
+        its boxes moved enough to change 6% of frame decisions (docs/benchmarks.md)."""
+        if backend not in BUNDLE_BACKENDS:
+            raise EchoAVCError(f"backend must be one of {', '.join(BUNDLE_BACKENDS)}, not {backend!r}")
         if backend == "auto":
             return "onnx" if self.has_onnx else "torch"
-        if backend == "onnx" and not self.has_onnx:
+        if backend in ("onnx", "int8") and not self.has_onnx:
             raise EchoAVCError("this bundle holds no ONNX exports: use --backend torch", self.folder)
+        if backend == "int8" and not self.has_int8:
+            raise EchoAVCError("this bundle holds no int8 models (made before format 3, or without calibration "
+                               "frames): use --backend onnx", self.folder)
         return backend
 
     def detector(self, backend: str = "auto", threads: int = 0):
         from echoavc.detector.predict import Detector
         from echoavc.settings import DetectorSettings
 
+        from echoavc.quantise import INT8_DETECTOR
+
         b = self.backend(backend)
-        path = self.folder / (DETECTOR_ONNX if b == "onnx" else DETECTOR_STATE)
+        path = self.folder / {"onnx": DETECTOR_ONNX, "int8": INT8_DETECTOR}.get(b, DETECTOR_STATE)
         d = self.meta.get("detector", {})
         settings = DetectorSettings(conf=float(self.meta["screening"]["valve_conf"]),
                                     min_score=float(d.get("min_score", DetectorSettings.min_score)),
                                     nms_iou=float(d.get("nms_iou", DetectorSettings.nms_iou)), threads=threads)
-        return Detector(path, backend=b, settings=settings)
+        return Detector(path, backend="torch" if b == "torch" else "onnx", settings=settings)
 
     def classifier(self, backend: str = "auto", threads: int = 0):
         from echoavc.classifier.predict import Classifier
+        from echoavc.quantise import INT8_CLASSIFIER
 
         b = self.backend(backend)
+        if b == "int8":
+            return Classifier.load(self.folder / CLASSIFIER_DIR, backend="onnx", threads=threads,
+                                   onnx_file=INT8_CLASSIFIER)
         return Classifier.load(self.folder / CLASSIFIER_DIR, backend=b, threads=threads)
 
     @property
@@ -185,6 +211,7 @@ class Bundle:
         from echoavc.classifier.grade import GradeModel
 
         b = self.backend(backend)
+        b = "onnx" if b == "int8" else b  # the grade head is small: float ONNX
         if b == "onnx" and not (self.folder / CLASSIFIER_DIR / "grade.onnx").is_file():
             b = "torch"
         return GradeModel.load(self.folder / CLASSIFIER_DIR, backend=b, threads=threads)
@@ -235,8 +262,12 @@ def save_bundle(out: str | Path, *, detector_weights: str | Path, classifier_dir
                 training: dict | None = None, validation: dict | None = None, validation_files: dict | None = None,
                 detector_settings=None, name: str | None = None, onnx: bool = True,
                 limitations: list[str] | None = None, test: dict | None = None,
-                test_files: dict | None = None, views_dir: str | Path | None = None) -> Path:
+                test_files: dict | None = None, views_dir: str | Path | None = None,
+                int8: tuple | None = None) -> Path:
     """Assemble a bundle from a trained detector checkpoint and classifier folder; returns its folder.
+
+    ``int8``: (standard frames, prepared valve crops, where they come from) of the validation patients: with
+    ``onnx``, int8 copies of both ONNX models are calibrated on them (:mod:`echoavc.quantise`); no image is kept.
 
     The folder is built beside ``out`` and renamed into place, so an interrupted save leaves no half bundle
     (:func:`echoavc.files.atomic_folder`). ``views_dir``: a view model folder (``echoavc views train``) to include.
@@ -310,6 +341,7 @@ def save_bundle(out: str | Path, *, detector_weights: str | Path, classifier_dir
             "validation_summary": _jsonable(validation or {}),
             "test_summary": _jsonable(test) if test is not None else None,
             "limitations": limitations or [],
+            "int8": write_int8_models(tmp, *int8, imgsz) if onnx and int8 is not None else None,
         }
         grade = grade_note(cdir)
         (tmp / GRADE_FILE).write_text(json.dumps(grade, indent=1, default=str) + "\n")
@@ -322,6 +354,24 @@ def save_bundle(out: str | Path, *, detector_weights: str | Path, classifier_dir
         meta["files"] = {p.relative_to(tmp).as_posix(): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         atomic_write_text(tmp / BUNDLE_FILE, json.dumps(meta, indent=1, default=str) + "\n")
     return out
+
+
+def add_int8(src: str | Path, out: str | Path, frames, crops, source: str) -> Path:
+    """A copy of bundle ``src`` (with ONNX exports) at ``out``, in the current format, with int8 models calibrated
+    on ``frames`` and ``crops`` (for bundles made before format 3; ``echoavc train`` does this itself)."""
+    b = load_bundle(src)
+    if not b.has_onnx:
+        raise EchoAVCError("this bundle holds no ONNX exports to quantise", b.folder)
+    with atomic_folder(Path(out)) as tmp:
+        shutil.copytree(b.folder, tmp, dirs_exist_ok=True)
+        meta = dict(b.meta)
+        meta["format"] = BUNDLE_FORMAT
+        meta.setdefault("test_summary", None)
+        meta["int8"] = write_int8_models(tmp, frames, crops, source, int(meta["preprocessing"]["detector_imgsz"]))
+        meta["files"] = {p.relative_to(tmp).as_posix(): _sha256(p) for p in sorted(tmp.rglob("*"))
+                         if p.is_file() and p.name != BUNDLE_FILE}
+        atomic_write_text(tmp / BUNDLE_FILE, json.dumps(meta, indent=1, default=str) + "\n")
+    return Path(out)
 
 
 def load_bundle(path: str | Path, ingest: IngestSettings | None = None, verify: bool = True) -> Bundle:
@@ -488,5 +538,5 @@ def with_screening(bundle: Bundle, **overrides) -> ScreeningSettings:
     return replace(bundle.screening, **{k: v for k, v in overrides.items() if v is not None})
 
 
-__all__ = ["Bundle", "BUNDLE_FORMAT", "READABLE_FORMATS", "VALIDATION_LABEL", "save_bundle", "load_bundle", "looks_like_pickle", "preprocessing_of",
+__all__ = ["Bundle", "BUNDLE_FORMAT", "BUNDLE_BACKENDS", "add_int8", "READABLE_FORMATS", "VALIDATION_LABEL", "save_bundle", "load_bundle", "looks_like_pickle", "preprocessing_of",
            "RESEARCH_ONLY", "with_screening", "Preprocessing"]

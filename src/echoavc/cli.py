@@ -205,14 +205,18 @@ def predict(
     out: Annotated[Path, typer.Option("--out", help="Results folder: exams.csv, frames.csv, results.json, "
                                       "report.html, overlays/.")],
     backend: Annotated[str, typer.Option("--backend", help="auto (onnxruntime when the bundle has ONNX) | onnx "
-                                         "| torch.")] = "auto",
+                                         "| torch | int8 (the bundle's int8 models, when it has them).")] = "auto",
     workers: Annotated[int, typer.Option("--workers", min=0, help="Files screened in parallel (processes; with "
                                          "--engine ray: Ray workers, 0: one per CPU of the cluster).")] = 1,
     threads: Annotated[int, typer.Option("--threads", min=0, help="Threads in all (0: every core).")] = 0,
     overlays: Annotated[str, typer.Option("--overlays", help="driving (one per clip, Grad-CAM on each exam's "
                                           "driving frame) | all | none.")] = "driving",
-    detect_frames: Annotated[Optional[int], typer.Option("--detect-frames", min=0, help="Locate the valve on at "
-                                                         "most this many frames per clip (0: every frame).")] = None,
+    detect_frames: Annotated[Optional[int], typer.Option("--detect-frames", min=0, help="Locate the valve on "
+                                                         "this many frames per clip first, then between frames whose "
+                                                         "boxes drifted apart (0: every frame).")] = None,
+    track_iou: Annotated[Optional[float], typer.Option("--track-iou", min=0.0, max=1.0, help="With --detect-frames: "
+                                                       "located frames whose boxes overlap less than this have the "
+                                                       "frame between them located too.")] = None,
     aggregate: Annotated[Optional[Literal[EXAM_AGGREGATES]], typer.Option("--aggregate", help="Override the bundle's exam aggregate "
                                                      "(the exam threshold was chosen for the bundle's).")] = None,
     valve_conf: Annotated[Optional[float], typer.Option("--valve-conf", min=0.0, max=1.0, help="Override: below "
@@ -251,8 +255,8 @@ def predict(
 
     try:
         b = load_bundle(model)
-        s = with_screening(b, detect_frames=detect_frames, exam_aggregate=aggregate, explain=explain,
-                           valve_conf=valve_conf, decide_conf=decide_conf, frames=frames)
+        s = with_screening(b, detect_frames=detect_frames, track_iou=track_iou, exam_aggregate=aggregate,
+                           explain=explain, valve_conf=valve_conf, decide_conf=decide_conf, frames=frames)
         rep = screen_inputs(src, model, out, dicom_out=dicom_out, study=study, patient=patient, since=since,
                             credentials_file=credentials, local_ae=ae_title, local_port=port,
                             on_dicom_failure=lambda e, r: err.print(f"[red]no DICOM results:[/red] {e}: {r}",

@@ -295,9 +295,16 @@ def train_bundle(data: str | Path, out: str | Path, preset: str = "cpu", split: 
         f"({val['counts']['patients']} patients, {val['counts']['exams']} exams). " + held,
         "Frames must be parasternal short-axis views at aortic-valve level; other views are reported as 'no valve'.",
     ]
+    int8 = None
+    if onnx:  # int8 copies of the ONNX models, their ranges set on validation frames (no image is kept)
+        from echoavc.quantise import calibration_from_table
+
+        pre = provisional.preprocess()
+        int8 = calibration_from_table(table, sp, clips, pre.crop(), pre.noise_reduction)
+        int8 = int8 if int8[0] and int8[1] else None
     path = save_bundle(out, exam_threshold=exam_thr, training=training, validation=val,
                        validation_files={"report.json": val}, limitations=limitations, test=test,
-                       test_files=test_files, **common)
+                       test_files=test_files, int8=int8, **common)
     log(f"bundle: {path} (frame threshold {frame_thr:.3f}, exam threshold {exam_thr:.3f}: {why}; "
         f"{time.perf_counter() - t0:.0f} s)")
     return path

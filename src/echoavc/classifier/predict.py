@@ -123,12 +123,16 @@ class Classifier:
         self.threshold = float(meta["threshold"])
 
     @classmethod
-    def load(cls, folder: str | Path, backend: str = "torch", threads: int = 0) -> "Classifier":
-        """``backend``: ``torch`` or ``onnx`` (exports ``model.onnx`` beside the weights on first use)."""
+    def load(cls, folder: str | Path, backend: str = "torch", threads: int = 0,
+             onnx_file: str | None = None) -> "Classifier":
+        """``backend``: ``torch`` or ``onnx`` (exports ``model.onnx`` beside the weights on first use);
+        ``onnx_file``: another ONNX graph in the folder to run instead (a bundle's int8 copy), as it is."""
         folder = Path(folder)
         if backend == "torch":
             model, meta = load_model(folder)
             return cls(meta, _TorchBackend(model), model, folder)
+        if backend == "onnx" and onnx_file is not None:
+            return cls(read_meta(folder), OnnxBackend(folder / onnx_file, threads), None, folder)
         if backend == "onnx":
             onnx_path = folder / ONNX_FILE
             meta = read_meta(folder)

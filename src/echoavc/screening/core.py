@@ -18,7 +18,8 @@ from echoavc.preprocess.crop import prepare_crop
 from echoavc.settings import ScreeningSettings
 from echoavc.views.screening import NOT_SCREENED
 
-__all__ = ["STATUS_TEXT", "exam_id_of", "FrameResult", "ClipResult", "nearest_located", "located_frames",
+__all__ = ["STATUS_TEXT", "exam_id_of", "FrameResult", "ClipResult", "nearest_located", "located_frames", "drifted",
+           "box_iou",
            "Screener", "heat_map"]
 
 STATUS_TEXT = {
@@ -124,6 +125,26 @@ def nearest_located(kept: Sequence[int], located: Sequence[int]) -> list[int]:
     return [int(np.argmin(np.abs(loc - k))) for k in kept]
 
 
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two (x1, y1, x2, y2) boxes."""
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def drifted(a: tuple[np.ndarray, float], b: tuple[np.ndarray, float], decide_conf: float, min_iou: float) -> bool:
+    """Two located frames' (box, score) disagree: one has a valve and the other not, they fall on either side of
+    ``decide_conf``, or their boxes overlap less than ``min_iou`` (the valve moved, or the view changed)."""
+    fa, fb = np.isfinite(a[1]), np.isfinite(b[1])
+    if fa != fb:
+        return True
+    if not fa:
+        return False
+    return (a[1] >= decide_conf) != (b[1] >= decide_conf) or box_iou(a[0], b[0]) < min_iou
+
+
 def located_frames(kept: Sequence[int], limit: int) -> list[int]:
     """The frames the detector runs on: all, or ``limit`` evenly spaced ones."""
     if limit <= 0 or len(kept) <= limit:
@@ -161,13 +182,31 @@ class Screener:
         return self._explainer
 
     def boxes(self, images: Sequence[np.ndarray], kept: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        """(boxes (n, 4), scores (n,)) per kept frame; NaN where no box reaches ``valve_conf``."""
+        """(boxes (n, 4), scores (n,)) per kept frame; NaN where no box reaches ``valve_conf``.
+
+        With ``detect_frames``: the valve is located on that many evenly spaced frames, then between two located
+        frames that disagree (:func:`drifted`) on the frame halfway, until neighbours agree or are adjacent; every
+        other frame takes the box and score of its nearest located frame."""
         s = self.settings
-        located = located_frames(kept, s.detect_frames)
         pos = {k: i for i, k in enumerate(kept)}
-        top = self.detector.top([images[pos[k]] for k in located], conf=s.valve_conf, batch_size=s.batch)
-        near = nearest_located(kept, located)
-        return top.boxes[near], top.scores[near]
+        found: dict[int, tuple[np.ndarray, float]] = {}
+
+        def locate(frames: list[int]) -> None:
+            top = self.detector.top([images[pos[k]] for k in frames], conf=s.valve_conf, batch_size=s.batch)
+            found.update({k: (top.boxes[i], float(top.scores[i])) for i, k in enumerate(frames)})
+
+        locate(located_frames(kept, s.detect_frames))
+        while s.detect_frames > 0:
+            done = sorted(found, key=pos.get)
+            more = [kept[(pos[a] + pos[b]) // 2] for a, b in zip(done, done[1:])
+                    if pos[b] - pos[a] > 1 and drifted(found[a], found[b], s.decide_conf, s.track_iou)]
+            if not more:
+                break
+            locate(more)
+        located = sorted(found, key=pos.get)
+        near = [located[i] for i in nearest_located(kept, located)]
+        return (np.array([found[k][0] for k in near], dtype=float).reshape(-1, 4),
+                np.array([found[k][1] for k in near], dtype=float))
 
     def probabilities(self, images: Sequence[np.ndarray], boxes: np.ndarray) -> np.ndarray:
         """Calibrated P(calcified) for each image's box (NaN where there is no box)."""

@@ -26,9 +26,13 @@ class ScreeningSettings:
     #: "youden", or "frame" (reuse the frame threshold).
     exam_threshold_rule: str = "recall"
     min_recall: float = 0.95
-    #: Locate the valve on at most this many evenly spaced frames of a clip and give each other frame the box
-    #: of its nearest located frame (the valve barely moves in a short-axis clip); 0: every frame.
+    #: Locate the valve on this many evenly spaced frames of a clip first, then halfway between any two located
+    #: frames whose boxes drifted apart (see ``track_iou``) until neighbours agree; every other frame takes the
+    #: box of its nearest located frame (the valve barely moves in a short-axis clip); 0: every frame.
     detect_frames: int = 0
+    #: With ``detect_frames``: two located frames whose boxes overlap less than this (intersection over union),
+    #: or that differ in having a valve or in reaching ``decide_conf``, have the frame between them located too.
+    track_iou: float = 0.85
     #: Grad-CAM overlays for the frame that drives each exam's decision (needs the PyTorch classifier).
     explain: bool = True
     #: Frames per batch through the detector and the classifier.
@@ -41,7 +45,7 @@ class ScreeningSettings:
     def __post_init__(self):
         _check(self, {"exam_aggregate": EXAM_AGGREGATES, "exam_threshold_rule": EXAM_THRESHOLD_RULES,
                       "frames": FRAME_POLICIES},
-               shares=("valve_conf", "decide_conf", "min_recall"))
+               shares=("valve_conf", "decide_conf", "min_recall", "track_iou"))
         if self.decide_conf < self.valve_conf:
             raise EchoAVCError(f"decide_conf ({self.decide_conf}) must be at least valve_conf ({self.valve_conf}) "
                                "(--decide-conf, --valve-conf)")
