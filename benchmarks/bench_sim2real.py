@@ -20,7 +20,7 @@ The contact sheets are drawn from the real frames: they are written to the work 
 (the real frames' licence, /work/shared/real-dev/README.md).
 
 Run:  PYTHONPATH=src .venv/bin/python benchmarks/bench_sim2real.py [--seeds 2026 2027 2028] [--anatomy classic]
-          [--domain-randomisation] [--work DIR] [--json FILE]
+          [--domain-randomisation] [--style-from INGESTED_DIR [--style-method fourier]] [--work DIR] [--json FILE]
       ... --detector best.pt [--detector other.pt]   evaluate given checkpoints instead of training
 """
 
@@ -83,7 +83,8 @@ def real_frames(real_dev: Path, work: Path) -> list[dict]:
 
 
 def train_seed(seed: int, work: Path, anatomy: str, domain_randomisation: bool, patients: int,
-               epochs: int | None, threads: int, log) -> dict:
+               epochs: int | None, threads: int, log, style_from: Path | None = None,
+               style_method: str = "histogram") -> dict:
     """The demo's training study and the cpu-preset detector for one seed (both resumable)."""
     from echoavc.dataset.split import Split
     from echoavc.dataset.table import DatasetTable
@@ -99,13 +100,16 @@ def train_seed(seed: int, work: Path, anatomy: str, domain_randomisation: bool, 
         make_study(study, patients, seed, frames_per_exam=8, train=0.75, val=0.25, test=0.0, workers=1,
                    prevalence=0.5, progress=False, anatomy=anatomy)
     t_study = time.perf_counter() - t0
-    det = sdir / ("detector-dr" if domain_randomisation else "detector")
+    det = sdir / ("detector" + ("-dr" if domain_randomisation else "") +
+                  (f"-style-{style_method}" if style_from else ""))
     done = det / "bench-done.json"
     if done.is_file():
         return json.loads(done.read_text())
     settings = detector_preset("cpu", seed=seed, epochs=epochs, threads=threads or None)
     if domain_randomisation:
         settings = replace(settings, domain_randomisation=True)
+    if style_from:
+        settings = replace(settings, style_from=str(style_from), style_method=style_method)
     log(f"seed {seed}: training the cpu detector ({settings.epochs} epochs) ...")
     t1 = time.perf_counter()
     table = DatasetTable.load(study / "table")
@@ -114,7 +118,8 @@ def train_seed(seed: int, work: Path, anatomy: str, domain_randomisation: bool, 
     rec = {"seed": seed, "best": str(res.best), "study_seconds": round(t_study, 1),
            "train_seconds": round(time.perf_counter() - t1, 1),
            "synthetic_val_map50": val.get("metrics/mAP50(B)"), "anatomy": anatomy,
-           "domain_randomisation": domain_randomisation, "images": res.info.get("images")}
+           "domain_randomisation": domain_randomisation, "style_from": str(style_from) if style_from else None,
+           "style_method": style_method if style_from else None, "images": res.info.get("images")}
     done.write_text(json.dumps(rec, indent=1))
     return rec
 
@@ -183,6 +188,25 @@ def contact_sheet(frames: list[dict], result: dict, path: Path, title: str, cell
     cv2.imwrite(str(path), np.vstack([head, grid]))
 
 
+def per_seed_table(results: list[dict], valve_conf: float) -> str:
+    """One markdown row per run: IoU and score on each valve frame, the other views' scores, the verdict."""
+    if not results:
+        return ""
+    pos = [f["frame"] for f in results[0]["frames"] if "iou" in f]
+    neg = [f["frame"] for f in results[0]["frames"] if "iou" not in f]
+    head = ["run", *(f"{n}: IoU, score" for n in pos), f"other views ({', '.join(neg)})",
+            f"other views >= {valve_conf}", "synthetic val mAP50", "verdict"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        by = {f["frame"]: f for f in r["frames"]}
+        tag = f"seed {r['seed']}" if r.get("seed") is not None else r["best"]
+        m = r.get("synthetic_val_map50")
+        lines.append("| " + " | ".join([tag, *(f"{by[n]['iou']:.3f}, {by[n]['score']:.3f}" for n in pos),
+                                        ", ".join(f"{by[n]['score']:.3f}" for n in neg), r["negatives_above_limit"],
+                                        "-" if m is None else f"{m:.3f}", "PASS" if r["pass"] else "FAIL"]) + " |")
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -191,6 +215,9 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS))
     ap.add_argument("--anatomy", default="classic", choices=("classic", "realistic"))
     ap.add_argument("--domain-randomisation", action="store_true")
+    ap.add_argument("--style-from", type=Path, default=None, help="train with --style-from this ingest output "
+                    "folder (never real-dev: that is the measuring stick)")
+    ap.add_argument("--style-method", default="histogram", choices=("histogram", "fourier"))
     ap.add_argument("--patients", type=int, default=60, help="training patients (the demo: 60)")
     ap.add_argument("--epochs", type=int, default=None, help="override the cpu preset's 40 epochs (not the demo's)")
     ap.add_argument("--detector", type=Path, action="append", default=None,
@@ -205,6 +232,8 @@ def main() -> int:
     from echoavc.evaluate.seeds import TUNING_SEEDS
     from echoavc.settings import ScreeningSettings
 
+    if args.style_from and args.real_dev.resolve() in [args.style_from.resolve(), *args.style_from.resolve().parents]:
+        ap.error("--style-from must not be the real development frames: they are what is measured")
     bad = [s for s in args.seeds if s not in TUNING_SEEDS]
     if bad and not args.detector:
         ap.error(f"training seeds must be tuning seeds ({TUNING_SEEDS.start}-{TUNING_SEEDS.stop - 1}): {bad}")
@@ -218,13 +247,15 @@ def main() -> int:
     else:
         for seed in args.seeds:
             runs.append(train_seed(seed, args.work, args.anatomy, args.domain_randomisation, args.patients,
-                                   args.epochs, args.threads, log))
+                                   args.epochs, args.threads, log, args.style_from, args.style_method))
     results = []
-    for run in runs:
+    for i, run in enumerate(runs, 1):
         res = measure(run["best"], frames, valve_conf)
-        tag = f"seed{run['seed']}" if run["seed"] is not None else Path(run["best"]).stem
-        sheet = args.work / f"contact-{args.anatomy}{'-dr' if args.domain_randomisation else ''}-{tag}.png"
-        contact_sheet(frames, res, sheet, f"{args.anatomy}{' + DR' if args.domain_randomisation else ''} {tag}: "
+        tag = f"seed{run['seed']}" if run["seed"] is not None else f"given{i}"
+        variant = args.anatomy + ("-dr" if args.domain_randomisation else "") + \
+            (f"-style-{args.style_method}" if args.style_from else "")
+        sheet = args.work / f"contact-{variant}-{tag}.png"
+        contact_sheet(frames, res, sheet, f"{variant} {tag}: "
                       f"recall@0.5 {res['recall_iou50']}, negatives >= {valve_conf} {res['negatives_above_limit']}")
         results.append({**run, **res, "contact_sheet": str(sheet)})
     out = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "anatomy": args.anatomy,
@@ -239,6 +270,7 @@ def main() -> int:
         print(f"seed {r['seed']}: {ious}; recall@0.5 {r['recall_iou50']}; other views: {negs}; "
               f"above {valve_conf}: {r['negatives_above_limit']}; synthetic val mAP50 "
               f"{r.get('synthetic_val_map50')}; {'PASS' if r['pass'] else 'FAIL'}")
+    print(per_seed_table(results, valve_conf))
     ok = bool(results) and all(r["pass"] for r in results)
     print("ACCEPTANCE:", "PASS" if ok else "FAIL", file=sys.stderr)
     return 0 if ok else 1

@@ -63,8 +63,15 @@ def train_cmd(
     domain_randomisation: Annotated[Optional[bool], typer.Option(
         "--domain-randomisation/--no-domain-randomisation", help="Opt-in albumentations intensity, blur, noise, "
         "resolution and colour transforms (docs/synth.md, sim-to-real).")] = None,
+    style_from: Annotated[Optional[Path], typer.Option("--style-from", help="Opt-in: an `echoavc ingest` output "
+                                                       "folder of your own unlabelled frames; training frames take "
+                                                       "on their look (docs/detector.md).")] = None,
+    style_method: Annotated[Optional[str], typer.Option("--style-method", help="With --style-from: histogram "
+                                                        "(histogram matching) | fourier (low-frequency amplitude "
+                                                        "swap).")] = None,
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Start from this local checkpoint "
-                                                    "(COCO-pretrained or an earlier run).")] = None,
+                                                    "(COCO-pretrained, an earlier run, or a synthetic-trained "
+                                                    "detector to fine-tune on a few labelled frames).")] = None,
     pretrained: Annotated[Optional[str], typer.Option("--pretrained", help="Without --weights: none (from "
                                                       "scratch, the default) | PATH | a name from `echoavc weights "
                                                       "list` | auto (cached COCO weights if any). Never downloads.")] = None,
@@ -83,8 +90,13 @@ def train_cmd(
 
     try:
         s = _settings(preset, model=model, imgsz=imgsz, epochs=epochs, batch=batch, online_augment=online_augment,
-                      domain_randomisation=domain_randomisation, pretrained=pretrained, device=device, workers=workers, seed=seed, time_hours=time_hours,
-                      threads=threads)
+                      domain_randomisation=domain_randomisation, pretrained=pretrained, device=device,
+                      workers=workers, seed=seed, time_hours=time_hours, threads=threads,
+                      style_from=str(style_from) if style_from else None, style_method=style_method)
+        if style_from is not None:
+            from echoavc.detector.domain import style_reference_paths
+
+            style_reference_paths(style_from)  # before any training work: a clear error for a wrong folder
         with user_warnings():
             if _is_yolo_folder(data):
                 if split is not None:

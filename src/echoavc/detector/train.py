@@ -108,10 +108,17 @@ def ultralytics_args(settings: DetectorSettings, data_file: Path, out: Path, dev
         save=True, save_period=-1, verbose=verbose, time=settings.time_hours, fraction=1.0,
         **settings.augment.ultralytics_args(settings.online_augment),
     )
+    extra = []
     if settings.domain_randomisation:
         from echoavc.detector.domain import domain_randomisation_transforms
 
-        args["augmentations"] = domain_randomisation_transforms()
+        extra += domain_randomisation_transforms()
+    if settings.style_from:
+        from echoavc.detector.domain import style_transforms
+
+        extra += style_transforms(settings.style_from, settings.style_method, settings.style_p)
+    if extra:
+        args["augmentations"] = extra
     return args
 
 
@@ -222,7 +229,8 @@ def train(data: str | Path, out: str | Path, settings: DetectorSettings | None =
         "weights_warning": choice.warning,
         "best": str(best), "last": str(last),
         "settings": asdict(settings),
-        "ultralytics_args": {k: v for k, v in args.items()},
+        "ultralytics_args": {k: v for k, v in args.items() if k != "augmentations"},
+        "augmentations": [type(t).__name__ for t in args.get("augmentations", [])],
         "dataset": {k: v for k, v in d.items() if not k.startswith("_")},
         "images": {"train": n_train, "val": n_val},
         "device": device,

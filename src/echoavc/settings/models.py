@@ -167,6 +167,13 @@ class DetectorSettings:
     #: Opt-in domain randomisation on top of the online augmentation (albumentations: intensity curves, blur,
     #: speckle-like noise, resolution, colour maps; detector/domain.py). Measured: docs/synth.md.
     domain_randomisation: bool = False
+    #: Opt-in style from the user's own unlabelled frames: an ``echoavc ingest`` output folder whose standard frames
+    #: training frames are matched to ("" : off; detector/domain.py). Measured: docs/synth.md.
+    style_from: str = ""
+    #: histogram (per-channel histogram matching) | fourier (low-frequency amplitude swap, FDA).
+    style_method: str = "histogram"
+    #: Share of training frames restyled.
+    style_p: float = 0.5
     #: Starting weights when no --weights is given: "none" (from scratch), a checkpoint path or cached weights name
     #: (``echoavc weights``), or "auto" (the cache's COCO weights if there, else from scratch). Never downloads.
     pretrained: str = "none"
@@ -194,7 +201,7 @@ class DetectorSettings:
 
     def __post_init__(self):
         # pretrained is none | auto | a file | a cached name: detector.model.resolve_weights checks it
-        _check(self, shares=("conf", "min_score", "nms_iou"))
+        _check(self, {"style_method": ("histogram", "fourier")}, shares=("conf", "min_score", "nms_iou", "style_p"))
 
 
 #: Named presets. ``cpu`` was tuned on synthetic cohorts to reach the acceptance targets on 2 CPU cores in
