@@ -113,6 +113,38 @@ def _logit_only_baseline(head_inputs, test_logits_by_exam):
             for e, z in test_logits_by_exam.items()}
 
 
+def _time_passes(model: Path, clf, crops) -> dict:
+    """CPU and wall seconds per 1000 crops: the single graph (logits + features, the head in numpy) against the
+    two-graph path bundles of format 2 ran (logits-only graph, then grade.onnx: the backbone again + the head)."""
+    import torch
+
+    from echoavc.classifier.grade import GradeModel
+    from echoavc.classifier.predict import Classifier, OnnxBackend, load_model
+
+    net, meta = load_model(model)
+    path = model / "logits-only.onnx"  # the classifier graph as format 2 exported it
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.zeros(1, 3, net.input_size, net.input_size),), str(path),
+                          input_names=["crops"], output_names=["logits"],
+                          dynamic_axes={"crops": {0: "n"}, "logits": {0: "n"}}, opset_version=17, dynamo=False)
+    old = Classifier(meta, OnnxBackend(path), None, model)
+    two = GradeModel.load(model, backend="onnx")  # grade.onnx, exported here if missing
+    one = GradeModel.on_classifier(model, clf)
+    out = {}
+    for name, run in (("one_graph", lambda: one.from_features(clf.predict_proba_and_features(crops)[1])),
+                      ("two_graphs", lambda: (old.predict_proba(crops), two.predict_proba(crops)))):
+        run()  # warm-up
+        w, c = time.perf_counter(), time.process_time()
+        for _ in range(3):
+            run()
+        out[name] = {"wall_s_per_1000": round((time.perf_counter() - w) / 3 / len(crops) * 1000, 3),
+                     "cpu_s_per_1000": round((time.process_time() - c) / 3 / len(crops) * 1000, 3)}
+    g_one, g_two = one.from_features(clf.predict_proba_and_features(crops)[1]), two.predict_proba(crops)
+    out["max_grade_difference"] = float(np.abs(g_one - g_two).max())
+    return out
+
+
 def evaluate_grade(args, table, split, model: Path, seconds: dict) -> dict:
     """Steps 3-4; prints the PASS/FAIL lines."""
     from sklearn.metrics import roc_auc_score
@@ -140,9 +172,12 @@ def evaluate_grade(args, table, split, model: Path, seconds: dict) -> dict:
     unchanged = all(_sha(model / f) == h for f, h in binary.items())
     clf2 = Classifier.load(model)
     p_with = clf2.predict_proba(crops)  # the binary path of the same folder, now holding the grade head
-    grader = GradeModel.load(model, backend="onnx")  # as predict serves it (bundles hold ONNX)
-    g_frames = grader.predict_proba(crops)
+    # as predict serves it (bundle format 3): ONE ONNX graph gives the logit and the pooled features the head reads
+    clf_onnx = Classifier.load(model, backend="onnx")
+    p_onnx, features = clf_onnx.predict_proba_and_features(crops)
+    g_frames = GradeModel.on_classifier(model, clf_onnx).from_features(features)
     g_torch = GradeModel.load(model, backend="torch").predict_proba(crops)
+    passes = _time_passes(model, clf_onnx, crops)
 
     exams = sorted({x.study_id for x in samples})
     idx = {e: [i for i, x in enumerate(samples) if x.study_id == e] for e in exams}
@@ -189,6 +224,10 @@ def evaluate_grade(args, table, split, model: Path, seconds: dict) -> dict:
         f"[{rep_base['qwk']['low']:.3f}, {rep_base['qwk']['high']:.3f}]; frame-level QWK of the head "
         f"{frame_qwk:.3f}; ONNX vs PyTorch grade probabilities max |difference| "
         f"{float(np.abs(g_frames - g_torch).max()):.1e}",
+        f"INFO screening cost per 1000 crops (ONNX, this machine, shared): one graph (logits + features) "
+        f"{passes['one_graph']['cpu_s_per_1000']} CPU s ({passes['one_graph']['wall_s_per_1000']} s wall) vs the "
+        f"format-2 two graphs {passes['two_graphs']['cpu_s_per_1000']} CPU s ({passes['two_graphs']['wall_s_per_1000']}"
+        f" s wall); grade probabilities max |difference| {passes['max_grade_difference']:.1e}",
     ]
     print(confusion_markdown(rep), flush=True)
     for line in lines:
@@ -198,7 +237,7 @@ def evaluate_grade(args, table, split, model: Path, seconds: dict) -> dict:
     return {"lines": lines, "grade": rep, "logit_only_baseline": rep_base,
             "auroc": {k: v.to_dict() for k, v in auc.items()},
             "auroc_difference": diff.to_dict(), "binary_unchanged": unchanged, "max_binary_difference": max_diff,
-            "held_out": info, "seconds": seconds,
+            "held_out": info, "seconds": seconds, "passes": passes,
             "grade_head": json.loads((model / "grade.json").read_text())}
 
 

@@ -8,7 +8,7 @@ A bundle is what ``echoavc train`` writes and ``echoavc predict`` reads::
     BUNDLE/detector.onnx                    the same network for onnxruntime
     BUNDLE/classifier/model.safetensors     the calcification classifier, classifier.json (crop,
     BUNDLE/classifier/classifier.json       normalisation, calibration, frame threshold), model.onnx
-    BUNDLE/classifier/model.onnx
+    BUNDLE/classifier/model.onnx            (outputs: logits, and the pooled features the grade head reads)
     BUNDLE/classifier/grade.*               the severity grade head, when the labels had grades (optional)
     BUNDLE/grade.json                       the grade head's summary, or "grade: not trained (no grades in
                                             the labels)" (a file, so bundle.json keeps format 2's shape)
@@ -37,10 +37,13 @@ from echoavc.files import atomic_folder, atomic_write_text
 from echoavc.preprocess.record import Preprocessing
 from echoavc.settings import ConeSettings, IngestSettings, ScreeningSettings, from_dict
 
-#: format 2 adds ``test_summary`` (the held-out test report's headline figures, or null) and ``test/``
-BUNDLE_FORMAT = "echoavc-bundle/2"
-#: the formats :func:`load_bundle` reads (a format-1 bundle simply has no test report)
-READABLE_FORMATS = (BUNDLE_FORMAT, "echoavc-bundle/1")
+#: format 2 adds ``test_summary`` (the held-out test report's headline figures, or null) and ``test/``;
+#: format 3: ``classifier/model.onnx`` has a second output, ``features`` (the pooled backbone features), which
+#: the grade head reads, so there is no ``classifier/grade.onnx`` (format 2 held one: a second copy of the backbone)
+BUNDLE_FORMAT = "echoavc-bundle/3"
+#: the formats :func:`load_bundle` reads (a format-1 bundle simply has no test report; a format-2 bundle's grade
+#: head runs on its own grade.onnx)
+READABLE_FORMATS = (BUNDLE_FORMAT, "echoavc-bundle/2", "echoavc-bundle/1")
 #: how validation figures are labelled wherever they are shown
 VALIDATION_LABEL = "validation (used for model selection; optimistic)"
 BUNDLE_FILE = "bundle.json"
@@ -169,14 +172,21 @@ class Bundle:
             return None
         return json.loads((self.folder / GRADE_FILE).read_text())
 
-    def grader(self, backend: str = "auto", threads: int = 0):
-        """The grade head (``echoavc.classifier.grade.GradeModel``), or None when the bundle has none. Its ONNX
-        graph is used with the onnx backend when the bundle holds it (else PyTorch: nothing is written here)."""
+    def grader(self, backend: str = "auto", threads: int = 0, classifier=None):
+        """The grade head (``echoavc.classifier.grade.GradeModel``), or None when the bundle has none.
+
+        It reads the pooled features of ``classifier`` (this bundle's, loaded here when not given) when that
+        network gives them in the same pass as its logits (PyTorch; the ONNX graph of format 3), so the backbone
+        runs once per crop. A format-2 bundle's ONNX graph gives logits only: the head then runs on its own
+        grade.onnx, or PyTorch when that is missing (nothing is written here)."""
         if not self.has_grade:
             return None
         from echoavc.classifier.grade import GradeModel
 
         b = self.backend(backend)
+        clf = classifier if classifier is not None else self.classifier(b, threads)
+        if clf.has_features:
+            return GradeModel.on_classifier(self.folder / CLASSIFIER_DIR, clf)
         if b == "onnx" and not (self.folder / CLASSIFIER_DIR / "grade.onnx").is_file():
             b = "torch"
         return GradeModel.load(self.folder / CLASSIFIER_DIR, backend=b, threads=threads)
@@ -234,13 +244,8 @@ def save_bundle(out: str | Path, *, detector_weights: str | Path, classifier_dir
                 shutil.copy2(src / f, cdir / f)
         cmeta = read_meta(cdir)
         if onnx:
-            Classifier.load(cdir, backend="onnx")  # exports model.onnx beside the weights
-        from echoavc.classifier.grade import grade_note, has_grade
-
-        if onnx and has_grade(cdir):
-            from echoavc.classifier.grade import GradeModel
-
-            GradeModel.load(cdir, backend="onnx")  # exports grade.onnx beside them
+            Classifier.load(cdir, backend="onnx")  # exports model.onnx (logits + features) beside the weights
+        from echoavc.classifier.grade import grade_note
         files = [("validation", rel, c) for rel, c in (validation_files or {}).items()]
         files += [("test", rel, c) for rel, c in (test_files or {}).items()]
         for where, rel, content in files:
