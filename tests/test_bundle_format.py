@@ -18,6 +18,7 @@ from echoavc.screening import Screener, screen_input
 
 FORMAT1 = Path(__file__).parent / "data" / "bundles" / "format1-bundle.json"
 FORMAT2 = Path(__file__).parent / "data" / "bundles" / "format2-bundle.json"
+FORMAT3 = Path(__file__).parent / "data" / "bundles" / "format3-bundle.json"
 SECTIONS = ("preprocessing", "screening", "thresholds", "detector", "classifier")
 
 
@@ -53,7 +54,7 @@ def test_the_format_1_preprocessing_record_reads_back_exactly():
 
 
 def test_the_writer_keeps_the_current_formats_shape_while_its_version_stays(screening_bundle):
-    old = json.loads(FORMAT2.read_text())  # the newest format's recorded shape
+    old = json.loads(FORMAT3.read_text())  # the newest format's recorded shape
     new = json.loads((screening_bundle.bundle / "bundle.json").read_text())
     if new["format"] != old["format"]:
         pytest.skip(f"bundles are now {new['format']}: record its shape beside {FORMAT2.name}")

@@ -172,6 +172,14 @@ class Bundle:
             return None
         return json.loads((self.folder / GRADE_FILE).read_text())
 
+    @property
+    def grade_pooling(self) -> dict | None:
+        """How exams pool their frames' grade probabilities (the head's ``exam_pooling``; None: the arithmetic
+        mean, as heads fitted before the pooling rule, and bundles without a head)."""
+        if not self.has_grade:
+            return None
+        return json.loads((self.folder / CLASSIFIER_DIR / "grade.json").read_text()).get("exam_pooling")
+
     def grader(self, backend: str = "auto", threads: int = 0, classifier=None):
         """The grade head (``echoavc.classifier.grade.GradeModel``), or None when the bundle has none.
 

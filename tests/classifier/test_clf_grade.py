@@ -66,6 +66,25 @@ def test_median_grade_and_exam_grade_by_hand():
     assert grade == 1 and np.allclose(mean, [0.35, 0.25, 0.20, 0.20])
 
 
+def test_exam_pooling_geometric_by_hand_and_its_sharpness_recovered():
+    from echoavc.classifier.grade import fit_exam_sharpness, pool_frames
+
+    p = np.array([[0.6, 0.2, 0.1, 0.1], [0.2, 0.5, 0.2, 0.1]])
+    q = pool_frames(p, {"kind": "geometric", "sharpness": 2.0})
+    by_hand = np.exp(2.0 * np.log(p).mean(axis=0))
+    assert np.allclose(q, by_hand / by_hand.sum())
+    assert np.allclose(pool_frames(p), p.mean(axis=0))  # heads fitted before the rule: the mean, as before
+    assert exam_grade(p, {"kind": "geometric", "sharpness": 2.0})[0] == 1  # q = (.48, .40, .08, .04)
+    # exams whose grade is drawn from the sharpness-1.7 pooling of their frames: the fit finds 1.7
+    rng = np.random.default_rng(3)
+    frames, grades = [], []
+    for _ in range(3000):
+        f = rng.dirichlet(np.ones(4), size=6)
+        frames.append(f)
+        grades.append(rng.choice(4, p=pool_frames(f, {"kind": "geometric", "sharpness": 1.7})))
+    assert fit_exam_sharpness(frames, grades) == pytest.approx(1.7, rel=0.1)
+
+
 def test_grade_head_files_round_trip(tmp_path):
     rng = np.random.default_rng(2)
     x, g, _ = _ordered_data(300, rng)
@@ -98,6 +117,7 @@ def test_training_with_grades_fits_a_head_and_leaves_the_binary_model_as_without
     assert has_grade(with_dir) and smoke_classifier.trained.grade is not None
     gmeta = json.loads((with_dir / "grade.json").read_text())
     assert gmeta["classes"] == [0, 1, 2, 3][:len(gmeta["classes"])] and gmeta["temperature"] > 0
+    assert gmeta["exam_pooling"]["kind"] == "geometric" and gmeta["exam_pooling"]["sharpness"] > 0
     table = dataclasses.replace(smoke_classifier.table, frame=smoke_classifier.table.frame.assign(grade=np.nan))
     logs = []
     with warnings.catch_warnings():
