@@ -15,7 +15,8 @@ head). Files, beside the classifier's (never a pickle)::
 
     grade.safetensors   weight, cutpoints, feature_mean, feature_std
     grade.json          format, classes, temperature, feature, fit and calibration records, counts per grade
-    grade.onnx          crops -> cumulative_logits (before T), made by ``export`` or the first ONNX load
+    grade.onnx          crops -> cumulative_logits (before T): the backbone again + the head; only where the
+                        classifier's ONNX graph has no ``features`` output (format-2 bundles, older folders)
 
 A crop's grade is the median of its class distribution (the smallest k with P(grade <= k) >= 0.5), which for a
 cumulative-link model is the class that minimises the expected absolute error. An exam's grade is the median of
