@@ -7,7 +7,8 @@ on the shared 2-core machine):
 2. the binary classifier, cpu preset, exactly as ``echoavc classifier train`` trains it;
 3. the grade head on its frozen pooled features (training patients), calibrated on the validation patients;
 4. a held-out cohort from an EVALUATION seed (never filtered, docs/evaluation.md), at least 60 patients: each
-   exam's grade from its valve frames' averaged class probabilities; quadratic weighted kappa with a patient
+   exam's grade from its valve frames' pooled class probabilities (the head's exam pooling, fitted on
+   validation exams); quadratic weighted kappa with a patient
    bootstrap interval, the confusion matrix; the binary exam AUROC with and without the grade head, paired
    bootstrap of the difference.
 
@@ -15,7 +16,8 @@ Run (2-core machine shared with other jobs: --threads 1):
   nice -n 10 .venv/bin/python benchmarks/bench_grade.py --work /tmp/grade-bench --threads 1 [--json out.json]
 
 The cohorts and the trained classifier are kept in --work and reused by a later run (``--prepare-only`` stops
-after step 2). Prints PASS/FAIL lines: QWK >= 0.80, binary exam AUROC not lower with the grade head.
+after step 2). Prints PASS/FAIL lines: QWK >= 0.80, binary exam AUROC not lower with the grade head; and the
+screening cost of the one classifier graph (logits + features) against format 2's two graphs.
 """
 
 from __future__ import annotations
@@ -98,8 +100,9 @@ def _fit_head(table, split, model: Path):
 
 
 def _logit_only_baseline(head_inputs, test_logits_by_exam):
-    """The same cumulative-link model on one feature, the binary logit: what the grade head adds beyond it."""
-    from echoavc.classifier.grade import class_probabilities, fit_grade_temperature, fit_ordinal
+    """The same cumulative-link model on one feature, the binary logit, with its own exam pooling fitted on the
+    validation exams the same way: what the grade head adds beyond it. Returns (probabilities by exam, pooling)."""
+    from echoavc.classifier.grade import class_probabilities, fit_exam_sharpness, fit_grade_temperature, fit_ordinal
     from echoavc.classifier.train import predict_logits
 
     _, source, train, val, net, s = head_inputs
@@ -109,8 +112,44 @@ def _logit_only_baseline(head_inputs, test_logits_by_exam):
     mu, sd = z_tr.mean(), z_tr.std()
     w, c = fit_ordinal((z_tr - mu) / sd, g_tr, 4, 1e-3)
     t = fit_grade_temperature(((z_va - mu) / sd) @ w[:, None] - c[None, :], g_va)
+    p_va = class_probabilities((((z_va - mu) / sd) @ w[:, None] - c[None, :]) / t)
+    v_exams = sorted({x.study_id for x in val})
+    rows = [[i for i, x in enumerate(val) if x.study_id == e] for e in v_exams]
+    pooling = {"kind": "geometric", "sharpness": fit_exam_sharpness([p_va[r] for r in rows], [g_va[r[0]] for r in rows])}
     return {e: class_probabilities((((z[:, None] - mu) / sd) @ w[:, None] - c[None, :]) / t)
-            for e, z in test_logits_by_exam.items()}
+            for e, z in test_logits_by_exam.items()}, pooling
+
+
+def _time_passes(model: Path, clf, crops) -> dict:
+    """CPU and wall seconds per 1000 crops: the single graph (logits + features, the head in numpy) against the
+    two-graph path bundles of format 2 ran (logits-only graph, then grade.onnx: the backbone again + the head)."""
+    import torch
+
+    from echoavc.classifier.grade import GradeModel
+    from echoavc.classifier.predict import Classifier, OnnxBackend, load_model
+
+    net, meta = load_model(model)
+    path = model / "logits-only.onnx"  # the classifier graph as format 2 exported it
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.zeros(1, 3, net.input_size, net.input_size),), str(path),
+                          input_names=["crops"], output_names=["logits"],
+                          dynamic_axes={"crops": {0: "n"}, "logits": {0: "n"}}, opset_version=17, dynamo=False)
+    old = Classifier(meta, OnnxBackend(path), None, model)
+    two = GradeModel.load(model, backend="onnx")  # grade.onnx, exported here if missing
+    one = GradeModel.on_classifier(model, clf)
+    out = {}
+    for name, run in (("one_graph", lambda: one.from_features(clf.predict_proba_and_features(crops)[1])),
+                      ("two_graphs", lambda: (old.predict_proba(crops), two.predict_proba(crops)))):
+        run()  # warm-up
+        w, c = time.perf_counter(), time.process_time()
+        for _ in range(3):
+            run()
+        out[name] = {"wall_s_per_1000": round((time.perf_counter() - w) / 3 / len(crops) * 1000, 3),
+                     "cpu_s_per_1000": round((time.process_time() - c) / 3 / len(crops) * 1000, 3)}
+    g_one, g_two = one.from_features(clf.predict_proba_and_features(crops)[1]), two.predict_proba(crops)
+    out["max_grade_difference"] = float(np.abs(g_one - g_two).max())
+    return out
 
 
 def evaluate_grade(args, table, split, model: Path, seconds: dict) -> dict:
@@ -118,7 +157,7 @@ def evaluate_grade(args, table, split, model: Path, seconds: dict) -> dict:
     from sklearn.metrics import roc_auc_score
 
     from echoavc.classifier.data import CropSource, load_samples
-    from echoavc.classifier.grade import GradeModel, exam_grade
+    from echoavc.classifier.grade import GradeModel, exam_grade, median_grade
     from echoavc.classifier.predict import Classifier
     from echoavc.evaluate import bootstrap_by_group
     from echoavc.evaluate.grading import confusion_markdown, grade_report, quadratic_kappa
@@ -140,9 +179,12 @@ def evaluate_grade(args, table, split, model: Path, seconds: dict) -> dict:
     unchanged = all(_sha(model / f) == h for f, h in binary.items())
     clf2 = Classifier.load(model)
     p_with = clf2.predict_proba(crops)  # the binary path of the same folder, now holding the grade head
-    grader = GradeModel.load(model, backend="onnx")  # as predict serves it (bundles hold ONNX)
-    g_frames = grader.predict_proba(crops)
+    # as predict serves it (bundle format 3): ONE ONNX graph gives the logit and the pooled features the head reads
+    clf_onnx = Classifier.load(model, backend="onnx")
+    p_onnx, features = clf_onnx.predict_proba_and_features(crops)
+    g_frames = GradeModel.on_classifier(model, clf_onnx).from_features(features)
     g_torch = GradeModel.load(model, backend="torch").predict_proba(crops)
+    passes = _time_passes(model, clf_onnx, crops)
 
     exams = sorted({x.study_id for x in samples})
     idx = {e: [i for i, x in enumerate(samples) if x.study_id == e] for e in exams}
@@ -152,10 +194,13 @@ def evaluate_grade(args, table, split, model: Path, seconds: dict) -> dict:
     patients = [truth[e].patient_id for e in exams]
     pe_without = np.array([p_without[idx[e]].mean() for e in exams])  # the exam aggregate: mean of its frames
     pe_with = np.array([p_with[idx[e]].mean() for e in exams])
-    g_pred = np.array([exam_grade(g_frames[idx[e]])[0] for e in exams])
+    pooling = head_inputs[0].exam_pooling  # fitted on the validation exams with the head
+    g_pred = np.array([exam_grade(g_frames[idx[e]], pooling)[0] for e in exams])
+    g_mean = np.array([exam_grade(g_frames[idx[e]])[0] for e in exams])  # the former rule: the frames' mean
+    rep_mean = grade_report(g_true, g_mean, patients, n_classes=4, n_boot=args.n_boot)
     rep = grade_report(g_true, g_pred, patients, n_classes=4, n_boot=args.n_boot)
-    base_probs = _logit_only_baseline(head_inputs, {e: z_test[idx[e]] for e in exams})
-    g_base = np.array([exam_grade(base_probs[e])[0] for e in exams])
+    base_probs, base_pooling = _logit_only_baseline(head_inputs, {e: z_test[idx[e]] for e in exams})
+    g_base = np.array([exam_grade(base_probs[e], base_pooling)[0] for e in exams])
     rep_base = grade_report(g_true, g_base, patients, n_classes=4, n_boot=args.n_boot)
     auc = {name: bootstrap_by_group(lambda t, p: roc_auc_score(t, p), patients, y, pe, n_boot=args.n_boot)
            for name, pe in (("without", pe_without), ("with", pe_with))}
@@ -166,8 +211,8 @@ def evaluate_grade(args, table, split, model: Path, seconds: dict) -> dict:
     v_exams = sorted({x.study_id for x in val})
     v_idx = {e: [i for i, x in enumerate(val) if x.study_id == e] for e in v_exams}
     val_qwk = quadratic_kappa([val[v_idx[e][0]].grade for e in v_exams],
-                              [exam_grade(gv[v_idx[e]])[0] for e in v_exams])
-    frame_qwk = quadratic_kappa([x.grade for x in samples], np.array([exam_grade(g[None])[0] for g in g_frames]))
+                              [exam_grade(gv[v_idx[e]], pooling)[0] for e in v_exams])
+    frame_qwk = quadratic_kappa([x.grade for x in samples], median_grade(g_frames))
     q = rep["qwk"]
     n_pat = len(set(patients))
     max_diff = float(np.abs(p_with - p_without).max())
@@ -183,22 +228,29 @@ def evaluate_grade(args, table, split, model: Path, seconds: dict) -> dict:
         f"without {auc['without'].format(3)}: difference {diff.format(3)} (paired patient bootstrap); the head is "
         f"frozen-feature, so the binary probabilities are identical (max |difference| {max_diff:.1e}) and the "
         f"binary files are {'unchanged (sha256 equal)' if unchanged else 'CHANGED'}",
-        f"INFO validation exams (training study, used to choose L2 and T: optimistic): QWK {val_qwk:.3f} over "
-        f"{len(v_exams)} exams",
+        f"INFO exam pooling: geometric, sharpness {pooling['sharpness']:.3f} (fitted on the validation exams); the "
+        f"former rule (the frames' mean distribution) on the same frames: QWK {rep_mean['qwk']['value']:.3f} "
+        f"[{rep_mean['qwk']['low']:.3f}, {rep_mean['qwk']['high']:.3f}]",
+        f"INFO validation exams (training study, used to choose L2, T and the sharpness: optimistic): QWK "
+        f"{val_qwk:.3f} over {len(v_exams)} exams",
         f"INFO baseline, the same ordinal model on the binary logit alone: QWK {rep_base['qwk']['value']:.3f} "
         f"[{rep_base['qwk']['low']:.3f}, {rep_base['qwk']['high']:.3f}]; frame-level QWK of the head "
         f"{frame_qwk:.3f}; ONNX vs PyTorch grade probabilities max |difference| "
         f"{float(np.abs(g_frames - g_torch).max()):.1e}",
+        f"INFO screening cost per 1000 crops (ONNX, this machine, shared): one graph (logits + features) "
+        f"{passes['one_graph']['cpu_s_per_1000']} CPU s ({passes['one_graph']['wall_s_per_1000']} s wall) vs the "
+        f"format-2 two graphs {passes['two_graphs']['cpu_s_per_1000']} CPU s ({passes['two_graphs']['wall_s_per_1000']}"
+        f" s wall); grade probabilities max |difference| {passes['max_grade_difference']:.1e}",
     ]
     print(confusion_markdown(rep), flush=True)
     for line in lines:
         print(line, flush=True)
     seconds["evaluation"] = round(time.perf_counter() - t1, 1)
     print(f"seconds: {seconds}", flush=True)
-    return {"lines": lines, "grade": rep, "logit_only_baseline": rep_base,
+    return {"lines": lines, "grade": rep, "logit_only_baseline": rep_base, "mean_pooling": rep_mean,
             "auroc": {k: v.to_dict() for k, v in auc.items()},
             "auroc_difference": diff.to_dict(), "binary_unchanged": unchanged, "max_binary_difference": max_diff,
-            "held_out": info, "seconds": seconds,
+            "held_out": info, "seconds": seconds, "passes": passes,
             "grade_head": json.loads((model / "grade.json").read_text())}
 
 

@@ -108,3 +108,54 @@ def test_a_format_2_bundle_loads_with_every_frame_screened(screening_bundle, tmp
     clip = screen_input(Screener(legacy, "onnx", replace(legacy.screening, valve_conf=0.0, decide_conf=0.0)),
                         src.read_bytes(), src.name, "sha", tmp_path / "out", overlays="none")
     assert {f.status for f in clip.frames} == {"decided"} and clip.phase["frames"] == "all"
+
+
+def _logits_only_onnx(net, path):
+    """The classifier graph as formats 1-2 exported it: ``logits`` only."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.zeros(1, 3, net.input_size, net.input_size),), str(path),
+                          input_names=["crops"], output_names=["logits"],
+                          dynamic_axes={"crops": {0: "n"}, "logits": {0: "n"}}, opset_version=17, dynamo=False)
+
+
+def test_a_format_2_bundle_with_its_grade_graph_loads_and_screens_as_format_3(screening_bundle, tmp_path):
+    """Format 2 held a logits-only classifier graph and grade.onnx (the backbone again, then the head). Such a
+    bundle still loads, its grade runs on that second graph, and every frame gets the probability and grade
+    probabilities format 3's single pass gives."""
+    import hashlib
+
+    from echoavc.classifier.grade import GradeHead
+    from echoavc.classifier.grade_model import export_grade_onnx
+    from echoavc.classifier.predict import load_model
+
+    current = load_bundle(screening_bundle.bundle)
+    assert current.meta["format"] == BUNDLE_FORMAT == "echoavc-bundle/3" and current.has_grade
+    folder = tmp_path / "format2"
+    shutil.copytree(screening_bundle.bundle, folder)
+    cdir = folder / "classifier"
+    net, _ = load_model(cdir)
+    _logits_only_onnx(net, cdir / "model.onnx")
+    export_grade_onnx(net, GradeHead.load(cdir), cdir / "grade.onnx")
+    meta = json.loads((folder / "bundle.json").read_text())
+    meta["format"] = "echoavc-bundle/2"
+    for rel in ("classifier/model.onnx", "classifier/grade.onnx"):
+        meta["files"][rel] = hashlib.sha256((folder / rel).read_bytes()).hexdigest()
+    (folder / "bundle.json").write_text(json.dumps(meta, indent=1) + "\n")
+    legacy = load_bundle(folder)
+    src = screening_bundle.test_sources[0]
+    frames = []
+    for bundle in (current, legacy):
+        screener = Screener(bundle, "onnx", screening_bundle.settings)
+        frames.append(screen_input(screener, src.read_bytes(), src.name, "sha", tmp_path / "out", overlays="none").frames)
+    assert screener.grader.classifier is None and screener.grader.session is not None  # format 2: two graphs
+    new, old = frames
+    assert [(f.status, f.valve_box) for f in new] == [(f.status, f.valve_box) for f in old]
+    decided = [(a, b) for a, b in zip(new, old) if a.probability is not None]
+    assert decided and all(abs(a.probability - b.probability) < 1e-5 for a, b in decided)
+    assert np.abs(np.array([a.grade_probabilities for a, _ in decided])
+                  - np.array([b.grade_probabilities for _, b in decided])).max() < 1e-4

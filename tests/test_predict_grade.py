@@ -10,7 +10,8 @@ import shutil
 
 import numpy as np
 
-from echoavc.classifier.grade import NOT_TRAINED
+from echoavc.bundle import load_bundle
+from echoavc.classifier.grade import NOT_TRAINED, pool_frames
 from echoavc.predict import EXAM_COLUMNS, FRAME_COLUMNS, predict
 
 
@@ -53,8 +54,14 @@ def test_exam_grade_in_every_output_and_none_without_a_head(screening_bundle, tm
     assert strip(graded.exams) == plain.exams and strip(graded.frames) == plain.frames
     decided_exams = [e for e in graded.exams if e["probability"] is not None]
     assert decided_exams
+    pooling = load_bundle(screening_bundle.bundle).grade_pooling
+    assert pooling["kind"] == "geometric" and pooling["sharpness"] != 1.0
     for e in decided_exams:
         assert len(e["grade_probabilities"]) == k and abs(sum(e["grade_probabilities"]) - 1) < 1e-5
+        # the exam pools its decided frames' grade probabilities by the head's rule (fitted on validation exams)
+        frame_probs = [f["grade_probabilities"] for f in graded.frames
+                       if f["exam_id"] == e["exam_id"] and f["status"] == "decided"]
+        assert np.allclose(e["grade_probabilities"], pool_frames(frame_probs, pooling), atol=1e-5)
         assert e["grade"] == int(np.searchsorted(np.cumsum(e["grade_probabilities"]), 0.5 - 1e-12))
         # the grade rests on the frames the decision rests on: the exam's decided frames
         decided = {(f["source"], f["frame_index"]) for f in graded.frames

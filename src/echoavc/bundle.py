@@ -10,7 +10,7 @@ A bundle is what ``echoavc train`` writes and ``echoavc predict`` reads::
     BUNDLE/classifier/model.int8.onnx       calibrated on validation frames (echoavc.quantise)
     BUNDLE/classifier/model.safetensors     the calcification classifier, classifier.json (crop,
     BUNDLE/classifier/classifier.json       normalisation, calibration, frame threshold), model.onnx
-    BUNDLE/classifier/model.onnx
+    BUNDLE/classifier/model.onnx            (outputs: logits, and the pooled features the grade head reads)
     BUNDLE/classifier/grade.*               the severity grade head, when the labels had grades (optional)
     BUNDLE/grade.json                       the grade head's summary, or "grade: not trained (no grades in
                                             the labels)" (a file, so bundle.json keeps format 2's shape)
@@ -47,9 +47,12 @@ from echoavc.settings import ConeSettings, IngestSettings, ScreeningSettings, fr
 #: format 3 adds ``screening.frames``, the frame policy (issue 16: which frames predict screens and the exam
 #: threshold was chosen on; formats 1 and 2 screened every frame, and load so: "all"), and ``int8`` (null, or the
 #: record of the int8 ONNX copies ``detector.int8.onnx``, ``classifier/model.int8.onnx``, and how many
-#: validation frames and crops set their ranges)
+#: validation frames and crops set their ranges); and ``classifier/model.onnx`` has a second output,
+#: ``features`` (the pooled backbone features), which the grade head reads, so there is no
+#: ``classifier/grade.onnx`` (format 2 held one: a second copy of the backbone)
 BUNDLE_FORMAT = "echoavc-bundle/3"
-#: the formats :func:`load_bundle` reads (format 1 has no test report, formats 1-2 no frame policy nor int8 models)
+#: the formats :func:`load_bundle` reads (format 1 has no test report, formats 1-2 no frame policy nor int8 models;
+#: a format-2 bundle's grade head runs on its own grade.onnx)
 READABLE_FORMATS = (BUNDLE_FORMAT, "echoavc-bundle/2", "echoavc-bundle/1")
 #: the backends a bundle can screen with; ``int8``: onnxruntime on the int8 copies (format 3 bundles that have them)
 BUNDLE_BACKENDS = ("auto", "torch", "onnx", "int8")
@@ -203,15 +206,30 @@ class Bundle:
             return None
         return json.loads((self.folder / GRADE_FILE).read_text())
 
-    def grader(self, backend: str = "auto", threads: int = 0):
-        """The grade head (``echoavc.classifier.grade.GradeModel``), or None when the bundle has none. Its ONNX
-        graph is used with the onnx backend when the bundle holds it (else PyTorch: nothing is written here)."""
+    @property
+    def grade_pooling(self) -> dict | None:
+        """How exams pool their frames' grade probabilities (the head's ``exam_pooling``; None: the arithmetic
+        mean, as heads fitted before the pooling rule, and bundles without a head)."""
+        if not self.has_grade:
+            return None
+        return json.loads((self.folder / CLASSIFIER_DIR / "grade.json").read_text()).get("exam_pooling")
+
+    def grader(self, backend: str = "auto", threads: int = 0, classifier=None):
+        """The grade head (``echoavc.classifier.grade.GradeModel``), or None when the bundle has none.
+
+        It reads the pooled features of ``classifier`` (this bundle's, loaded here when not given) when that
+        network gives them in the same pass as its logits (PyTorch; the ONNX graph of format 3), so the backbone
+        runs once per crop. A format-2 bundle's ONNX graph gives logits only: the head then runs on its own
+        grade.onnx, or PyTorch when that is missing (nothing is written here)."""
         if not self.has_grade:
             return None
         from echoavc.classifier.grade import GradeModel
 
         b = self.backend(backend)
-        b = "onnx" if b == "int8" else b  # the grade head is small: float ONNX
+        clf = classifier if classifier is not None else self.classifier(b, threads)
+        if clf.has_features:
+            return GradeModel.on_classifier(self.folder / CLASSIFIER_DIR, clf)
+        b = "onnx" if b == "int8" else b  # a format-2 grade graph is small: float ONNX
         if b == "onnx" and not (self.folder / CLASSIFIER_DIR / "grade.onnx").is_file():
             b = "torch"
         return GradeModel.load(self.folder / CLASSIFIER_DIR, backend=b, threads=threads)
@@ -294,13 +312,9 @@ def save_bundle(out: str | Path, *, detector_weights: str | Path, classifier_dir
                 shutil.copy2(src / f, cdir / f)
         cmeta = read_meta(cdir)
         if onnx:
-            Classifier.load(cdir, backend="onnx")  # exports model.onnx beside the weights
-        from echoavc.classifier.grade import grade_note, has_grade
+            Classifier.load(cdir, backend="onnx")  # exports model.onnx (logits + features) beside the weights
+        from echoavc.classifier.grade import grade_note
 
-        if onnx and has_grade(cdir):
-            from echoavc.classifier.grade import GradeModel
-
-            GradeModel.load(cdir, backend="onnx")  # exports grade.onnx beside them
         if views_dir is not None:
             from echoavc.views.model import ViewModel
 

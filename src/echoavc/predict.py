@@ -213,7 +213,7 @@ def predict(inputs: Sequence[str | Path], model: str | Path, out: str | Path, *,
               engine=engine, address=address, failed=lambda t, reason: ("failed", reason), cpus_per_worker=per)
 
     clips.sort(key=lambda c: c.source)
-    exams = exam_results(clips, bundle.exam_threshold, s.exam_aggregate)
+    exams = exam_results(clips, bundle.exam_threshold, s.exam_aggregate, bundle.grade_pooling)
     if overlays != "none" and s.explain:
         hm_key = Path(HEAT_MAP_FILE).stem
         hm = _done(store.load(hm_key), fp) or {"fingerprint": fp, "status": "ok", "done": {}, "seconds": 0.0}

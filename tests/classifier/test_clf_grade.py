@@ -7,6 +7,7 @@ import dataclasses
 import json
 import shutil
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,6 +66,25 @@ def test_median_grade_and_exam_grade_by_hand():
     assert grade == 1 and np.allclose(mean, [0.35, 0.25, 0.20, 0.20])
 
 
+def test_exam_pooling_geometric_by_hand_and_its_sharpness_recovered():
+    from echoavc.classifier.grade import fit_exam_sharpness, pool_frames
+
+    p = np.array([[0.6, 0.2, 0.1, 0.1], [0.2, 0.5, 0.2, 0.1]])
+    q = pool_frames(p, {"kind": "geometric", "sharpness": 2.0})
+    by_hand = np.exp(2.0 * np.log(p).mean(axis=0))
+    assert np.allclose(q, by_hand / by_hand.sum())
+    assert np.allclose(pool_frames(p), p.mean(axis=0))  # heads fitted before the rule: the mean, as before
+    assert exam_grade(p, {"kind": "geometric", "sharpness": 2.0})[0] == 1  # q = (.48, .40, .08, .04)
+    # exams whose grade is drawn from the sharpness-1.7 pooling of their frames: the fit finds 1.7
+    rng = np.random.default_rng(3)
+    frames, grades = [], []
+    for _ in range(3000):
+        f = rng.dirichlet(np.ones(4), size=6)
+        frames.append(f)
+        grades.append(rng.choice(4, p=pool_frames(f, {"kind": "geometric", "sharpness": 1.7})))
+    assert fit_exam_sharpness(frames, grades) == pytest.approx(1.7, rel=0.1)
+
+
 def test_grade_head_files_round_trip(tmp_path):
     rng = np.random.default_rng(2)
     x, g, _ = _ordered_data(300, rng)
@@ -97,6 +117,7 @@ def test_training_with_grades_fits_a_head_and_leaves_the_binary_model_as_without
     assert has_grade(with_dir) and smoke_classifier.trained.grade is not None
     gmeta = json.loads((with_dir / "grade.json").read_text())
     assert gmeta["classes"] == [0, 1, 2, 3][:len(gmeta["classes"])] and gmeta["temperature"] > 0
+    assert gmeta["exam_pooling"]["kind"] == "geometric" and gmeta["exam_pooling"]["sharpness"] > 0
     table = dataclasses.replace(smoke_classifier.table, frame=smoke_classifier.table.frame.assign(grade=np.nan))
     logs = []
     with warnings.catch_warnings():
@@ -117,7 +138,8 @@ def test_bundle_carries_the_head_and_says_when_there_is_none(tiny_bundle, smoke_
     from echoavc.settings import IngestSettings, ScreeningSettings
 
     b = load_bundle(tiny_bundle)
-    assert b.has_grade and b.grade_info["trained"] and "grade.onnx" in " ".join(b.meta["files"])
+    assert b.has_grade and b.grade_info["trained"] and "classifier/grade.safetensors" in b.meta["files"]
+    assert "classifier/grade.onnx" not in b.meta["files"]  # format 3: no second copy of the backbone
     assert "## Severity grade" in (tiny_bundle / "MODEL_CARD.md").read_text()
     crops = np.random.default_rng(0).integers(0, 255, (5, 64, 64), dtype=np.uint8)
     p_onnx, p_torch = b.grader("onnx").predict_proba(crops), b.grader("torch").predict_proba(crops)
@@ -135,6 +157,58 @@ def test_bundle_carries_the_head_and_says_when_there_is_none(tiny_bundle, smoke_
     assert np.array_equal(nb.classifier("onnx").logits(crops), b.classifier("onnx").logits(crops))
     assert np.array_equal(Classifier.load(plain).logits(crops),
                           Classifier.load(smoke_classifier.model_dir).logits(crops))
+
+
+def test_one_onnx_graph_gives_the_calcium_logit_and_the_grade_as_the_two_graph_path_did(tiny_bundle, tmp_path):
+    """The classifier's graph outputs the pooled features too; the head on them gives the grade probabilities
+    the separate grade graph (format 2's grade.onnx: the backbone again, then the head) gave, and the logits
+    of the logits-only graph; a Screener opens one classifier session, no second backbone."""
+    from unittest import mock
+
+    import onnxruntime as ort
+
+    from echoavc.bundle import load_bundle
+    from echoavc.classifier.grade import GradeHead
+    from echoavc.classifier.grade_model import export_grade_onnx
+    from echoavc.classifier.predict import OnnxBackend, load_model
+    from echoavc.preprocess.crop import normalise
+    from echoavc.screening import Screener
+
+    b = load_bundle(tiny_bundle)
+    clf = b.classifier("onnx")
+    assert clf.has_features and {o.name for o in clf.backend.session.get_outputs()} == {"logits", "features"}
+    crops = np.random.default_rng(1).integers(0, 255, (7, 64, 64), dtype=np.uint8)
+    p, features = clf.predict_proba_and_features(crops)
+    g = b.grader("onnx", classifier=clf).from_features(features)
+    # the previous layout, exported from the same weights: logits-only graph + grade graph
+    net, meta = load_model(tiny_bundle / "classifier")
+    head = GradeHead.load(tiny_bundle / "classifier")
+    old = OnnxBackend(export_grade_onnx(net, head, tmp_path / "grade.onnx")).session
+    x = normalise(crops, meta["normalisation"]["mean"], meta["normalisation"]["std"])
+    g_old = head_probabilities(old.run(["cumulative_logits"], {"crops": x})[0], head.temperature)
+    assert np.abs(g - g_old).max() < 1e-4 and np.allclose(g.sum(axis=1), 1)
+    assert np.array_equal(p, clf.predict_proba(crops))  # the binary output is the logits-only path's
+    # a Screener with a grade head: detector + classifier sessions, nothing else
+    made = []
+    real = ort.InferenceSession
+    with mock.patch.object(ort, "InferenceSession", lambda *a, **k: made.append(a[0]) or real(*a, **k)):
+        screener = Screener(b, "onnx")
+    assert sorted(Path(m).name for m in made) == ["detector.onnx", "model.onnx"]
+    assert screener.grader.classifier is screener.classifier and screener.grader.session is None
+    assert screener.grader.model is None
+    runs = []
+    session = screener.classifier.backend.session
+    with mock.patch.object(session, "run", lambda names, feed: runs.append(names) or real.run(session, names, feed)):
+        images = [np.random.default_rng(2).integers(0, 255, (640, 640), dtype=np.uint8)] * 3
+        prob, grades = screener.crop_predictions(images, np.array([[200.0, 200, 300, 300]] * 3), grade=True)
+    assert runs == [["logits", "features"]]  # one backbone pass for the batch, both outputs
+    assert np.isfinite(prob).all() and np.allclose(grades.sum(axis=1), 1)
+
+
+def head_probabilities(cum_logits, temperature):
+    from echoavc.classifier.grade import class_probabilities
+
+    return class_probabilities(np.asarray(cum_logits, float) / temperature)
 
 
 def test_each_grade_module_imports_first(tmp_path):

@@ -15,11 +15,17 @@ head). Files, beside the classifier's (never a pickle)::
 
     grade.safetensors   weight, cutpoints, feature_mean, feature_std
     grade.json          format, classes, temperature, feature, fit and calibration records, counts per grade
-    grade.onnx          crops -> cumulative_logits (before T), made by ``export`` or the first ONNX load
+    grade.onnx          crops -> cumulative_logits (before T): the backbone again + the head; only where the
+                        classifier's ONNX graph has no ``features`` output (format-2 bundles, older folders)
 
 A crop's grade is the median of its class distribution (the smallest k with P(grade <= k) >= 0.5), which for a
-cumulative-link model is the class that minimises the expected absolute error; an exam's grade is the median of
-the mean class distribution of its decided frames (:func:`exam_grade`).
+cumulative-link model is the class that minimises the expected absolute error. An exam's grade is the median of
+its decided frames' pooled distribution (:func:`exam_grade`): the normalised geometric mean of the frames' class
+probabilities raised to an exam-level sharpness s, P(exam grade = k) ~ exp(s * mean_f log P_f(k)), with s fitted
+on the validation exams' log-loss (``exam_pooling`` in grade.json). Frames of one exam agree far more than
+independent looks would (s is about 1.5 for six frames, where independent frames would give 6), and more than a
+plain mean says (s = 1 left the exam distributions too flat: their median fell to the middle grades). Heads
+fitted before this rule have no ``exam_pooling`` and keep the arithmetic mean of the frames' distributions.
 """
 
 from __future__ import annotations
@@ -34,8 +40,8 @@ import numpy as np
 from echoavc.errors import EchoAVCError
 
 __all__ = ["GradeHead", "GradeModel", "fit_ordinal", "ordinal_nll", "class_probabilities", "median_grade",
-           "exam_grade", "fit_grade_head", "pooled_features", "NOT_TRAINED", "GRADE_STATE", "GRADE_META",
-           "GRADE_ONNX", "GRADE_FORMAT", "has_grade", "grade_note"]
+           "exam_grade", "pool_frames", "fit_exam_sharpness", "fit_grade_head", "pooled_features", "NOT_TRAINED",
+           "GRADE_STATE", "GRADE_META", "GRADE_ONNX", "GRADE_FORMAT", "has_grade", "grade_note"]
 
 GRADE_STATE = "grade.safetensors"
 GRADE_META = "grade.json"
@@ -142,6 +148,11 @@ class GradeHead:
     def n_classes(self) -> int:
         return len(self.cutpoints) + 1
 
+    @property
+    def exam_pooling(self) -> dict | None:
+        """How an exam pools its frames' distributions (None: the arithmetic mean of heads fitted before)."""
+        return (self.meta or {}).get("exam_pooling")
+
     def raw_logits(self, features) -> np.ndarray:
         x = (np.asarray(features, dtype=float) - self.feature_mean) / self.feature_std
         return (x @ self.weight)[:, None] - self.cutpoints[None, :]
@@ -209,7 +220,7 @@ def grade_note(folder: str | Path) -> dict:
     return {"trained": True, "classes": m.get("classes"), "model": m.get("model"),
             "calibration": {"method": m.get("calibration"), "temperature": m.get("temperature"),
                             "data": m.get("calibration_data")},
-            "counts": m.get("counts"), "validation": m.get("validation")}
+            "exam_pooling": m.get("exam_pooling"), "counts": m.get("counts"), "validation": m.get("validation")}
 
 
 # ---------------------------------------------------------------- features of the frozen network
@@ -235,11 +246,39 @@ def pooled_features(model, crops: np.ndarray, mean, std, batch: int = 64) -> np.
 # ---------------------------------------------------------------- exam grade
 
 
-def exam_grade(frame_probabilities) -> tuple[int, np.ndarray]:
-    """(grade, class probabilities) of an exam: the median class of its decided frames' mean distribution."""
+def pool_frames(frame_probabilities, pooling: dict | None = None) -> np.ndarray:
+    """An exam's class distribution from its frames' (N, K): ``pooling`` {"kind": "geometric", "sharpness": s}
+    gives exp(s * mean log p) normalised; None (heads fitted before the rule) the arithmetic mean."""
     p = np.asarray(frame_probabilities, dtype=float)
-    mean = p.mean(axis=0)
-    return int(median_grade(mean[None])[0]), mean
+    if not pooling:
+        return p.mean(axis=0)
+    if pooling.get("kind") != "geometric":
+        raise EchoAVCError(f"unknown exam pooling {pooling.get('kind')!r} in {GRADE_META}")
+    lp = float(pooling["sharpness"]) * np.log(np.maximum(p, 1e-9)).mean(axis=0)
+    q = np.exp(lp - lp.max())
+    return q / q.sum()
+
+
+def fit_exam_sharpness(frame_probabilities_by_exam, grades) -> float:
+    """The sharpness s minimising the exams' log-loss of the geometric pooling (one parameter, on validation)."""
+    from scipy.optimize import minimize_scalar
+
+    logs = [np.log(np.maximum(np.asarray(p, dtype=float), 1e-9)).mean(axis=0) for p in frame_probabilities_by_exam]
+    g = np.asarray(grades, dtype=int)
+
+    def nll(log_s):
+        z = np.exp(log_s) * np.array(logs)
+        z -= z.max(axis=1, keepdims=True)
+        return float(-np.mean(z[np.arange(len(g)), g] - np.log(np.exp(z).sum(axis=1))))
+
+    return float(math.exp(minimize_scalar(nll, bounds=(-2.0, 2.5), method="bounded").x))
+
+
+def exam_grade(frame_probabilities, pooling: dict | None = None) -> tuple[int, np.ndarray]:
+    """(grade, class probabilities) of an exam: the median class of its decided frames' pooled distribution
+    (:func:`pool_frames`; ``pooling`` is the head's ``exam_pooling``)."""
+    pooled = pool_frames(frame_probabilities, pooling)
+    return int(median_grade(pooled[None])[0]), pooled
 
 
 def __getattr__(name: str):

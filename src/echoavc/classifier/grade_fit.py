@@ -17,7 +17,8 @@ from typing import Callable
 import numpy as np
 
 from echoavc.classifier.grade import (GRADE_META, GRADE_ONNX, GRADE_STATE, NOT_TRAINED, GradeHead, class_probabilities,
-                                      fit_grade_temperature, fit_ordinal, median_grade, ordinal_nll, pooled_features)
+                                      exam_grade, fit_exam_sharpness, fit_grade_temperature, fit_ordinal, median_grade,
+                                      ordinal_nll, pooled_features)
 from echoavc.errors import EchoAVCWarning
 from echoavc.settings import GradeSettings
 
@@ -47,6 +48,21 @@ def _qwk(y, g) -> float | None:
 def _counts(grades) -> dict:
     v, c = np.unique(np.asarray(grades, dtype=int), return_counts=True)
     return {str(int(a)): int(b) for a, b in zip(v, c)}
+
+
+def _exam_pooling(p_cal: np.ndarray, y_cal: np.ndarray, exam_ids: list) -> tuple[dict, dict]:
+    """The exams' pooling of their frames (geometric, sharpness fitted on the calibration exams' log-loss) and
+    its record; sharpness 1 when there are fewer than two calibration exams or grades."""
+    exams = sorted(set(exam_ids))
+    ids = np.asarray(exam_ids)
+    rows = [np.flatnonzero(ids == e) for e in exams]
+    truth = np.array([int(y_cal[r[0]]) for r in rows], dtype=int)
+    enough = len(exams) >= 2 and len(np.unique(truth)) >= 2
+    s = fit_exam_sharpness([p_cal[r] for r in rows], truth) if enough else 1.0
+    pooling = {"kind": "geometric", "sharpness": s}
+    pred = [exam_grade(p_cal[r], pooling)[0] for r in rows]
+    return pooling, {"exams": len(exams), "fitted": bool(enough), "qwk_exams": _qwk(truth, np.array(pred)),
+                     "label": "used for model selection; optimistic"}
 
 
 def fit_grade_head(trained, source, train: list, val: list, out: str | Path, settings: GradeSettings | None = None,
@@ -92,6 +108,7 @@ def fit_grade_head(trained, source, train: list, val: list, out: str | Path, set
         best = min(gs.l2, key=lambda v: scores[f"{v:g}"])
         w, c = fits[best]
         z_cal, y_cal = ((x_va - mu) / sd) @ w[:, None] - c[None, :], y_va
+        exam_cal = [x.study_id for x in va]
         cal_data = {"kind": "validation", "crops": len(va), "patients": len({x.patient_id for x in va})}
     else:
         from echoavc.classifier.train import patient_folds
@@ -118,6 +135,7 @@ def fit_grade_head(trained, source, train: list, val: list, out: str | Path, set
         best = min(gs.l2, key=lambda v: scores[f"{v:g}"])
         z, ok = oof[best]
         z_cal, y_cal = z[ok], y_all[clean][ok]
+        exam_cal = [x.study_id for x, keep in zip(pool, ok) if keep]
         mu, sd = _standardise(x_all)
         w, c = fit_ordinal((x_all - mu) / sd, y_all, k_classes, best)
         cal_data = {"kind": "out-of-fold", "crops": int(ok.sum()), "patients": n_pat,
@@ -126,11 +144,13 @@ def fit_grade_head(trained, source, train: list, val: list, out: str | Path, set
                     "note": "the network's features of these crops come from a model trained on them: optimistic"}
     temperature = fit_grade_temperature(z_cal, y_cal) if gs.calibration == "temperature" and len(z_cal) else 1.0
     p_cal = class_probabilities(z_cal / temperature)
+    pooling, exam_fit = _exam_pooling(p_cal, y_cal, exam_cal)
     meta = {
         "model": {"kind": "cumulative-link (proportional odds) on the frozen classifier's pooled features",
                   "feature": "pooled", "n_features": int(len(w)), "l2": best, "l2_log_loss": scores,
                   "augmented_copies": gs.copies, "chosen_on": cal_data["kind"]},
         "calibration": gs.calibration, "calibration_data": cal_data,
+        "exam_pooling": pooling, "exam_pooling_fit": exam_fit,
         "counts": {"train": _counts([x.grade for x in tr]),
                    "val": _counts([x.grade for x in va])},
         "validation": {"label": "used for model selection; optimistic",
@@ -141,6 +161,6 @@ def fit_grade_head(trained, source, train: list, val: list, out: str | Path, set
     head = GradeHead(w, c, mu, sd, temperature, meta)
     head.save(out)
     if log:
-        log(f"grade head: l2 {best:g}, T {temperature:.3f}, {cal_data['kind']} QWK (crops) "
-            f"{meta['validation']['qwk_crops']}")
+        log(f"grade head: l2 {best:g}, T {temperature:.3f}, exam sharpness {pooling['sharpness']:.3f}, "
+            f"{cal_data['kind']} QWK (crops) {meta['validation']['qwk_crops']}, (exams) {exam_fit['qwk_exams']}")
     return head

@@ -1,10 +1,14 @@
 """The grade head at screening time, over PyTorch or ONNX Runtime, as :class:`~echoavc.classifier.predict.Classifier`.
 
-    grader = GradeModel.load("runs/classifier")          # None-safe: check ``has_grade(folder)`` first
-    probs = grader.predict_proba(crops)                  # (N, K) calibrated class probabilities
+    clf = Classifier.load("runs/classifier", backend="onnx")
+    grader = GradeModel.on_classifier("runs/classifier", clf)   # check ``has_grade(folder)`` first
+    p, features = clf.predict_proba_and_features(crops)          # ONE backbone pass for both
+    probs = grader.from_features(features)                       # (N, K) calibrated class probabilities
 
-The ONNX graph (``grade.onnx``: input ``crops``, output ``cumulative_logits``, before the temperature) is the
-classifier's backbone and pooling followed by the head, exported from the same weights.
+The head reads the pooled features the classifier's own graph outputs (``features``, exported since bundle
+format 3), so the backbone runs once per crop. Older ONNX graphs give logits only; for them the head has its
+own graph (``grade.onnx``: input ``crops``, output ``cumulative_logits`` before the temperature: the backbone
+and pooling again, followed by the head), which format-2 bundles hold and :meth:`GradeModel.load` still reads.
 """
 
 from __future__ import annotations
@@ -61,8 +65,10 @@ def export_grade_onnx(model, head: GradeHead, path: str | Path, opset: int = 17)
 class GradeModel:
     """Prepared crops in, calibrated grade probabilities out (the classifier folder's crop and normalisation)."""
 
-    def __init__(self, head: GradeHead, meta: dict, model=None, session=None):
+    def __init__(self, head: GradeHead, meta: dict, model=None, session=None, classifier=None):
         self.head, self.meta, self.model, self.session = head, meta, model, session
+        #: the Classifier whose one pass gives the features (None: this model runs its own backbone)
+        self.classifier = classifier
         self.size = int(meta["crop"]["size"])
         self.mean, self.std = meta["normalisation"]["mean"], meta["normalisation"]["std"]
 
@@ -71,7 +77,16 @@ class GradeModel:
         return self.head.n_classes
 
     @classmethod
+    def on_classifier(cls, folder: str | Path, classifier) -> "GradeModel":
+        """The head of ``folder`` on ``classifier``'s features (``classifier.has_features``): no second backbone."""
+        if not classifier.has_features:
+            raise EchoAVCError("the classifier's graph gives no features for the grade head", folder)
+        return cls(GradeHead.load(folder), classifier.meta, classifier=classifier)
+
+    @classmethod
     def load(cls, folder: str | Path, backend: str = "torch", threads: int = 0) -> "GradeModel":
+        """A grade model with its own backbone (``torch``, or ``onnx``: grade.onnx, the two-graph layout of
+        format-2 bundles, exported here if missing). Screening uses :meth:`on_classifier` where it can."""
         from echoavc.classifier.predict import MODEL_FILE, load_model, read_meta
 
         folder = Path(folder)
@@ -97,6 +112,8 @@ class GradeModel:
         crops = np.asarray(crops)
         if crops.shape[1:] != (self.size, self.size):
             raise EchoAVCError(f"crops must be {self.size}x{self.size}, got {crops.shape[1:]}")
+        if self.classifier is not None:
+            return self.head.raw_logits(self.classifier.logits_and_features(crops, batch)[1])
         if self.session is None:
             return self.head.raw_logits(pooled_features(self.model, crops, self.mean, self.std, batch))
         out = [self.session.run(["cumulative_logits"], {"crops": normalise(crops[i:i + batch], self.mean, self.std)})[0]
@@ -106,3 +123,7 @@ class GradeModel:
     def predict_proba(self, crops: np.ndarray) -> np.ndarray:
         """(N, K) calibrated class probabilities (grade 0..K-1) per prepared crop."""
         return class_probabilities(self.raw_logits(crops) / self.head.temperature)
+
+    def from_features(self, features: np.ndarray) -> np.ndarray:
+        """(N, K) calibrated class probabilities from the classifier's pooled features (N, D)."""
+        return self.head.probabilities(features)

@@ -100,7 +100,16 @@ class AVCNet(nn.Module):
         return self.flatten(self.pool(feats))
 
     def head(self, feats: torch.Tensor) -> torch.Tensor:
-        return self.out(self.act(self.dense(self.dropout(self.pooled(feats))))).squeeze(1)
+        return self.logits_of_pooled(self.pooled(feats))
+
+    def logits_of_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Logits (N,) from the pooled features (the dense layers alone)."""
+        return self.out(self.act(self.dense(self.dropout(pooled)))).squeeze(1)
+
+    def logits_and_pooled(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits (N,), pooled features (N, n_features)) from one backbone pass: the grade head reads the second."""
+        pooled = self.pooled(self.features(x))
+        return self.logits_of_pooled(pooled), pooled
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits, shape (N,)."""

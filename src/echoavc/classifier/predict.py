@@ -19,9 +19,11 @@ from echoavc.errors import EchoAVCError
 from echoavc.preprocess.crop import normalise, prepare_crop
 from echoavc.settings import CropSettings, from_dict
 
-__all__ = ["Classifier", "load_model", "export_onnx", "ONNX_FILE"]
+__all__ = ["Classifier", "load_model", "export_onnx", "ONNX_FILE", "FEATURES_OUTPUT"]
 
 ONNX_FILE = "model.onnx"
+#: the ONNX graph's second output: pooled backbone features, for the grade head (one backbone pass for both)
+FEATURES_OUTPUT = "features"
 #: a classifier folder: weights, stored settings (``echoavc.classifier.train.save_model`` writes both)
 MODEL_FILE = "model.safetensors"
 META_FILE = "classifier.json"
@@ -62,7 +64,9 @@ def load_model(folder: str | Path) -> tuple[AVCNet, dict]:
 
 
 def export_onnx(model: AVCNet, path: str | Path, opset: int = 17) -> Path:
-    """Export to ONNX (input ``crops`` float32 N x 3 x S x S, output ``logits`` N; dynamic batch)."""
+    """Export to ONNX: input ``crops`` float32 N x 3 x S x S; outputs ``logits`` (N) and ``features`` (N x
+    n_features, the pooled backbone features the grade head reads), both from one backbone pass; dynamic batch.
+    Graphs exported before the grade head shared them have ``logits`` only (still read)."""
     import torch
 
     import warnings
@@ -72,12 +76,21 @@ def export_onnx(model: AVCNet, path: str | Path, opset: int = 17) -> Path:
     x = torch.zeros(1, 3, model.input_size, model.input_size)
     model.eval()
 
+    class LogitsAndFeatures(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.avc = model
+
+        def forward(self, crops):
+            return self.avc.logits_and_pooled(crops)
+
     def write(tmp: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-            torch.onnx.export(model, (x,), str(tmp), input_names=["crops"], output_names=["logits"],
-                              dynamic_axes={"crops": {0: "n"}, "logits": {0: "n"}}, opset_version=opset,
-                              dynamo=False)
+            torch.onnx.export(LogitsAndFeatures().eval(), (x,), str(tmp), input_names=["crops"],
+                              output_names=["logits", FEATURES_OUTPUT],
+                              dynamic_axes={"crops": {0: "n"}, "logits": {0: "n"}, FEATURES_OUTPUT: {0: "n"}},
+                              opset_version=opset, dynamo=False)
 
     return atomic_write_with(path, write)
 
@@ -86,11 +99,20 @@ class _TorchBackend:
     def __init__(self, model: AVCNet):
         self.model = model.eval()
 
+    has_features = True
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         import torch
 
         with torch.inference_mode():
             return self.model(torch.from_numpy(x)).float().numpy()
+
+    def with_features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        with torch.inference_mode():
+            z, f = self.model.logits_and_pooled(torch.from_numpy(x))
+        return z.float().numpy(), f.float().numpy()
 
 
 class OnnxBackend:
@@ -102,9 +124,15 @@ class OnnxBackend:
             opts.intra_op_num_threads = threads
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the detector's session
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        #: the graph also gives the pooled features (exported since bundle format 3)
+        self.has_features = FEATURES_OUTPUT in {o.name for o in self.session.get_outputs()}
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(["logits"], {"crops": x})[0].astype(np.float32)
+
+    def with_features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        z, f = self.session.run(["logits", FEATURES_OUTPUT], {"crops": x})
+        return z.astype(np.float32), f.astype(np.float32)
 
 
 class Classifier:
@@ -146,19 +174,45 @@ class Classifier:
         """The prepared crop of ``box`` in a standard image, with the model's stored crop settings."""
         return prepare_crop(image, box, self.crop, self.noise_reduction)
 
-    def logits(self, crops: np.ndarray, batch: int = 64) -> np.ndarray:
+    def _checked(self, crops: np.ndarray) -> np.ndarray:
         crops = np.asarray(crops)
         if crops.ndim == 2:
             crops = crops[None]
         if crops.shape[1:] != (self.crop.size, self.crop.size):
             raise EchoAVCError(f"crops must be {self.crop.size}x{self.crop.size} (use Classifier.prepare), "
                                f"got {crops.shape[1:]}")
+        return crops
+
+    def logits(self, crops: np.ndarray, batch: int = 64) -> np.ndarray:
+        crops = self._checked(crops)
         out = [self.backend(normalise(crops[i:i + batch], self.mean, self.std)) for i in range(0, len(crops), batch)]
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
     def predict_proba(self, crops: np.ndarray) -> np.ndarray:
         """Calibrated P(calcified) per prepared crop."""
         return self.calibration(self.logits(crops))
+
+    @property
+    def has_features(self) -> bool:
+        """True when one pass gives the pooled features too (PyTorch; ONNX graphs exported since bundle format 3)."""
+        return bool(getattr(self.backend, "has_features", False))
+
+    def logits_and_features(self, crops: np.ndarray, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        """(logits (N,), pooled features (N, D)) of prepared crops from ONE backbone pass (``has_features``)."""
+        crops = self._checked(crops)
+        if not self.has_features:
+            raise EchoAVCError("this classifier's ONNX graph has no features output (exported by an older echoavc)",
+                               self.folder)
+        parts = [self.backend.with_features(normalise(crops[i:i + batch], self.mean, self.std))
+                 for i in range(0, len(crops), batch)]
+        if not parts:
+            return np.zeros(0, np.float32), np.zeros((0, 0), np.float32)
+        return np.concatenate([z for z, _ in parts]), np.concatenate([f for _, f in parts])
+
+    def predict_proba_and_features(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(calibrated P(calcified), pooled features) from one pass: what the Screener gives the grade head."""
+        z, f = self.logits_and_features(crops)
+        return self.calibration(z), f
 
     def predict(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities, calls at the stored threshold)."""

@@ -125,7 +125,8 @@ def evaluate_dataset(model, data, part: str = "test", split=None, out=None, back
     exams, frames = table_truth(table)
     s = settings or bundle.screening
     report, rows = evaluate_screening(clips, exams, bundle.frame_threshold, bundle.exam_threshold,
-                                      s.exam_aggregate, frame_truth=frames, n_boot=n_boot)
+                                      s.exam_aggregate, frame_truth=frames, n_boot=n_boot,
+                                      grade_pooling=bundle.grade_pooling)
     trained = (bundle.meta.get("training") or {})
     same = None
     if trained.get("split_fingerprint") and split is not None:
@@ -263,7 +264,8 @@ def evaluate_exams(model, exams, labels, out, backend: str = "auto", workers: in
     # is undetermined, never left out
     missing = sorted(set(truth) - seen)
     result, rows = evaluate_screening(clips, truth, bundle.frame_threshold, bundle.exam_threshold,
-                                      s.exam_aggregate, failed=failed, missing=missing, n_boot=n_boot)
+                                      s.exam_aggregate, failed=failed, missing=missing, n_boot=n_boot,
+                                      grade_pooling=bundle.grade_pooling)
     result["data"] = {"source": "exams", "exams": [str(e) for e in exam_dirs], "labels": str(labels),
                       "label": "raw exams with exam-level labels",
                       "failed_files": rep.failures, "failed_files_without_exam": unattributed,

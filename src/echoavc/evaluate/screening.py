@@ -151,7 +151,7 @@ def evaluate_screening(clips: Iterable, exam_truth: dict[str, ExamTruth], frame_
                        exam_threshold: float, aggregate: str = "mean",
                        frame_truth: dict[tuple[str, int], FrameTruth] | None = None,
                        failed: dict[str, list[str]] | None = None, missing: Iterable[str] = (), n_boot: int = 1000,
-                       seed: int = 0) -> tuple[dict, list[dict]]:
+                       seed: int = 0, grade_pooling: dict | None = None) -> tuple[dict, list[dict]]:
     """(report, per-exam rows) for screening results against the truth.
 
     ``exam_truth``: exam id -> ExamTruth (exams without a label are counted and left out of the metrics).
@@ -159,13 +159,13 @@ def evaluate_screening(clips: Iterable, exam_truth: dict[str, ExamTruth], frame_
     decided frame takes its exam's label. ``failed``: exam id -> files of that exam the pipeline failed on
     (unreadable, truncated); an exam known only through failed files is undetermined, never dropped.
     ``missing``: labelled exams no input file was found for (or whose failed files could not be tied to them):
-    undetermined as well.
+    undetermined as well. ``grade_pooling``: how exams pool their frames' grade probabilities (the bundle's).
     """
     from echoavc.screening.exams import exam_results
 
     clips = list(clips)
     failed = failed or {}
-    exams = {e["exam_id"]: e for e in exam_results(clips, exam_threshold, aggregate)}
+    exams = {e["exam_id"]: e for e in exam_results(clips, exam_threshold, aggregate, grade_pooling)}
     for exam_id, files in failed.items():
         if exam_id not in exams:
             exams[exam_id] = {"exam_id": exam_id, "sources": [], "n_frames": 0, "n_decided": 0,

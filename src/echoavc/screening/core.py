@@ -164,8 +164,9 @@ class Screener:
         self.backend = bundle.backend(backend)
         self.detector = bundle.detector(self.backend, threads)
         self.classifier = bundle.classifier(self.backend, threads)
-        #: the severity grade head (None: the bundle has none, and frames carry no grade)
-        self.grader = bundle.grader(self.backend, threads)
+        #: the severity grade head (None: the bundle has none, and frames carry no grade); it reads the
+        #: classifier's features from the same pass where the classifier's graph gives them (bundle format 3)
+        self.grader = bundle.grader(self.backend, threads, classifier=self.classifier)
         #: the view model (None: the bundle has none, and every clip is screened as before)
         self.views = bundle.view_model(self.backend, threads)
         self.frame_threshold = bundle.frame_threshold
@@ -220,14 +221,20 @@ class Screener:
                          grade: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
         """P(calcified) (n,) and, with ``grade``, grade probabilities (n, K), from ONE crop per boxed image.
 
-        NaN where there is no box. The classifier and the grade head read the same prepared crop, so it is made once.
+        NaN where there is no box. The classifier and the grade head read the same prepared crop, so it is made
+        once; where the grade head reads the classifier's pooled features, the backbone also runs once.
         """
+        shared = grade and self.grader.classifier is self.classifier
         p = np.full(len(images), np.nan)
         g = np.full((len(images), self.grader.n_classes), np.nan) if grade else None
         has = [i for i in range(len(images)) if np.isfinite(boxes[i]).all()]
         for j in range(0, len(has), self.settings.batch):
             idx = has[j:j + self.settings.batch]
             crops = np.stack([prepare_crop(images[i], boxes[i], self.crop, self.noise_reduction) for i in idx])
+            if shared:
+                p[idx], features = self.classifier.predict_proba_and_features(crops)
+                g[idx] = self.grader.from_features(features)
+                continue
             p[idx] = self.classifier.predict_proba(crops)
             if grade:
                 g[idx] = self.grader.predict_proba(crops)

@@ -21,12 +21,15 @@ __all__ = ["exam_results", "AGGREGATES"]
 AGGREGATES = {"mean": np.mean, "median": np.median, "max": np.max}
 
 
-def exam_results(clips: Iterable[ClipResult], threshold: float, aggregate: str = "mean") -> list[dict]:
+def exam_results(clips: Iterable[ClipResult], threshold: float, aggregate: str = "mean",
+                 grade_pooling: dict | None = None) -> list[dict]:
     """One record per exam: the aggregate of its decided frames and the decision at ``threshold``; the frame
     that drove it; ``n_clips``/``n_clips_decided`` and ``n_frames``/``n_decided``; ``clip_probabilities`` (each
     decided clip's own aggregate); ``spread`` [low, high] with ``spread_of`` ("clips" when two or more clips are
     decided, else "frames"; a range, not a confidence interval); ``clips_agreeing`` and ``frames_agreeing``
-    ("k/n": decided clips, and decided frames, on the same side of ``threshold`` as the exam)."""
+    ("k/n": decided clips, and decided frames, on the same side of ``threshold`` as the exam). With a grade head,
+    the exam's grade pools its decided frames' grade probabilities by ``grade_pooling`` (the bundle's
+    ``grade_pooling``; None: their arithmetic mean)."""
     by_exam: dict[str, list[ClipResult]] = defaultdict(list)
     for c in clips:
         by_exam[c.exam_id].append(c)
@@ -67,21 +70,21 @@ def exam_results(clips: Iterable[ClipResult], threshold: float, aggregate: str =
         rec["overlay"] = cl[ci].overlay if cl[ci].best is not None else f.overlay
         if p.size == 1:
             rec["reason"] = "one decided frame: the decision rests on it alone"
-        rec.update(_exam_grade([f for _, f in decided]))
+        rec.update(_exam_grade([f for _, f in decided], grade_pooling))
         out.append(rec)
     return out
 
 
-def _exam_grade(decided: list) -> dict:
+def _exam_grade(decided: list, pooling: dict | None = None) -> dict:
     """The severity grade of an exam from the same decided frames as its decision (nothing without a grade head):
-    ``grade`` (the median class of the frames' mean class probabilities), ``grade_probabilities`` and the
+    ``grade`` (the median class of the frames' pooled class probabilities), ``grade_probabilities`` and the
     frames it rests on (``grade_frames``: how many; ``grade_rests_on``: which)."""
     probs = [f.grade_probabilities for f in decided if f.grade_probabilities is not None]
     if not probs:
         return {}
     from echoavc.classifier.grade import exam_grade
 
-    grade, mean = exam_grade(probs)
+    grade, mean = exam_grade(probs, pooling)
     return {"grade": grade, "grade_probabilities": [round(float(v), 6) for v in mean], "grade_frames": len(probs),
             "grade_rests_on": [{"source": f.source, "frame_index": f.frame_index} for f in decided
                                if f.grade_probabilities is not None]}
