@@ -95,6 +95,20 @@ HELDOUT_SEED = 900_001
 #: held-out patients (one exam each): enough that the exam figures' intervals say something
 HELDOUT_PATIENTS = 48
 
+#: training patients: the classifier's skill grows with them (docs/screening.md); the detector needs fewer
+TRAIN_PATIENTS = 140
+
+#: patients the detector trains and selects its epoch on (a fixed subset of the study's train and val parts):
+#: its time grows with images x epochs, and finding the valve needs far fewer patients than grading it
+DETECTOR_PATIENTS = 48
+
+#: the demo's detector: the ``cpu`` preset made cheaper for the demo's few minutes (chosen on tuning seeds,
+#: docs/screening.md); one torch thread, so the classifier trains on the other core meanwhile
+DEMO_DETECTOR = {"epochs": 30, "imgsz": 160, "batch": 8, "threads": 1, "workers": 0}
+
+#: the demo's classifier: the ``cpu`` preset on one thread (the detector has the other core)
+DEMO_CLASSIFIER = {"threads": 1}
+
 
 def cpu_seconds() -> float:
     """User + system CPU seconds of this process and its finished children (on a busy machine the wall clock
@@ -105,73 +119,184 @@ def cpu_seconds() -> float:
     return round(own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime, 1)
 
 
-def run_demo(out: str | Path, patients: int = 60, heldout: int = HELDOUT_PATIENTS, train_seed: int = 2026,
-             preset: str = "cpu", workers: int = 2, progress: bool = True, log: Callable[[str], None] = print,
-             seed: int = HELDOUT_SEED) -> DemoResult:
-    """``train_seed`` makes the training cohort (any seed); ``seed`` the held-out patients, which must be an
-    evaluation seed: the demo refuses to report on a seed settings were tuned on. The training cohort does not
-    depend on ``seed``: a re-run in the same folder with another ``seed`` reuses the trained bundle and only
-    synthesises and evaluates the new held-out patients."""
+def write_demo_key(path: Path, train_seed: int) -> None:
+    """The demo's pseudonym key, derived from ``train_seed`` so that a run is reproducible: the patient split goes
+    through the pseudonyms, and a random key moved the held-out figures by about 0.1 AUROC from run to run.
+    Only for the demo's synthetic patients: a key for real data must stay secret and random (ingest makes one)."""
+    import hashlib
+    import os
+
+    if path.is_file():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = hashlib.sha256(f"echoavc demo synthetic key, train seed {int(train_seed)}".encode()).hexdigest()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secret + "\n")
+
+
+def detector_subset(table, split, patients: int):
+    """(table, split) of the first ``patients`` train+val patients (in pseudonym order, each part keeping its
+    share), for the detector; its split has no test part and is never written."""
+    import dataclasses
+
+    from echoavc.dataset.table import DatasetTable
+
+    parts = split.parts()
+    n_val = max(1, round(patients * len(parts["val"]) / max(1, len(parts["train"]) + len(parts["val"]))))
+    keep = set(sorted(parts["train"])[: max(1, patients - n_val)]) | set(sorted(parts["val"])[:n_val])
+    sub = DatasetTable(table.frame[table.frame["patient_id"].isin(keep)].reset_index(drop=True),
+                       ingest_dir=table.ingest_dir, meta=table.meta)
+    sub_split = dataclasses.replace(split, patients={p: r for p, r in split.patients.items() if p in keep},
+                                    table_fingerprint=sub.fingerprint, path=None)
+    sub_split.fingerprint = sub_split.compute_fingerprint()
+    return sub, sub_split
+
+
+def train_demo_detector(table_dir: str, patients: int, out: str, settings) -> str:
+    """Train the detector on the subset; the best checkpoint's path. Runs in its own process."""
+    from echoavc.dataset.split import Split
+    from echoavc.dataset.table import DatasetTable
+    from echoavc.detector.train import train_from_table
+
+    table = DatasetTable.load(table_dir)
+    table, split = detector_subset(table, Split.load(Path(table_dir) / "split.json"), patients)
+    res = train_from_table(table, split, out, settings, progress=False)
+    return str(res.best)
+
+
+def run_demo(out: str | Path, patients: int = TRAIN_PATIENTS, heldout: int = HELDOUT_PATIENTS,
+             train_seed: int = 2026, preset: str = "cpu", workers: int = 2, progress: bool = True,
+             log: Callable[[str], None] = print, seed: int = HELDOUT_SEED,
+             detector_patients: int = DETECTOR_PATIENTS) -> DemoResult:
+    """``train_seed`` makes the training cohort and the demo's pseudonym key (any seed); ``seed`` the held-out
+    patients, which must be an evaluation seed: the demo refuses to report on a seed settings were tuned on. The
+    training cohort does not depend on ``seed``: a re-run in the same folder with another ``seed`` reuses the
+    trained bundle and only synthesises and evaluates the new held-out patients.
+
+    The detector trains in a second process on ``detector_patients`` of the study while this one trains the
+    classifier on all its training patients and synthesises the held-out patients; ``train`` then validates
+    the whole path on the validation patients and writes the bundle."""
     from echoavc.evaluate.seeds import require_evaluation_seed
 
     require_evaluation_seed(seed, "demo's held-out patients")
+    import dataclasses
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from echoavc.classifier.train import train_classifier
+    from echoavc.dataset.split import Split
+    from echoavc.dataset.table import DatasetTable
     from echoavc.evaluate.heldout import evaluate_exams as evaluate_held_out
-    from echoavc.synth.cohort import make_cohort
+    from echoavc.settings import classifier_preset, detector_preset
     from echoavc.synth.study import make_study
-    from echoavc.train import train_bundle
+    from echoavc.train import _mark_done, _stage_done, train_bundle
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     seconds: dict = {}
+    cpu: dict = {}
     t_all = t = time.perf_counter()
+
+    def stage(name: str, t0: float) -> float:
+        seconds[name] = round(time.perf_counter() - t0, 1)
+        cpu[name] = round(cpu_seconds() - sum(cpu.values()), 1)
+        return time.perf_counter()
+
     study = out / "study"
     if not (study / "table" / "split.json").is_file():
         log(f"[1/4] synthesising {patients} patients (seed {train_seed}) and ingesting them ...")
+        write_demo_key(study / "keys" / "echoavc.key", train_seed)
         _, _, info = make_study(study, patients, train_seed, frames_per_exam=8, train=0.75, val=0.25, test=0.0,
                                 workers=workers, prevalence=0.5, progress=progress)
         log(f"      {info}")
     else:
         log("[1/4] training study: already made")
-    seconds["study"] = round(time.perf_counter() - t, 1)
+    t = stage("study", t)
 
-    t = time.perf_counter()
     bundle = out / "model"
+    work = out / "model.work"
+    det_s = detector_preset(preset, **(DEMO_DETECTOR if preset == "cpu" else {}))
+    clf_s = classifier_preset(preset, **(DEMO_CLASSIFIER if preset == "cpu" else {}))
     if not (bundle / "bundle.json").is_file():
-        log(f"[2/4] training both stages ({preset} preset) ...")
-        train_bundle(study / "table", bundle, preset, progress=progress, log=lambda m: log("      " + m))
+        table = DatasetTable.load(study / "table")
+        split = Split.load(study / "table" / "split.json")
+        det_dir, clf_dir = work / "demo-detector", work / "demo-classifier"
+        log(f"[2/4] training the detector ({det_s.model}, {det_s.epochs} epochs at {det_s.imgsz} px, "
+            f"{detector_patients} patients) in a second process; meanwhile the classifier ({clf_s.backbone}, "
+            f"{len(split.parts()['train'])} training patients) and the held-out patients ...")
+        # finished stages are kept, each with what it was trained from: a re-run with other settings retrains it
+        det_fp = {"table": table.fingerprint, "split": split.fingerprint, "patients": detector_patients,
+                  "settings": dataclasses.asdict(det_s)}
+        clf_fp = {"table": table.fingerprint, "split": split.fingerprint, "settings": dataclasses.asdict(clf_s)}
+        det_rec = _stage_done(det_dir, det_fp)
+        pool = None
+        if det_rec is None:
+            # spawn: a forked copy of a process that has used torch can hang in its thread pools
+            pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            detector_job = pool.submit(train_demo_detector, str(study / "table"), detector_patients, str(det_dir),
+                                       det_s)
+        try:
+            if _stage_done(clf_dir, clf_fp) is None:
+                train_classifier(table, split, clf_dir, clf_s, log=(lambda m: log("      " + m)) if progress else None)
+                _mark_done(clf_dir, clf_fp, {})
+            _heldout_cohort(out, seed, heldout, 1, progress, log)
+            if pool is not None:
+                log("      waiting for the detector ...")
+                det_rec = {"best": detector_job.result()}
+                _mark_done(det_dir, det_fp, det_rec)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+        t = stage("train", t)
+        log("      detector and classifier trained; validating the whole path (echoavc train) ...")
+        import torch
+
+        torch.set_num_threads(max(1, workers))
+        train_bundle(study / "table", bundle, preset, work=work, detector=det_s, classifier=clf_s,
+                     detector_weights=det_rec["best"], classifier_model=clf_dir,
+                     progress=progress, log=lambda m: log("      " + m))
+        t = stage("validate", t)
     else:
         log("[2/4] model bundle: already trained")
-    seconds["train"] = round(time.perf_counter() - t, 1)
+        t = stage("train", t)
 
-    t = time.perf_counter()
-    held = out / f"heldout-{seed}"  # named by its seed: a folder from another seed is never reused
-    if not (held / "labels.csv").is_file():
-        log(f"[3/4] synthesising {heldout} held-out patients (evaluation seed {seed}, never seen in training or "
-            "tuning) ...")
-        make_cohort(held, heldout, seed=seed, frames_per_exam=8, exams_per_patient=1, workers=workers,
-                    progress=progress, prevalence=0.5)
-    seconds["heldout"] = round(time.perf_counter() - t, 1)
+    _heldout_cohort(out, seed, heldout, workers, progress, log)
+    held = out / f"heldout-{seed}"
+    t = stage("heldout", t)
 
-    # a truncated copy of one file, so the run also shows how a bad file is reported and counted
-    corrupt = held / "dicom" / CORRUPT_NAME
-    if not corrupt.is_file():
-        first = sorted((held / "dicom").rglob("*.dcm"))[0]
-        corrupt.write_bytes(first.read_bytes()[: first.stat().st_size // 3])
-
-    t = time.perf_counter()
+    t_screen = time.perf_counter()
     log("[4/4] echoavc evaluate on the held-out exams ...")
     ev_dir = out / f"evaluation-{seed}"
     evaluation = evaluate_held_out(bundle, held / "dicom", held / "labels.csv", ev_dir, workers=workers,
                                    progress=progress, overlays="driving", report=True)
-    seconds["screen"] = round(time.perf_counter() - t, 1)
+    stage("screen", t_screen)
     seconds["total"] = round(time.perf_counter() - t_all, 1)
     seconds["cpu"] = cpu_seconds()  # user + sys of this run, its finished child processes included
+    seconds["cpu_by_stage"] = cpu
     frames = json.loads((ev_dir / "screening" / "results.json").read_text())["frames"]
     evaluation["frames"] = evaluate_frames(frames, held)
     evaluation["heldout_seed"] = seed
     evaluation["seconds"] = seconds
     atomic_write_text(out / f"heldout_evaluation-{seed}.json", json.dumps(evaluation, indent=1, default=str) + "\n")
     return DemoResult(out, bundle, ev_dir / "screening" / "report.html", evaluation, seconds)
+
+
+def _heldout_cohort(out: Path, seed: int, heldout: int, workers: int, progress: bool, log) -> None:
+    """The held-out patients of evaluation seed ``seed`` (once), with a truncated copy of one file, so the run
+    also shows how a bad file is reported and counted."""
+    from echoavc.synth.cohort import make_cohort
+
+    held = out / f"heldout-{seed}"  # named by its seed: a folder from another seed is never reused
+    if not (held / "labels.csv").is_file():
+        log(f"[3/4] synthesising {heldout} held-out patients (evaluation seed {seed}, never seen in training or "
+            "tuning) ...")
+        make_cohort(held, heldout, seed=seed, frames_per_exam=8, exams_per_patient=1, workers=workers,
+                    progress=progress, prevalence=0.5)
+    corrupt = held / "dicom" / CORRUPT_NAME
+    if not corrupt.is_file():
+        first = sorted((held / "dicom").rglob("*.dcm"))[0]
+        corrupt.write_bytes(first.read_bytes()[: first.stat().st_size // 3])
 
 
 def describe(ev: dict) -> str:

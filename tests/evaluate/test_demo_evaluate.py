@@ -26,3 +26,41 @@ def test_the_demo_reports_held_out_figures_from_evaluate_on_an_evaluation_seed(t
     text = describe(ev)
     assert text.startswith("held-out test exams (evaluation seed 900777): 4 exams")
     assert "undetermined counted as error" in text and "validation" not in text
+
+
+def test_the_demo_key_follows_the_training_seed_so_its_patient_split_is_the_same_on_every_run(tmp_path):
+    """The split goes through the pseudonyms: with a random key each run put other patients in each part."""
+    import pandas as pd
+
+    from echoavc.dataset import make_split
+    from echoavc.demo import write_demo_key
+    from echoavc.dicom.deid import PseudonymKey
+
+    def split_of(folder, seed):
+        write_demo_key(folder / "echoavc.key", seed)
+        key = PseudonymKey(folder / "echoavc.key")
+        frame = pd.DataFrame({"patient_id": [key.pseudonym("patient", f"P{i}") for i in range(40)],
+                              "role": "valve", "calcified": [i % 2 for i in range(40)], "grade": 0.0})
+        return {p: r["part"] for p, r in make_split(frame).patients.items()}, (folder / "echoavc.key").read_text()
+
+    first, key1 = split_of(tmp_path / "a", 2026)
+    again, key2 = split_of(tmp_path / "b", 2026)
+    other, key3 = split_of(tmp_path / "c", 2027)
+    assert key1 == key2 != key3 and len(key1.strip()) == 64
+    assert first == again and set(first) != set(other)
+    assert oct((tmp_path / "a" / "echoavc.key").stat().st_mode & 0o777) == "0o600"
+    write_demo_key(tmp_path / "a" / "echoavc.key", 7)  # an existing key is never replaced
+    assert (tmp_path / "a" / "echoavc.key").read_text() == key1
+
+
+def test_the_demo_detector_trains_on_a_fixed_subset_of_the_train_and_val_patients(synthetic_study):
+    from echoavc.demo import detector_subset
+
+    table, split = synthetic_study.table, synthetic_study.split
+    sub, sub_split = detector_subset(table, split, 4)
+    parts = sub_split.parts()
+    assert len(parts["train"]) == 3 and len(parts["val"]) == 1 and not parts["test"]
+    assert parts["train"] <= split.parts()["train"] and parts["val"] <= split.parts()["val"]
+    assert set(sub.frame["patient_id"]) == parts["train"] | parts["val"]
+    assert sub_split.table_fingerprint == sub.fingerprint and sub_split.fingerprint == sub_split.compute_fingerprint()
+    assert detector_subset(table, split, 4)[1].patients == sub_split.patients  # the same subset every time
