@@ -50,3 +50,19 @@ def test_a_held_out_study_keeps_the_files_a_training_study_drops(synthetic_study
     assert len(kept.frame) == len(synthetic_study.table.frame)
     trained, dropped = study_table(shifted, ingested, synthetic_study.key, held_out=False)
     assert dropped == 1 and bad_file not in set(trained.frame["source_sha256"])
+
+
+def test_a_file_ingest_failed_on_does_not_break_either_study_build(synthetic_study, tmp_path):
+    """Ingest could not read one file (its rows are missing from the manifest): its boxes are left out of both
+    builds instead of failing them; make_study counts the file as unreadable."""
+    from echoavc.synth.study import study_table
+
+    ingested = tmp_path / "ingested"
+    shutil.copytree(synthetic_study.ingested, ingested)
+    manifest = pd.read_csv(ingested / "manifest.csv", dtype=str, keep_default_na=False)
+    lost = manifest["source_sha256"].iloc[0]
+    manifest[manifest["source_sha256"] != lost].to_csv(ingested / "manifest.csv", index=False)
+    for held_out in (True, False):
+        table, dropped = study_table(synthetic_study.cohort, ingested, synthetic_study.key, held_out=held_out)
+        assert dropped == 0 and lost not in set(table.frame["source_sha256"])
+        assert set(table.frame["source_sha256"]) == set(synthetic_study.table.frame["source_sha256"]) - {lost}

@@ -57,6 +57,7 @@ def study_table(cohort, ingested: Path, key: Path, held_out: bool = False):
     from echoavc.settings import DatasetSettings
 
     manifest = Path(ingested) / "manifest.csv"
+    cohort = _boxes_of_ingested_files(cohort, manifest)
     if held_out:
         # no box is rejected for lying outside the standard image: a wrongly found cone is the pipeline's error
         settings = DatasetSettings(box_tolerance_px=float("inf"))
@@ -83,3 +84,19 @@ def study_table(cohort, ingested: Path, key: Path, held_out: bool = False):
     if table.errors:
         raise RuntimeError("dataset build still fails: " + "; ".join(p.line() for p in table.errors[:3]))
     return table, dropped
+
+
+def _boxes_of_ingested_files(cohort, manifest: Path):
+    """The cohort with its box file restricted to files ingest wrote. Files ingest failed on are counted by the
+    caller as unreadable (``make_study``'s ``dropped_files``); their boxes would otherwise make every build fail
+    (a problem named by box row, not by file, so the retry below could not leave them out)."""
+    from dataclasses import replace
+
+    ingested = set(pd.read_csv(manifest, dtype=str, keep_default_na=False)["source_sha256"])
+    boxes = pd.read_csv(cohort.maxqda, dtype=str, keep_default_na=False)
+    of_ingested = boxes["image"].str.split(":").str[0].isin(ingested)
+    if of_ingested.all():
+        return cohort
+    box_file = Path(manifest).with_name("maxqda_valves.ingested.csv")
+    boxes[of_ingested].to_csv(box_file, index=False)
+    return replace(cohort, maxqda=box_file)
