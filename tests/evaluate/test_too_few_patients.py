@@ -67,7 +67,7 @@ def _clip(exam, p):
 
 
 def test_every_report_prints_the_reason_instead_of_a_point_or_a_crash():
-    from echoavc.bundle import _test_lines
+    from echoavc.model_card import _test_lines
     from echoavc.demo import describe
     from echoavc.evaluate.screening_report import evaluation_markdown
     from echoavc.report.html import _card_value
