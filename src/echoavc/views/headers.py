@@ -85,9 +85,9 @@ def colour_share(image: np.ndarray, box) -> float:
     x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
     if x2 <= x1 or y2 <= y1:
         return 0.0
-    px = image[y1:y2, x1:x2].astype(np.int16)
-    chroma = px.max(axis=2) - px.min(axis=2)
-    return float(np.mean(chroma > COLOUR_CHROMA))
+    from echoavc.preprocess.frame import chroma
+
+    return float(np.mean(chroma(image[y1:y2, x1:x2]) > COLOUR_CHROMA))
 
 
 def valve_area_grey(image: np.ndarray, box, max_share: float = COLOUR_MAX_SHARE) -> bool:
