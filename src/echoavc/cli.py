@@ -283,8 +283,8 @@ def demo(
     out: Annotated[Path, typer.Option("--out", help="Demo folder (everything goes here).")],
     seed: Annotated[int, typer.Option("--seed", help="Evaluation seed of the held-out patients (900000-999999; "
                                       "tuning seeds are refused, docs/evaluation.md).")] = 900_001,
-    patients: Annotated[int, typer.Option("--patients", min=8, help="Training cohort size (the detector trains on "
-                                          "48 of them).")] = 140,
+    patients: Annotated[int, typer.Option("--patients", min=8, help="Training patients in all: the detector trains "
+                                          "on the first 48, the classifier on all.")] = 260,
     heldout: Annotated[int, typer.Option("--heldout", min=2, help="Held-out patients evaluated at the end.")] = 48,
     train_seed: Annotated[int, typer.Option("--train-seed", help="Seed of the training cohorts.")] = 2026,
     preset: Annotated[str, typer.Option("--preset", help="cpu | smoke | paper")] = "cpu",

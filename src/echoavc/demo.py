@@ -95,19 +95,26 @@ HELDOUT_SEED = 900_001
 #: held-out patients (one exam each): enough that the exam figures' intervals say something
 HELDOUT_PATIENTS = 48
 
-#: training patients: the classifier's skill grows with them (docs/screening.md); the detector needs fewer
-TRAIN_PATIENTS = 140
+#: training patients in all. The first ``DETECTOR_PATIENTS`` (every view, 8 frames an exam) are made first, and the
+#: detector trains on them in a second process; meanwhile the rest (aortic-valve short-axis clips only, 5 frames an
+#: exam) are made and the classifier trains on all of them: its skill grows with patients far more than the
+#: detector's does (docs/screening.md), and synthesising them while the detector trains costs no wall time
+TRAIN_PATIENTS = 260
 
-#: patients the detector trains and selects its epoch on (a fixed subset of the study's train and val parts):
-#: its time grows with images x epochs, and finding the valve needs far fewer patients than grading it
+#: patients the detector trains and selects its epoch on: its time grows with images x epochs, and finding the
+#: valve needs far fewer patients than grading it
 DETECTOR_PATIENTS = 48
 
+#: frames per exam of the classifier-only patients (all of them valve frames: no other views)
+CLASSIFIER_FRAMES_PER_EXAM = 5
+
 #: the demo's detector: the ``cpu`` preset made cheaper for the demo's few minutes (chosen on tuning seeds,
-#: docs/screening.md); one torch thread, so the classifier trains on the other core meanwhile
+#: docs/screening.md); one torch thread, so the classifier's patients are made and trained on the other core
 DEMO_DETECTOR = {"epochs": 30, "imgsz": 160, "batch": 8, "threads": 1, "workers": 0}
 
-#: the demo's classifier: the ``cpu`` preset on one thread (the detector has the other core)
-DEMO_CLASSIFIER = {"threads": 1}
+#: the demo's classifier: the ``cpu`` preset at half the width (a third of its training time, the same skill on
+#: tuning cohorts; docs/screening.md) on one thread (the detector has the other core)
+DEMO_CLASSIFIER = {"threads": 1, "backbone": "mobilenetv3_small_050"}
 
 
 def cpu_seconds() -> float:
@@ -135,33 +142,15 @@ def write_demo_key(path: Path, train_seed: int) -> None:
         fh.write(secret + "\n")
 
 
-def detector_subset(table, split, patients: int):
-    """(table, split) of the first ``patients`` train+val patients (in pseudonym order, each part keeping its
-    share), for the detector; its split has no test part and is never written."""
-    import dataclasses
-
-    from echoavc.dataset.table import DatasetTable
-
-    parts = split.parts()
-    n_val = max(1, round(patients * len(parts["val"]) / max(1, len(parts["train"]) + len(parts["val"]))))
-    keep = set(sorted(parts["train"])[: max(1, patients - n_val)]) | set(sorted(parts["val"])[:n_val])
-    sub = DatasetTable(table.frame[table.frame["patient_id"].isin(keep)].reset_index(drop=True),
-                       ingest_dir=table.ingest_dir, meta=table.meta)
-    sub_split = dataclasses.replace(split, patients={p: r for p, r in split.patients.items() if p in keep},
-                                    table_fingerprint=sub.fingerprint, path=None)
-    sub_split.fingerprint = sub_split.compute_fingerprint()
-    return sub, sub_split
-
-
-def train_demo_detector(table_dir: str, patients: int, out: str, settings) -> str:
-    """Train the detector on the subset; the best checkpoint's path. Runs in its own process."""
+def train_demo_detector(table_dir: str, out: str, settings) -> str:
+    """Train the detector on the detector's table (its own split); the best checkpoint's path. Runs in its own
+    process."""
     from echoavc.dataset.split import Split
     from echoavc.dataset.table import DatasetTable
     from echoavc.detector.train import train_from_table
 
     table = DatasetTable.load(table_dir)
-    table, split = detector_subset(table, Split.load(Path(table_dir) / "split.json"), patients)
-    res = train_from_table(table, split, out, settings, progress=False)
+    res = train_from_table(table, Split.load(Path(table_dir) / "split.json"), out, settings, progress=False)
     return str(res.best)
 
 
@@ -174,9 +163,10 @@ def run_demo(out: str | Path, patients: int = TRAIN_PATIENTS, heldout: int = HEL
     training cohort does not depend on ``seed``: a re-run in the same folder with another ``seed`` reuses the
     trained bundle and only synthesises and evaluates the new held-out patients.
 
-    The detector trains in a second process on ``detector_patients`` of the study while this one trains the
-    classifier on all its training patients and synthesises the held-out patients; ``train`` then validates
-    the whole path on the validation patients and writes the bundle."""
+    The first ``detector_patients`` training patients are made first and the detector trains on them in a second
+    process, while this one makes the other training patients (valve clips only), trains the classifier on all of
+    them and synthesises the held-out patients; ``train`` then validates the whole path on the validation
+    patients and writes the bundle."""
     from echoavc.evaluate.seeds import require_evaluation_seed
 
     require_evaluation_seed(seed, "demo's held-out patients")
@@ -189,7 +179,7 @@ def run_demo(out: str | Path, patients: int = TRAIN_PATIENTS, heldout: int = HEL
     from echoavc.dataset.table import DatasetTable
     from echoavc.evaluate.heldout import evaluate_exams as evaluate_held_out
     from echoavc.settings import classifier_preset, detector_preset
-    from echoavc.synth.study import make_study
+    from echoavc.synth.study import grow_study, make_study
     from echoavc.train import _mark_done, _stage_done, train_bundle
 
     out = Path(out)
@@ -204,14 +194,19 @@ def run_demo(out: str | Path, patients: int = TRAIN_PATIENTS, heldout: int = HEL
         return time.perf_counter()
 
     study = out / "study"
-    if not (study / "table" / "split.json").is_file():
-        log(f"[1/4] synthesising {patients} patients (seed {train_seed}) and ingesting them ...")
+    n_det = min(detector_patients, patients)
+    n_more = patients - n_det
+    det_table_dir = study / "table-detector"
+    # the whole training table: the detector's patients and, when there are more, the classifier's too
+    table_dir = study / "table" if n_more else det_table_dir
+    if not (det_table_dir / "split.json").is_file():
+        log(f"[1/4] synthesising the detector's {n_det} patients (seed {train_seed}) and ingesting them ...")
         write_demo_key(study / "keys" / "echoavc.key", train_seed)
-        _, _, info = make_study(study, patients, train_seed, frames_per_exam=8, train=0.75, val=0.25, test=0.0,
-                                workers=workers, prevalence=0.5, progress=progress)
+        _, _, info = make_study(study, n_det, train_seed, frames_per_exam=8, train=0.75, val=0.25, test=0.0,
+                                workers=workers, prevalence=0.5, progress=progress, table_name=det_table_dir.name)
         log(f"      {info}")
     else:
-        log("[1/4] training study: already made")
+        log("[1/4] the detector's patients: already made")
     t = stage("study", t)
 
     bundle = out / "model"
@@ -219,25 +214,33 @@ def run_demo(out: str | Path, patients: int = TRAIN_PATIENTS, heldout: int = HEL
     det_s = detector_preset(preset, **(DEMO_DETECTOR if preset == "cpu" else {}))
     clf_s = classifier_preset(preset, **(DEMO_CLASSIFIER if preset == "cpu" else {}))
     if not (bundle / "bundle.json").is_file():
-        table = DatasetTable.load(study / "table")
-        split = Split.load(study / "table" / "split.json")
+        det_table = DatasetTable.load(det_table_dir)
+        det_split = Split.load(det_table_dir / "split.json")
         det_dir, clf_dir = work / "demo-detector", work / "demo-classifier"
-        log(f"[2/4] training the detector ({det_s.model}, {det_s.epochs} epochs at {det_s.imgsz} px, "
-            f"{detector_patients} patients) in a second process; meanwhile the classifier ({clf_s.backbone}, "
-            f"{len(split.parts()['train'])} training patients) and the held-out patients ...")
+        log(f"[2/4] training the detector ({det_s.model}, {det_s.epochs} epochs at {det_s.imgsz} px, {n_det} "
+            f"patients) in a second process; meanwhile {n_more} more patients for the classifier "
+            f"({clf_s.backbone}), the classifier and the held-out patients ...")
         # finished stages are kept, each with what it was trained from: a re-run with other settings retrains it
-        det_fp = {"table": table.fingerprint, "split": split.fingerprint, "patients": detector_patients,
+        det_fp = {"table": det_table.fingerprint, "split": det_split.fingerprint,
                   "settings": dataclasses.asdict(det_s)}
-        clf_fp = {"table": table.fingerprint, "split": split.fingerprint, "settings": dataclasses.asdict(clf_s)}
         det_rec = _stage_done(det_dir, det_fp)
         pool = None
         if det_rec is None:
             # spawn: a forked copy of a process that has used torch can hang in its thread pools
             pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-            detector_job = pool.submit(train_demo_detector, str(study / "table"), detector_patients, str(det_dir),
-                                       det_s)
+            detector_job = pool.submit(train_demo_detector, str(det_table_dir), str(det_dir), det_s)
         try:
+            if n_more and not (table_dir / "split.json").is_file():
+                _, _, info = grow_study(study, n_more, _classifier_cohort_seed(train_seed),
+                                        frames_per_exam=CLASSIFIER_FRAMES_PER_EXAM, workers=1, prevalence=0.5,
+                                        progress=progress, from_table=det_table_dir.name, table_name=table_dir.name,
+                                        distractor_fraction=0.0)
+                log(f"      classifier's patients: {info}")
+            table, split = DatasetTable.load(table_dir), Split.load(table_dir / "split.json")
+            clf_fp = {"table": table.fingerprint, "split": split.fingerprint, "settings": dataclasses.asdict(clf_s)}
             if _stage_done(clf_dir, clf_fp) is None:
+                log(f"      classifier: {len(split.parts()['train'])} training patients, "
+                    f"{len(split.parts()['val'])} validation patients")
                 train_classifier(table, split, clf_dir, clf_s, log=(lambda m: log("      " + m)) if progress else None)
                 _mark_done(clf_dir, clf_fp, {})
             _heldout_cohort(out, seed, heldout, 1, progress, log)
@@ -253,7 +256,7 @@ def run_demo(out: str | Path, patients: int = TRAIN_PATIENTS, heldout: int = HEL
         import torch
 
         torch.set_num_threads(max(1, workers))
-        train_bundle(study / "table", bundle, preset, work=work, detector=det_s, classifier=clf_s,
+        train_bundle(table_dir, bundle, preset, work=work, detector=det_s, classifier=clf_s,
                      detector_weights=det_rec["best"], classifier_model=clf_dir,
                      progress=progress, log=lambda m: log("      " + m))
         t = stage("validate", t)
@@ -280,6 +283,12 @@ def run_demo(out: str | Path, patients: int = TRAIN_PATIENTS, heldout: int = HEL
     evaluation["seconds"] = seconds
     atomic_write_text(out / f"heldout_evaluation-{seed}.json", json.dumps(evaluation, indent=1, default=str) + "\n")
     return DemoResult(out, bundle, ev_dir / "screening" / "report.html", evaluation, seconds)
+
+
+def _classifier_cohort_seed(train_seed: int) -> int:
+    """The cohort seed of the classifier-only patients: next to the training seed (a tuning seed as well), and
+    differing from it modulo 1000, which synthetic patient ids carry."""
+    return int(train_seed) + 1
 
 
 def _heldout_cohort(out: Path, seed: int, heldout: int, workers: int, progress: bool, log) -> None:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from echoavc.dataset.split import PARTS, Split, make_split, paper_image_split, patient_strata
+from echoavc.dataset.split import PARTS, Split, extend_split, make_split, paper_image_split, patient_strata
 from echoavc.errors import EchoAVCError
 from echoavc.settings import SplitSettings
 
@@ -97,3 +97,20 @@ def test_paper_image_split_shares_patients_and_copies():
     assert a.report["patients_in_several_parts"] > 0
     assert a.report["frames_with_copies_in_several_parts"] > 0
     assert sorted(set(a.parts)) == sorted(PARTS)
+
+
+def test_an_extended_split_keeps_every_known_patient_in_its_part_and_splits_the_new_ones(tmp_path):
+    """A stage trained on the first table's training patients must never meet the grown table's validation or
+    test patients (the demo's detector trains on the first patients while the classifier's are added)."""
+    first = _table(30, 1)
+    more = _table(60, 2).assign(patient_id=lambda d: "Q" + d["patient_id"])
+    base = make_split(first, SplitSettings(train=0.7, val=0.2, test=0.1, k=0, seed=5))
+    grown = extend_split(base, pd.concat([first, more]), "sha256:t")
+    assert all(grown.patients[p]["part"] == r["part"] for p, r in base.patients.items())
+    assert set(grown.patients) == set(first["patient_id"]) | set(more["patient_id"])
+    new = [r["part"] for p, r in grown.patients.items() if p.startswith("Q")]
+    assert [new.count(x) for x in PARTS] == [42, 12, 6]  # the base's fractions, over the new patients alone
+    assert grown.fractions == base.fractions and grown.seed == base.seed and grown.table_fingerprint == "sha256:t"
+    assert Split.load(grown.save(tmp_path / "s.json")).patients == grown.patients
+    with pytest.raises(EchoAVCError, match="folds"):
+        extend_split(make_split(first, SplitSettings(k=3)), first)

@@ -53,14 +53,25 @@ def test_the_demo_key_follows_the_training_seed_so_its_patient_split_is_the_same
     assert (tmp_path / "a" / "echoavc.key").read_text() == key1
 
 
-def test_the_demo_detector_trains_on_a_fixed_subset_of_the_train_and_val_patients(synthetic_study):
-    from echoavc.demo import detector_subset
+def test_a_grown_study_adds_the_classifiers_patients_without_moving_the_detectors(tmp_path):
+    """The demo makes the detector's patients first and adds the classifier's while the detector trains: the
+    grown table holds both, each of the first patients keeps its part, and the added ones are valve clips only."""
+    from echoavc.dataset.split import Split
+    from echoavc.demo import write_demo_key
+    from echoavc.synth.study import grow_study, make_study
 
-    table, split = synthetic_study.table, synthetic_study.split
-    sub, sub_split = detector_subset(table, split, 4)
-    parts = sub_split.parts()
-    assert len(parts["train"]) == 3 and len(parts["val"]) == 1 and not parts["test"]
-    assert parts["train"] <= split.parts()["train"] and parts["val"] <= split.parts()["val"]
-    assert set(sub.frame["patient_id"]) == parts["train"] | parts["val"]
-    assert sub_split.table_fingerprint == sub.fingerprint and sub_split.fingerprint == sub_split.compute_fingerprint()
-    assert detector_subset(table, split, 4)[1].patients == sub_split.patients  # the same subset every time
+    write_demo_key(tmp_path / "keys" / "echoavc.key", 3)
+    first, first_split, _ = make_study(tmp_path, 4, 4100, frames_per_exam=3, train=0.75, val=0.25, test=0.0,
+                                       prevalence=0.5, table_name="table-detector")
+    table, split, info = grow_study(tmp_path, 4, 4101, frames_per_exam=2, prevalence=0.5,
+                                    from_table="table-detector", table_name="table", distractor_fraction=0.0)
+    assert info["patients_added"] == 4 and info["dropped_files"] == 0
+    old = set(first.frame["patient_id"])
+    assert old < set(table.frame["patient_id"]) and table.frame["patient_id"].nunique() == 8
+    assert all(split.patients[p]["part"] == r["part"] for p, r in first_split.patients.items())
+    added = table.frame[~table.frame["patient_id"].isin(old)]
+    assert len(added) == 8 and set(added["role"]) == {"valve"}
+    assert Split.load(tmp_path / "table" / "split.json").table_fingerprint == table.fingerprint
+    with pytest.raises(ValueError, match="patient ids"):  # seed 5100 gives the ids of seed 4100 again
+        grow_study(tmp_path, 2, 5100, frames_per_exam=1, from_table="table-detector", table_name="table-x")
+    assert not (tmp_path / "cohort-5100").exists()  # refused before anything is made

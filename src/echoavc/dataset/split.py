@@ -168,6 +168,26 @@ def make_split(table: pd.DataFrame, settings: SplitSettings | None = None,
     return split
 
 
+def extend_split(split: Split, table: pd.DataFrame, table_fingerprint: str | None = None) -> Split:
+    """``split`` grown to the patients of ``table``: every patient it already holds keeps its part (so a model
+    trained on its training patients never meets its validation or test patients), and the new patients are
+    split among themselves with the same fractions and seed, as :func:`make_split` would. Folds are not
+    carried over (``k`` must be 0)."""
+    if split.k:
+        raise EchoAVCError("a split with folds cannot be extended: make a new one", split.path)
+    known = set(split.patients)
+    new_rows = table[~table["patient_id"].astype(str).isin(known)]
+    patients = {p: dict(r) for p, r in split.patients.items()}
+    if len(new_rows):
+        f = split.fractions
+        added = make_split(new_rows, SplitSettings(train=f["train"], val=f["val"], test=f["test"], k=0,
+                                                   seed=split.seed))
+        patients.update(added.patients)
+    out = Split(patients, split.seed, 0, dict(split.fractions), split.stratify, table_fingerprint=table_fingerprint)
+    out.fingerprint = out.compute_fingerprint()
+    return out
+
+
 # ---------------------------------------------------------------- the paper's leaky protocol
 
 

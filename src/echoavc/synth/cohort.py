@@ -249,6 +249,11 @@ def _plan_realistic(rng: np.random.Generator, settings: SynthSettings, clip, n_a
     return plans
 
 
+def patient_id_of(seed: int, index: int) -> str:
+    """The synthetic PatientID of patient ``index`` of the cohort made with ``seed`` (the seed modulo 1000)."""
+    return f"MRN{seed % 1000:03d}{index:05d}"
+
+
 def _fake_identity(rng: np.random.Generator, index: int, seed: int) -> dict:
     sex = str(rng.choice(["F", "M"]))
     first = str(rng.choice(_FIRST))
@@ -257,7 +262,7 @@ def _fake_identity(rng: np.random.Generator, index: int, seed: int) -> dict:
     return {
         "name": f"{last}^{first}",
         "display_name": f"{last}, {first}",
-        "patient_id": f"MRN{seed % 1000:03d}{index:05d}",
+        "patient_id": patient_id_of(seed, index),
         "birth_date": f"{year}{int(rng.integers(1, 13)):02d}{int(rng.integers(1, 29)):02d}",
         "sex": sex,
         "institution": str(rng.choice(_INSTITUTIONS)),

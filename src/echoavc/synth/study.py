@@ -22,8 +22,9 @@ import pandas as pd
 
 def make_study(out: str | Path, patients: int, seed: int, frames_per_exam: int = 10, k: int = 0,
                train: float = 0.8, val: float = 0.1, test: float = 0.1, workers: int = 1, split_seed: int = 0,
-               prevalence: float = 0.36, progress: bool = False, held_out: bool = False, **synth):
-    """Build the study under ``out`` (cohort/, ingested/, keys/echoavc.key, table/, table/split.json);
+               prevalence: float = 0.36, progress: bool = False, held_out: bool = False, table_name: str = "table",
+               **synth):
+    """Build the study under ``out`` (cohort/, ingested/, keys/echoavc.key, <table_name>/ with split.json);
     returns (DatasetTable, Split, info dict). ``held_out``: keep every readable file (see the module).
     ``synth``: other :class:`~echoavc.settings.SynthSettings` fields for the cohort (e.g. ``anatomy=``)."""
     from echoavc.dataset import make_split
@@ -39,15 +40,75 @@ def make_study(out: str | Path, patients: int, seed: int, frames_per_exam: int =
     key = out / "keys" / "echoavc.key"
     report = ingest([out / "cohort" / "dicom"], out / "ingested", key, workers=max(1, workers), progress=progress)
     table, dropped = study_table(cohort, out / "ingested", key, held_out)
-    table.save(out / "table")
+    table.save(out / table_name)
     split = make_split(table.frame, SplitSettings(train=train, val=val, test=test, k=k, seed=split_seed),
                        table.fingerprint)
-    split.save(out / "table" / "split.json")
+    split.save(out / table_name / "split.json")
     roles = table.frame["role"].value_counts().to_dict()
     info = {"patients": patients, "seed": seed, "frames": len(table.frame), "roles": roles,
             "dropped_files": len(report.failures) + dropped, "unreadable_files": len(report.failures),
             "held_out": held_out, "seconds": round(time.perf_counter() - t0, 1)}
     return table, split, info
+
+
+def grow_study(out: str | Path, patients: int, seed: int, frames_per_exam: int = 10, workers: int = 1,
+               prevalence: float = 0.36, progress: bool = False, from_table: str = "table",
+               table_name: str = "table-grown", **synth):
+    """Add ``patients`` synthetic patients (cohort seed ``seed``) to the study ``out`` made by :func:`make_study`:
+    their cohort in cohort-<seed>/, ingested into the same ingested/ folder with the same key, one table of
+    every patient in <table_name>/, and its split: the patients of <from_table>/split.json keep their parts (a
+    stage already trained on that table's training patients never meets the grown table's validation patients);
+    the new ones are split with the same fractions. Returns (DatasetTable, Split, info dict)."""
+    from dataclasses import replace
+
+    from echoavc.dataset.split import Split, extend_split
+    from echoavc.ingest import ingest
+    from echoavc.synth.cohort import make_cohort, patient_id_of
+
+    out = Path(out)
+    t0 = time.perf_counter()
+    base_cohort = out / "cohort"
+    first = _cohort_paths(base_cohort)
+    ids = set(pd.read_csv(first.labels, dtype=str, keep_default_na=False)["patient_id"])
+    clash = ids & {patient_id_of(seed, i) for i in range(patients)}
+    if clash:
+        raise ValueError(f"cohort seed {seed} repeats {len(clash)} patient ids of the study (e.g. {sorted(clash)[0]}): "
+                         "patient ids carry the seed modulo 1000, so pick a seed that differs there")
+    extra = make_cohort(out / f"cohort-{seed}", patients, seed=seed, frames_per_exam=frames_per_exam,
+                        exams_per_patient=1, workers=workers, progress=progress, prevalence=prevalence, **synth)
+    key = out / "keys" / "echoavc.key"
+    report = ingest([extra.out_dir / "dicom"], out / "ingested", key, workers=max(1, workers), progress=progress)
+    merged = out / f"{table_name}.cohort"
+    merged.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name in ("frames", "labels", "maxqda"):
+        a, b = getattr(first, name), getattr(extra, name)
+        both = pd.concat([pd.read_csv(a, dtype=str, keep_default_na=False),
+                          pd.read_csv(b, dtype=str, keep_default_na=False)], ignore_index=True)
+        paths[name] = merged / Path(b).name
+        # file paths in frames.csv are relative to their cohort folder: make them absolute
+        if "file" in both.columns:
+            n_first = len(pd.read_csv(a, usecols=[0]))
+            both.loc[:n_first - 1, "file"] = [str((base_cohort / f).resolve()) for f in both["file"][:n_first]]
+            both.loc[n_first:, "file"] = [str((extra.out_dir / f).resolve()) for f in both["file"][n_first:]]
+        both.to_csv(paths[name], index=False)
+    cohort = replace(extra, out_dir=merged, **paths)
+    table, dropped = study_table(cohort, out / "ingested", key)
+    table.save(out / table_name)
+    split = extend_split(Split.load(out / from_table / "split.json"), table.frame, table.fingerprint)
+    split.save(out / table_name / "split.json")
+    info = {"patients_added": patients, "seed": seed, "frames": len(table.frame),
+            "roles": table.frame["role"].value_counts().to_dict(),
+            "dropped_files": len(report.failures) + dropped, "unreadable_files": len(report.failures),
+            "seconds": round(time.perf_counter() - t0, 1)}
+    return table, split, info
+
+
+def _cohort_paths(folder: Path):
+    from echoavc.synth.cohort import CohortPaths
+
+    return CohortPaths(folder, folder / "frames.csv", folder / "labels.csv", folder / "maxqda_valves.csv",
+                       folder / "cohort.json")
 
 
 def study_table(cohort, ingested: Path, key: Path, held_out: bool = False):
