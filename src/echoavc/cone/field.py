@@ -36,9 +36,12 @@ def grey_sample(frames: np.ndarray, n: int) -> np.ndarray:
     return a
 
 
-def foreground(grey: np.ndarray, s: ConeSettings, k_open: int) -> np.ndarray:
-    """Pixels that can be echo signal: bright in some frame or moving, and not a static overlay."""
-    mx = grey.max(axis=0)
+def foreground(grey: np.ndarray, s: ConeSettings, k_open: int, mx: np.ndarray | None = None) -> np.ndarray:
+    """Pixels that can be echo signal: bright in some frame or moving, and not a static overlay.
+
+    ``mx``: ``grey.max(axis=0)`` when the caller has it already.
+    """
+    mx = grey.max(axis=0) if mx is None else mx
     fg = mx > _grey_level(mx, s.foreground_level)
     if grey.shape[0] < 3:
         return fg  # two frames can be alike by chance: too little to call anything static
@@ -52,11 +55,43 @@ def foreground(grey: np.ndarray, s: ConeSettings, k_open: int) -> np.ndarray:
     # bright pixels that never change are text, icons, dots and scales: small blobs (a large
     # static patch is tissue that happened to stay still, and stays)
     static = ((rng <= s.foreground_level) & (mx > s.overlay_level)).astype(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(static, connectivity=8)
-    small = stats[:, cv2.CC_STAT_AREA] <= (8 * k_open) ** 2
+    labels, areas = components(static)
+    small = areas <= (8 * k_open) ** 2
     small[0] = False
-    fg &= ~small[labels]
+    if small.any():
+        # looked up on the static pixels only (a few percent of the image)
+        at = np.flatnonzero(static)
+        fg.ravel()[at[small[labels.ravel()[at]]]] = False
     return fg
+
+
+def components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """8-connected labels (int32, 0 = background) and each label's area.
+
+    The same labels as cv2.connectedComponentsWithStats, whose other statistics cost five times the labelling.
+    """
+    _, labels = cv2.connectedComponents(mask, connectivity=8)
+    return labels, np.bincount(labels.ravel())
+
+
+#: The elliptic kernel of a dilation as the rectangles whose union it is (width, height): dilating by each
+#: rectangle is separable, so the union is several times cheaper than the ellipse itself, and exactly equal.
+def _ellipse_rects(k: int) -> list[tuple[int, int]]:
+    widths = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)).sum(axis=1)
+    rects = []
+    for w in sorted(set(widths.tolist())):
+        rows = np.flatnonzero(widths >= w)
+        rects.append((int(w), int(rows[-1] - rows[0] + 1)))
+    return rects
+
+
+def dilate_ellipse(img: np.ndarray, k: int) -> np.ndarray:
+    """cv2.dilate by the k x k elliptic kernel, exactly, as a union of rectangle dilations."""
+    out = None
+    for w, h in _ellipse_rects(k):
+        d = cv2.dilate(img, cv2.getStructuringElement(cv2.MORPH_RECT, (w, h)))
+        out = d if out is None else cv2.max(out, d, dst=out)
+    return out
 
 
 def _grey_level(mx: np.ndarray, level: int) -> int:
@@ -65,23 +100,39 @@ def _grey_level(mx: np.ndarray, level: int) -> int:
     Low-gain frames keep much of their speckle under a fixed level; the background far from
     any signal (beyond JPEG ringing) shows how low the level can go.
     """
-    k = 4 * _JPEG_BLOCK + 1
-    far = cv2.dilate((mx > level).astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) == 0
-    if np.count_nonzero(far) < 0.05 * mx.size:
+    far = dilate_ellipse((mx > level).astype(np.uint8), 4 * _JPEG_BLOCK + 1) == 0
+    n = np.count_nonzero(far)
+    if n < 0.05 * mx.size:
         return level
-    return int(min(level, np.percentile(mx[far], 99.5) + 2))
+    return int(min(level, _percentile_u8(np.bincount(mx[far], minlength=256), n, 99.5) + 2))
 
 
-def strong_pixels(grey: np.ndarray, s: ConeSettings) -> np.ndarray:
+def _percentile_u8(hist: np.ndarray, n: int, q: float) -> float:
+    """np.percentile (linear) of ``n`` uint8 values given by their histogram, without sorting them."""
+    at = (n - 1) * (q / 100.0)
+    lo = int(np.floor(at))
+    cum = np.cumsum(hist)
+    a = float(np.searchsorted(cum, lo, side="right"))
+    b = float(np.searchsorted(cum, min(lo + 1, n - 1), side="right"))
+    return a + (b - a) * (at - lo)
+
+
+def strong_pixels(grey: np.ndarray, s: ConeSettings, mx: np.ndarray | None = None) -> np.ndarray:
     """Pixels bright enough beside their brightest neighbour to place the field's edges.
 
     JPEG ringing spreads a faint fringe up to a block beyond a bright edge, and over a clip's
     frames the fringe moves like speckle. It is faint only next to bright signal: a dim
-    field part far from bright tissue still counts.
+    field part far from bright tissue still counts. ``mx``: ``grey.max(axis=0)`` when known.
     """
-    mx = grey.max(axis=0)
-    k = 2 * _JPEG_BLOCK - 1
-    near = cv2.dilate(mx, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    mx = grey.max(axis=0) if mx is None else mx
+    near = dilate_ellipse(mx, 2 * _JPEG_BLOCK - 1) if mx.size > 200_000 else cv2.dilate(
+        mx, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * _JPEG_BLOCK - 1,) * 2))
+    # mx > edge_contrast * near (in float32) as a table lookup: the least grey level above each level's share
+    levels = np.arange(256, dtype=np.float32)
+    least = np.argmax(levels[:, None] > s.edge_contrast * levels[None, :], axis=0)
+    least[~(levels[:, None] > s.edge_contrast * levels[None, :]).any(axis=0)] = 256
+    if least.max() <= 255:
+        return mx >= cv2.LUT(near, least.astype(np.uint8))
     return mx.astype(np.float32) > s.edge_contrast * near.astype(np.float32)
 
 
@@ -105,26 +156,23 @@ class Blobs:
         inside = cv2.distanceTransform(closed, cv2.DIST_L2, 3) > _JPEG_BLOCK
         closed &= (strong | inside).astype(np.uint8)
         opened = cv2.morphologyEx(closed, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k_open, k_open)))
-        self.opened = opened
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
+        self.opened_labels, self.opened_areas = components(opened)
         self.field = self.deep = None
-        if n < 2:
+        if self.opened_areas.size < 2:
             return
-        main = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-        self.field = labels == main
-        n, self.labels, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
-        self.areas = stats[:, cv2.CC_STAT_AREA]
-        i = np.flatnonzero(self.field.ravel())[0]
-        self.main = int(self.labels.ravel()[i])  # the opened blob lies inside one closed blob
+        main = 1 + int(np.argmax(self.opened_areas[1:]))
+        self.field = self.opened_labels == main
+        self.labels, self.areas = components(closed)
+        # the opened blob lies inside one closed blob
+        self.main = int(self.labels.ravel()[int(np.argmax(self.field))])
         self.deep = self.labels == self.main
         self.min_area = k_close * k_close
 
     def union(self, min_area: int) -> tuple[np.ndarray, np.ndarray]:
         """All opened blobs of at least ``min_area`` pixels, and the closed blobs holding them."""
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(self.opened, connectivity=8)
-        big = stats[:, cv2.CC_STAT_AREA] >= min_area
+        big = self.opened_areas >= min_area
         big[0] = False
-        field = big[labels] | self.field
+        field = big[self.opened_labels] | self.field
         held = np.zeros(self.areas.size, bool)
         held[self.labels[field]] = True
         held[0] = False
@@ -137,10 +185,19 @@ class Blobs:
         single frame) break off the main blob; they still show where the field is. Text and
         marks outside the model do not count.
         """
-        inside = np.bincount(self.labels[model_mask], minlength=self.areas.size)
-        keep = (2 * inside >= self.areas) & (self.areas >= self.min_area)
-        keep[0] = False
-        hull = convex_hull(keep[self.labels] | field)
+        sized = self.areas >= self.min_area
+        sized[0] = False
+        # only the blobs large enough to count are weighed (labels outside the model are 0 in the product)
+        inside = np.bincount((self.labels * model_mask).ravel(), minlength=self.areas.size)
+        keep = (2 * inside >= self.areas) & sized
+        kept = np.flatnonzero(keep)
+        seen = field.copy()
+        if kept.size <= 8:
+            for k in kept:
+                seen |= self.labels == k
+        else:
+            seen |= keep[self.labels]
+        hull = convex_hull(seen)
         out = np.zeros(self.labels.shape, np.uint8)
         cv2.fillPoly(out, [hull], 1)
         return out.astype(bool)
