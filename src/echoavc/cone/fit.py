@@ -29,16 +29,10 @@ def fit_sector(field: np.ndarray, hull: np.ndarray, deep: np.ndarray, strong: np
     exactly the sides and arcs lie comes from its ``strong`` pixels (no JPEG fringe).
     """
     h, w = field.shape
-    outline = np.zeros((h, w), np.uint8)
-    cv2.polylines(outline, [hull], True, 255, 1)
     min_votes = max(15, int(0.08 * min(h, w)))
-    lines = cv2.HoughLinesWithAccumulator(outline, 1, np.pi / 720, min_votes)
+    lines, opts = _hough_sides(hull, (h, w), min_votes)
     if lines is None:
         return None
-    lines = lines.reshape(-1, 3)
-    lines = lines[np.argsort(-lines[:, 2], kind="stable")]
-    oy, ox = np.nonzero(outline)
-    opts = np.stack([ox, oy], axis=1).astype(np.float64)
     contours, _ = cv2.findContours((field & strong).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     if not contours:
         return None
@@ -90,6 +84,35 @@ def fit_sector(field: np.ndarray, hull: np.ndarray, deep: np.ndarray, strong: np
         "angles": (a_left, a_right),
         "radii": radii,
     }
+
+
+#: Hough angle step (radians), and the normal directions a side can have: a half-angle of
+#: _HALF_ANGLE degrees on either side, on that grid (steps 0-322 and 398-719: up to 80.5 and from 99.5 degrees).
+_THETA = np.pi / 720
+_THETA_RANGES = ((0.0, 322 * _THETA), (398 * _THETA, 719 * _THETA))
+
+
+def _hough_sides(hull: np.ndarray, shape: tuple[int, int], min_votes: int):
+    """Hough lines (rho, theta, votes) on the hull's outline that can be a sector's side, strongest first,
+    and the outline's pixels (x, y); (None, None) when there are none.
+
+    Only the normal directions a side can have are voted on (the vote is the costly part), on an image
+    that ends at the hull's far corner: it keeps the window's origin, so every rho and vote is as on
+    the whole window (a crop from the hull's near corner would round rho differently and could choose
+    another side on a real field).
+    """
+    x1, y1 = hull.reshape(-1, 2).max(axis=0) + 1
+    outline = np.zeros((min(int(y1), shape[0]), min(int(x1), shape[1])), np.uint8)
+    cv2.polylines(outline, [hull], True, 255, 1)
+    found = [cv2.HoughLinesWithAccumulator(outline, 1, _THETA, min_votes, min_theta=lo, max_theta=hi)
+             for lo, hi in _THETA_RANGES]
+    found = [f.reshape(-1, 3) for f in found if f is not None]
+    if not found:
+        return None, None
+    lines = np.concatenate(found)
+    lines = lines[np.argsort(-lines[:, 2], kind="stable")]
+    opts = cv2.findNonZero(outline).reshape(-1, 2).astype(np.float64)
+    return lines, opts
 
 
 def _refine_line(edge: np.ndarray, n: np.ndarray, rho: float, out: np.ndarray, tol: float = 10.0):
