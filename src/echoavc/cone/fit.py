@@ -195,9 +195,9 @@ def _extremes(mask: np.ndarray, apex, angles, last: bool, step: float = 1.0):
     m8 = mask.view(np.uint8) if mask.dtype == bool else (mask != 0).view(np.uint8)
     # The extreme pixel of a direction is always among these candidates (its result is exactly that of all
     # pixels, a tenth of them): pixels within _RIM of the mask's edge or the window's, and pixels closer to the
-    # apex than _near_radius. A pixel farther from both has, within _RIM, a mask pixel of its own direction
-    # that lies 1.3-2.7 px farther out (and one as much nearer), since there a direction is wide enough
-    # (> 1.6 px) to hold a pixel centre anywhere along it.
+    # apex than _near_radius. A pixel farther from both has, within 2.9 px, a mask pixel of its own direction
+    # that lies 1.25-2.75 px farther out (and one as much nearer): there a direction is wide enough (> 1.6 px)
+    # for a disc of 0.75 px, which holds a pixel centre, 2 px out (or in) and at most 0.8 px aside.
     rim = cv2.subtract(m8, cv2.erode(m8, np.ones((2 * _RIM + 1,) * 2, np.uint8),
                                      borderType=cv2.BORDER_CONSTANT, borderValue=0))
     close = np.zeros_like(m8)
@@ -219,7 +219,7 @@ def _extremes(mask: np.ndarray, apex, angles, last: bool, step: float = 1.0):
 
 
 #: Candidate band of _extremes: pixels within this many px (Chebyshev) of the mask's edge.
-_RIM = 4
+_RIM = 3
 
 
 def _near_radius(width: float) -> float:
