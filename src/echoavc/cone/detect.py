@@ -59,12 +59,13 @@ def find_cone(
     # kernels scale with the image: text strokes and traces do
     k_open = max(3, int(round(min(h, w) * settings.morph_fraction)) | 1)
     k_close = max(3, (k_open // 2) | 1)
-    fg = foreground(grey, settings, k_open)
+    mx = grey.max(axis=0)
+    fg = foreground(grey, settings, k_open, mx=mx)
     if not fg.any():
         raise NoConeError(
             f"no ultrasound cone found: the frame is blank (no pixel above grey level {settings.foreground_level})"
         )
-    strong = strong_pixels(grey, settings)
+    strong = strong_pixels(grey, settings, mx=mx)
 
     # a valid region is the scanner's own word on where the tissue is: search only there
     # (outside it lie banners, text and other views, which can look like a field)
