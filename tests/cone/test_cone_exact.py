@@ -66,3 +66,23 @@ def test_components_and_strong_pixels_as_opencv_and_the_float_test_give_them():
         mx = grey.max(axis=0)
         near = cv2.dilate(mx, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (15, 15)))
         assert np.array_equal(strong_pixels(grey, s), mx.astype(np.float32) > s.edge_contrast * near.astype(np.float32))
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_background_level_and_its_block_bounds(seed):
+    from echoavc.cone.field import _far_bounds, _grey_level
+
+    rng = np.random.default_rng(seed)
+    h, w = rng.integers(40, 260, 2)
+    mx = (rng.random((h, w)) ** rng.uniform(1, 30) * 255).astype(np.uint8)
+    if seed % 2:
+        mx[rng.random((h, w)) < 0.7] = 0
+    if seed % 3 == 0:
+        mx[:] = 0
+        mx[h // 3: h // 2, w // 4: w // 2] = 90  # a lit patch on black: the block bounds decide
+    above = (mx > 8).astype(np.uint8)
+    far = cv2.dilate(above, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (33, 33))) == 0
+    least, most = _far_bounds(above, 33)
+    assert not (least & ~far).any() and not (far & ~most).any()
+    plain = 8 if np.count_nonzero(far) < 0.05 * mx.size else int(min(8, np.percentile(mx[far], 99.5) + 2))
+    assert _grey_level(mx, 8) == plain

@@ -198,21 +198,26 @@ def _extremes(mask: np.ndarray, apex, angles, last: bool, step: float = 1.0):
     # apex than _near_radius. A pixel farther from both has, within 2.9 px, a mask pixel of its own direction
     # that lies 1.25-2.75 px farther out (and one as much nearer): there a direction is wide enough (> 1.6 px)
     # for a disc of 0.75 px, which holds a pixel centre, 2 px out (or in) and at most 0.8 px aside.
+    # (all on the mask's bounding box: outside it the mask is empty, as the erosion's border is)
+    x0, y0, bw, bh = cv2.boundingRect(m8)
+    if bw == 0:
+        return None
+    m8 = m8[y0:y0 + bh, x0:x0 + bw]
     rim = cv2.subtract(m8, cv2.erode(m8, np.ones((2 * _RIM + 1,) * 2, np.uint8),
                                      borderType=cv2.BORDER_CONSTANT, borderValue=0))
-    close = np.zeros_like(m8)
     r0 = _near_radius(math.radians(span / nb))
     if r0 < 4 * max(mask.shape):
-        cv2.circle(close, (int(round(apex[0])), int(round(apex[1]))), int(math.ceil(r0)) + 2, 1, -1)
+        close = np.zeros_like(m8)
+        cv2.circle(close, (int(round(apex[0])) - x0, int(round(apex[1])) - y0), int(math.ceil(r0)) + 2, 1, -1)
         rim |= close & m8
     else:
         rim = m8
     pts = cv2.findNonZero(rim)  # scan order, as np.nonzero
     if pts is None:
         return None
-    pts = pts.reshape(-1, 2)
+    pts = pts.reshape(-1, 2) + np.array([x0, y0], np.int32)
     found = _extremes_of(pts[:, 0], pts[:, 1], mask.shape, apex, angles, last, nb)
-    if found is None and len(pts) < m8.size:
+    if found is None and len(pts) < np.count_nonzero(m8):
         ys, xs = np.nonzero(mask)  # too few candidates to tell: count every pixel, as the rule says
         found = _extremes_of(xs, ys, mask.shape, apex, angles, last, nb)
     return found
