@@ -236,6 +236,8 @@ class Blobs:
         main = 1 + int(np.argmax(self.opened_areas[1:]))
         self.field = self.opened_labels == main
         self.labels, self.areas = components(closed)
+        self.closed = closed
+        self._outlines = None
         # the opened blob lies inside one closed blob
         self.main = int(self.labels.ravel()[int(np.argmax(self.field))])
         self.deep = self.labels == self.main
@@ -260,20 +262,26 @@ class Blobs:
         """
         sized = self.areas >= self.min_area
         sized[0] = False
-        # only the blobs large enough to count are weighed (labels outside the model are 0 in the product)
         inside = label_counts(self.labels, self.areas.size, model_mask.view(np.uint8))
         keep = (2 * inside >= self.areas) & sized
-        kept = np.flatnonzero(keep)
-        seen = field.copy()
-        if kept.size <= 8:
-            for k in kept:
-                seen |= self.labels == k
-        else:
-            seen |= keep[self.labels]
-        hull = convex_hull(seen)
+        # the hull of the field and the kept blobs from their outlines (the same hull as that of their
+        # union's pixels, without making the union)
+        points = [convex_hull(field)] + [self.outline(k) for k in np.flatnonzero(keep)]
+        hull = cv2.convexHull(np.concatenate(points))
         out = np.zeros(self.labels.shape, np.uint8)
         cv2.fillPoly(out, [hull], 1)
         return out.astype(bool)
+
+    def outline(self, label: int) -> np.ndarray:
+        """The boundary points (cv2 layout) of one closed blob, outer and hole outlines alike."""
+        if self._outlines is None:
+            contours, _ = cv2.findContours(self.closed, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+            by_label: dict[int, list] = {}
+            for c in contours:
+                x, y = c[0, 0]
+                by_label.setdefault(int(self.labels[y, x]), []).append(c)
+            self._outlines = {k: np.concatenate(v) for k, v in by_label.items()}
+        return self._outlines[int(label)]
 
 
 def convex_hull(mask: np.ndarray) -> np.ndarray:
