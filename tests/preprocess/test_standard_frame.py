@@ -146,3 +146,12 @@ def test_grey_and_overlay_judged_as_over_every_field_pixel(layout):
                 "coloured-mark": (True, "coloured marks"), "static-mark": (True, "static bright marks"),
                 "two-frames": (True, "")}[layout]
     assert want == expected  # each layout reaches the answer it is there for
+
+
+def test_grey_and_overlay_of_an_empty_field():
+    from echoavc.preprocess import is_grey, overlay_in_cone
+
+    frames = np.random.default_rng(0).integers(0, 255, (4, 60, 80, 3), dtype=np.uint8)
+    empty = np.zeros((60, 80), np.uint8)
+    assert is_grey(frames, empty) is False and overlay_in_cone(frames, empty) == ""
+    assert overlay_in_cone(frames[..., 0], empty) == ""

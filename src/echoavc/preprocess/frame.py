@@ -123,8 +123,8 @@ class _ColourCounts:
         if self.sample.ndim == 4 and self.n:
             if 20 <= self.coloured_any and self.coloured / (self.frames * self.n) < 0.05:
                 return "coloured marks"
-        if self.frames < 3:
-            return ""  # too few frames to tell a static mark from tissue
+        if self.frames < 3 or not self.n:
+            return ""  # too few frames to tell a static mark from tissue (or no field at all)
         # a static bright mark is bright in the first frame: only those pixels are followed through the clip
         sub = self.sample[(slice(None),) + self.box]
         if sub.ndim == 4:
