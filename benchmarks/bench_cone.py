@@ -183,7 +183,8 @@ def main(argv=None) -> int:
             base = best_of(base, baseline(a.baseline, files, a.work, a.repeat))
     ours_s = summary(ours)
     base_s = summary(base) if base else {}
-    print(f"  {'input':22s} {'n':>3s} {'cone ms':>8s} {'prepare ms':>10s}" + ("   baseline cone / prepare" if base else ""))
+    head = f"  {'input':22s} {'n':>3s} {'cone ms':>8s} {'prepare ms':>10s}"
+    print(head + ("   baseline cone / prepare" if base else ""))
     for k, (n, c, p) in ours_s.items():
         line = f"  {k:22s} {n:3d} {c:8.1f} {p:10.1f}"
         if k in base_s:

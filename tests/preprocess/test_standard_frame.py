@@ -139,8 +139,8 @@ def test_grey_and_overlay_judged_as_over_every_field_pixel(layout):
     mask = truth.astype(np.uint8)
     want = plain_grey_and_overlay(frames, mask)
     assert (frames.ndim == 3 or is_grey(frames, mask), overlay_in_cone(frames, mask)) == want
-    sf = StandardFrame.of_sample(Cone("sector", "image", tuple(map(tuple, sector_polygon((240, 20), (-37.5, 37.5), (0, 300))))),
-                                 frames, 320)
+    outline = tuple(map(tuple, sector_polygon((240, 20), (-37.5, 37.5), (0, 300))))
+    sf = StandardFrame.of_sample(Cone("sector", "image", outline), frames, 320)
     assert (sf.grey, sf.overlay) == want
     expected = {"grey": (True, ""), "colour-field": (False, "coloured marks"), "grey-rgb": (True, ""),
                 "coloured-mark": (True, "coloured marks"), "static-mark": (True, "static bright marks"),
