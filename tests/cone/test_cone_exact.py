@@ -86,3 +86,16 @@ def test_background_level_and_its_block_bounds(seed):
     assert not (least & ~far).any() and not (far & ~most).any()
     plain = 8 if np.count_nonzero(far) < 0.05 * mx.size else int(min(8, np.percentile(mx[far], 99.5) + 2))
     assert _grey_level(mx, 8) == plain
+
+
+def test_depth_as_an_erosion_is_the_distance_transform():
+    from echoavc.cone.field import _deeper_than
+
+    rng = np.random.default_rng(2)
+    for i in range(60):
+        h, w = rng.integers(5, 150, 2)
+        m = (rng.random((h, w)) > rng.uniform(0.0, 0.4)).astype(np.uint8)
+        if i % 2:
+            m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+        for depth in (3, 8):
+            assert np.array_equal(_deeper_than(m, depth), cv2.distanceTransform(m, cv2.DIST_L2, 3) > depth)

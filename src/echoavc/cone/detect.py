@@ -149,7 +149,9 @@ def _best_model(field, hull, deep, edges, blobs: "Blobs", settings: ConeSettings
         if len(poly) < 3:
             continue
         model_mask = polygon_mask(poly, field.shape)
-        seen = blobs.observed(model_mask, field)
+        (px0, py0), (px1, py1) = np.floor(poly.min(axis=0)), np.ceil(poly.max(axis=0))
+        box = (max(0, int(px0)), max(0, int(py0)), int(px1), int(py1))  # the model's pixels lie inside it
+        seen = blobs.observed(model_mask, field, hull, box)
         iou = mask_iou(model_mask, seen)
         held = np.count_nonzero(seen & model_mask) / np.count_nonzero(seen)
         best_iou = iou if best_iou is None else max(best_iou, iou)

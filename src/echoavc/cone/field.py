@@ -120,6 +120,31 @@ def dilate_ellipse(img: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+def _deeper_than(mask: np.ndarray, depth: int) -> np.ndarray:
+    """cv2.distanceTransform(mask, DIST_L2, 3) > depth for a uint8 0/1 mask, as an erosion: that distance is the 3x3 chamfer
+    distance (0.955 per step along an axis, 1.3693 diagonally, in 1/65536 fixed point) to the nearest 0 pixel
+    inside the image, so the pixels deeper than ``depth`` are those whose octagon of that radius holds no 0
+    pixel; the octagon as a union of rectangles, each a separable erosion (twice the transform's speed)."""
+    out = None
+    for w, h in _chamfer_rects(depth):
+        e = cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_RECT, (w, h)))
+        out = e if out is None else cv2.min(out, e, dst=out)
+    return out.view(bool)  # the erosion of a 0/1 mask is 0/1
+
+
+@lru_cache(maxsize=4)
+def _chamfer_rects(depth: int) -> list[tuple[int, int]]:
+    axial, diagonal = round(float(np.float32(0.955)) * 65536), round(float(np.float32(1.3693)) * 65536)
+    r = depth + 1
+    widths = []
+    for dy in range(-r, r + 1):
+        inside = [dx for dx in range(-r, r + 1)
+                  if diagonal * min(abs(dx), abs(dy)) + axial * abs(abs(dx) - abs(dy)) <= depth * 65536]
+        widths.append(2 * max(inside) + 1 if inside else 0)
+    widths = np.array(widths)
+    return [(int(w), int(np.count_nonzero(widths >= w))) for w in sorted(set(widths.tolist()) - {0})]
+
+
 def _grey_level(mx: np.ndarray, level: int) -> int:
     """``level``, or lower where the background is cleaner: just above its noise.
 
@@ -226,7 +251,7 @@ class Blobs:
         # drop the faint JPEG fringe along the field's border (it also bridges the field to an
         # ECG trace or text close by); faint pixels deeper inside, such as a dim lateral part
         # next to bright tissue, stay
-        inside = cv2.distanceTransform(closed, cv2.DIST_L2, 3) > _JPEG_BLOCK
+        inside = _deeper_than(closed, _JPEG_BLOCK)
         closed &= (strong | inside).astype(np.uint8)
         opened = cv2.morphologyEx(closed, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k_open, k_open)))
         self.opened_labels, self.opened_areas = components(opened)
@@ -253,20 +278,23 @@ class Blobs:
         held[0] = False
         return field, held[self.labels]
 
-    def observed(self, model_mask: np.ndarray, field: np.ndarray) -> np.ndarray:
+    def observed(self, model_mask: np.ndarray, field: np.ndarray, hull: np.ndarray | None = None,
+                 box: tuple[int, int, int, int] | None = None) -> np.ndarray:
         """The field a model is checked against: hull of the main blob and the blobs mostly inside the model.
 
         Dim or echo-free parts of a field (a lateral sector in low gain, the deep part of a
         single frame) break off the main blob; they still show where the field is. Text and
-        marks outside the model do not count.
+        marks outside the model do not count. ``hull``: the field's, when known; ``box``: (x0, y0, x1, y1), a
+        window holding the whole model, where its blobs are counted.
         """
         sized = self.areas >= self.min_area
         sized[0] = False
-        inside = label_counts(self.labels, self.areas.size, model_mask.view(np.uint8))
+        x0, y0, x1, y1 = box or (0, 0, model_mask.shape[1], model_mask.shape[0])
+        inside = label_counts(self.labels[y0:y1, x0:x1], self.areas.size, model_mask[y0:y1, x0:x1].view(np.uint8))
         keep = (2 * inside >= self.areas) & sized
         # the hull of the field and the kept blobs from their outlines (the same hull as that of their
         # union's pixels, without making the union)
-        points = [convex_hull(field)] + [self.outline(k) for k in np.flatnonzero(keep)]
+        points = [convex_hull(field) if hull is None else hull] + [self.outline(k) for k in np.flatnonzero(keep)]
         hull = cv2.convexHull(np.concatenate(points))
         out = np.zeros(self.labels.shape, np.uint8)
         cv2.fillPoly(out, [hull], 1)
