@@ -104,3 +104,54 @@ def test_standardise_does_not_touch_its_input():
     before = frame.copy()
     standardise(frame, TALL, 320)
     assert np.array_equal(frame, before)
+
+
+def plain_grey_and_overlay(sample, mask):
+    """is_grey and overlay_in_cone as plain numpy over every field pixel (before issue 18 made them cheaper)."""
+    inside = mask.astype(bool)
+    px = sample[:, inside]
+    grey = True
+    if sample.ndim == 4:
+        c = px[..., :3].max(axis=-1).astype(np.int16) - px[..., :3].min(axis=-1)
+        grey = float(np.mean(c > 24)) < 0.002
+        coloured = c > 60
+        if 20 <= int(coloured.any(axis=0).sum()) and coloured.mean() < 0.05:
+            return grey, "coloured marks"
+    if sample.shape[0] < 3:
+        return grey, ""
+    g = (px[..., 0].astype(np.float32) + px[..., 1] + px[..., 2]) / 3 if sample.ndim == 4 else px.astype(np.float32)
+    static = (g.min(axis=0) >= 200) & (g.std(axis=0) < 2.0)
+    return grey, "static bright marks" if int(static.sum()) >= 30 else ""
+
+
+@pytest.mark.parametrize("layout", ["grey", "colour-field", "grey-rgb", "coloured-mark", "static-mark", "two-frames"])
+def test_grey_and_overlay_judged_as_over_every_field_pixel(layout):
+    from echoavc.preprocess import is_grey, overlay_in_cone
+
+    frames, truth, _ = make_frames(dict(kind="sector", apex=(240, 20), angles=(-37.5, 37.5), radii=(0, 300)),
+                                   colour=layout == "colour-field", seed=3, n_frames=2 if layout == "two-frames" else 6)
+    if frames.ndim == 3 and layout != "grey":
+        frames = np.repeat(frames[..., None], 3, axis=3)
+    if layout == "coloured-mark":
+        frames[:, 150:154, 200:220] = (255, 255, 0)
+    if layout in ("static-mark", "two-frames"):
+        frames[:, 120:130, 230:250] = 200  # exactly at the level a static mark needs
+    mask = truth.astype(np.uint8)
+    want = plain_grey_and_overlay(frames, mask)
+    assert (frames.ndim == 3 or is_grey(frames, mask), overlay_in_cone(frames, mask)) == want
+    outline = tuple(map(tuple, sector_polygon((240, 20), (-37.5, 37.5), (0, 300))))
+    sf = StandardFrame.of_sample(Cone("sector", "image", outline), frames, 320)
+    assert (sf.grey, sf.overlay) == want
+    expected = {"grey": (True, ""), "colour-field": (False, "coloured marks"), "grey-rgb": (True, ""),
+                "coloured-mark": (True, "coloured marks"), "static-mark": (True, "static bright marks"),
+                "two-frames": (True, "")}[layout]
+    assert want == expected  # each layout reaches the answer it is there for
+
+
+def test_grey_and_overlay_of_an_empty_field():
+    from echoavc.preprocess import is_grey, overlay_in_cone
+
+    frames = np.random.default_rng(0).integers(0, 255, (4, 60, 80, 3), dtype=np.uint8)
+    empty = np.zeros((60, 80), np.uint8)
+    assert is_grey(frames, empty) is False and overlay_in_cone(frames, empty) == ""
+    assert overlay_in_cone(frames[..., 0], empty) == ""

@@ -59,12 +59,13 @@ def find_cone(
     # kernels scale with the image: text strokes and traces do
     k_open = max(3, int(round(min(h, w) * settings.morph_fraction)) | 1)
     k_close = max(3, (k_open // 2) | 1)
-    fg = foreground(grey, settings, k_open)
+    mx = grey.max(axis=0)
+    fg = foreground(grey, settings, k_open, mx=mx)
     if not fg.any():
         raise NoConeError(
             f"no ultrasound cone found: the frame is blank (no pixel above grey level {settings.foreground_level})"
         )
-    strong = strong_pixels(grey, settings)
+    strong = strong_pixels(grey, settings, mx=mx)
 
     # a valid region is the scanner's own word on where the tissue is: search only there
     # (outside it lie banners, text and other views, which can look like a field)
@@ -148,7 +149,9 @@ def _best_model(field, hull, deep, edges, blobs: "Blobs", settings: ConeSettings
         if len(poly) < 3:
             continue
         model_mask = polygon_mask(poly, field.shape)
-        seen = blobs.observed(model_mask, field)
+        (px0, py0), (px1, py1) = np.floor(poly.min(axis=0)), np.ceil(poly.max(axis=0))
+        box = (max(0, int(px0)), max(0, int(py0)), int(px1), int(py1))  # the model's pixels lie inside it
+        seen = blobs.observed(model_mask, field, hull, box)
         iou = mask_iou(model_mask, seen)
         held = np.count_nonzero(seen & model_mask) / np.count_nonzero(seen)
         best_iou = iou if best_iou is None else max(best_iou, iou)

@@ -29,16 +29,10 @@ def fit_sector(field: np.ndarray, hull: np.ndarray, deep: np.ndarray, strong: np
     exactly the sides and arcs lie comes from its ``strong`` pixels (no JPEG fringe).
     """
     h, w = field.shape
-    outline = np.zeros((h, w), np.uint8)
-    cv2.polylines(outline, [hull], True, 255, 1)
     min_votes = max(15, int(0.08 * min(h, w)))
-    lines = cv2.HoughLinesWithAccumulator(outline, 1, np.pi / 720, min_votes)
+    lines, opts = _hough_sides(hull, (h, w), min_votes)
     if lines is None:
         return None
-    lines = lines.reshape(-1, 3)
-    lines = lines[np.argsort(-lines[:, 2], kind="stable")]
-    oy, ox = np.nonzero(outline)
-    opts = np.stack([ox, oy], axis=1).astype(np.float64)
     contours, _ = cv2.findContours((field & strong).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     if not contours:
         return None
@@ -90,6 +84,35 @@ def fit_sector(field: np.ndarray, hull: np.ndarray, deep: np.ndarray, strong: np
         "angles": (a_left, a_right),
         "radii": radii,
     }
+
+
+#: Hough angle step (radians), and the normal directions a side can have: a half-angle of
+#: _HALF_ANGLE degrees on either side, on that grid (steps 0-322 and 398-719: up to 80.5 and from 99.5 degrees).
+_THETA = np.pi / 720
+_THETA_RANGES = ((0.0, 322 * _THETA), (398 * _THETA, 719 * _THETA))
+
+
+def _hough_sides(hull: np.ndarray, shape: tuple[int, int], min_votes: int):
+    """Hough lines (rho, theta, votes) on the hull's outline that can be a sector's side, strongest first,
+    and the outline's pixels (x, y); (None, None) when there are none.
+
+    Only the normal directions a side can have are voted on (the vote is the costly part), on an image
+    that ends at the hull's far corner: it keeps the window's origin, so every rho and vote is as on
+    the whole window (a crop from the hull's near corner would round rho differently and could choose
+    another side on a real field).
+    """
+    x1, y1 = hull.reshape(-1, 2).max(axis=0) + 1
+    outline = np.zeros((min(int(y1), shape[0]), min(int(x1), shape[1])), np.uint8)
+    cv2.polylines(outline, [hull], True, 255, 1)
+    found = [cv2.HoughLinesWithAccumulator(outline, 1, _THETA, min_votes, min_theta=lo, max_theta=hi)
+             for lo, hi in _THETA_RANGES]
+    found = [f.reshape(-1, 3) for f in found if f is not None]
+    if not found:
+        return None, None
+    lines = np.concatenate(found)
+    lines = lines[np.argsort(-lines[:, 2], kind="stable")]
+    opts = cv2.findNonZero(outline).reshape(-1, 2).astype(np.float64)
+    return lines, opts
 
 
 def _refine_line(edge: np.ndarray, n: np.ndarray, rho: float, out: np.ndarray, tol: float = 10.0):
@@ -167,8 +190,51 @@ def _radii(field: np.ndarray, deep: np.ndarray, apex: np.ndarray, angles: tuple[
 def _extremes(mask: np.ndarray, apex, angles, last: bool, step: float = 1.0):
     """Per direction (``step`` degrees wide) within ``angles``: the farthest (or nearest) pixel's
     radius, and whether that pixel lies on the window border (the field may go on beyond it)."""
-    h, w = mask.shape
-    ys, xs = np.nonzero(mask)
+    span = angles[1] - angles[0]
+    nb = max(8, int(math.ceil(span / step)))
+    m8 = mask.view(np.uint8) if mask.dtype == bool else (mask != 0).view(np.uint8)
+    # The extreme pixel of a direction is always among these candidates (its result is exactly that of all
+    # pixels, a tenth of them): pixels within _RIM of the mask's edge or the window's, and pixels closer to the
+    # apex than _near_radius. A pixel farther from both has, within 2.9 px, a mask pixel of its own direction
+    # that lies 1.25-2.75 px farther out (and one as much nearer): there a direction is wide enough (> 1.6 px)
+    # for a disc of 0.75 px, which holds a pixel centre, 2 px out (or in) and at most 0.8 px aside.
+    # (all on the mask's bounding box: outside it the mask is empty, as the erosion's border is)
+    x0, y0, bw, bh = cv2.boundingRect(m8)
+    if bw == 0:
+        return None
+    m8 = m8[y0:y0 + bh, x0:x0 + bw]
+    rim = cv2.subtract(m8, cv2.erode(m8, np.ones((2 * _RIM + 1,) * 2, np.uint8),
+                                     borderType=cv2.BORDER_CONSTANT, borderValue=0))
+    r0 = _near_radius(math.radians(span / nb))
+    if r0 < 4 * max(mask.shape):
+        close = np.zeros_like(m8)
+        cv2.circle(close, (int(round(apex[0])) - x0, int(round(apex[1])) - y0), int(math.ceil(r0)) + 2, 1, -1)
+        rim |= close & m8
+    else:
+        rim = m8
+    pts = cv2.findNonZero(rim)  # scan order, as np.nonzero
+    if pts is None:
+        return None
+    pts = pts.reshape(-1, 2) + np.array([x0, y0], np.int32)
+    found = _extremes_of(pts[:, 0], pts[:, 1], mask.shape, apex, angles, last, nb)
+    if found is None and len(pts) < np.count_nonzero(m8):
+        ys, xs = np.nonzero(mask)  # too few candidates to tell: count every pixel, as the rule says
+        found = _extremes_of(xs, ys, mask.shape, apex, angles, last, nb)
+    return found
+
+
+#: Candidate band of _extremes: pixels within this many px (Chebyshev) of the mask's edge.
+_RIM = 3
+
+
+def _near_radius(width: float) -> float:
+    """Radius about the apex below which a direction ``width`` radians wide may hold no pixel centre
+    within 2 px of a given radius (0.8 px of margin each side, 2 px inwards, 1 px for rounding)."""
+    return 0.8 / math.sin(width / 2) + 3.0
+
+
+def _extremes_of(xs, ys, shape, apex, angles, last: bool, nb: int):
+    h, w = shape
     dx, dy = xs + 0.5 - apex[0], ys + 0.5 - apex[1]
     ang = np.degrees(np.arctan2(dx, dy))
     keep = (ang >= angles[0]) & (ang <= angles[1])
@@ -177,7 +243,6 @@ def _extremes(mask: np.ndarray, apex, angles, last: bool, step: float = 1.0):
     xs, ys, ang = xs[keep], ys[keep], ang[keep]
     r = np.hypot(dx[keep], dy[keep])
     span = angles[1] - angles[0]
-    nb = max(8, int(math.ceil(span / step)))
     b = np.minimum(((ang - angles[0]) / span * nb).astype(np.int64), nb - 1)
     # per-direction extreme by unbuffered reductions (a sort of the whole field took 40 ms a frame);
     # on ties the last pixel in scan order is the one whose border flag counts
