@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-import scipy.fft as sfft
 
 #: Speed of sound in soft tissue, mm per microsecond.
 SOUND_SPEED_MM_US = 1.54
@@ -219,9 +218,7 @@ def beamform(echo_polar: np.ndarray, atten_polar: np.ndarray, grid: PolarGrid, a
     amp = scatterers * np.sqrt(np.maximum(echo_polar, 0.0)) * np.power(10.0, -loss_db / 20.0)
     amp = lateral_blur(amp.astype(np.float32), grid, acq)
     spec = axial_pulse_spectrum(n_r, grid.dr, acq)
-    # single precision throughout (scipy.fft keeps complex64; numpy's FFT would promote to complex128), and a
-    # real FFT of the RF field: the analytic pulse spectrum is zero on negative frequencies anyway
-    analytic = _filtered(sfft.rfft(amp, axis=0), spec, n_r)
+    analytic = np.fft.ifft(np.fft.fft(amp, axis=0) * spec[:, None], axis=0)
     # lateral blur of a unit-variance field lowers its variance: restore unit RMS
     analytic *= _lateral_gain(grid, acq)[:, None]
     # electronic noise: constant in RF, so it dominates where the echo is attenuated
@@ -238,7 +235,7 @@ def beamform(echo_polar: np.ndarray, atten_polar: np.ndarray, grid: PolarGrid, a
     floor_sigma = 10.0 ** (acq.floor_db / 20.0)
     floor = (rng.standard_normal((n_r, n_l), dtype=np.float32)
              + 1j * rng.standard_normal((n_r, n_l), dtype=np.float32))
-    floor = sfft.ifft(sfft.fft(floor, axis=0, overwrite_x=True) * spec[:, None], axis=0, overwrite_x=True)
+    floor = np.fft.ifft(np.fft.fft(floor, axis=0) * spec[:, None], axis=0)
     analytic += floor * (floor_sigma / math.sqrt(float(np.mean(np.abs(spec) ** 2)) + 1e-12))
     env = np.abs(analytic).astype(np.float32) / math.sqrt(2.0)  # unit echogenicity -> RMS 1
     # keep every d-th sample: the envelope is band-limited by the pulse, and subsampling
@@ -247,15 +244,6 @@ def beamform(echo_polar: np.ndarray, atten_polar: np.ndarray, grid: PolarGrid, a
     env_d = np.ascontiguousarray(env[d // 2::d])
     r_d = envelope_ranges(grid, acq)
     return BeamResult(envelope=env_d, r_mm=r_d, grid=grid, scatterers=scatterers)
-
-
-def _filtered(half_spectrum: np.ndarray, spec: np.ndarray, n: int) -> np.ndarray:
-    """The analytic signal from the non-negative half of a real signal's spectrum (``rfft``, along axis 0) times
-    the pulse spectrum ``spec`` (length ``n``, zero on negative frequencies)."""
-    full = np.zeros((n,) + half_spectrum.shape[1:], np.complex64)
-    k = half_spectrum.shape[0]
-    full[:k] = half_spectrum * spec[:k, None]
-    return sfft.ifft(full, axis=0, overwrite_x=True)
 
 
 def _lateral_gain(grid: PolarGrid, acq: Acquisition) -> np.ndarray:
