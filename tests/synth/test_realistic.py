@@ -67,8 +67,7 @@ def test_realistic_cohort_tables_are_consistent(tmp_path):
     res = CliRunner().invoke(app, ["synth", "--patients", "2", "--out", str(tmp_path), "--seed", "12", "--anatomy",
                                    "realistic", "--frames-per-exam", "5", "--no-progress", "--workers", "1"])
     assert res.exit_code == 0, res.output
-    paths = C.CohortPaths(tmp_path, tmp_path / "frames.csv", tmp_path / "labels.csv", tmp_path / "maxqda_valves.csv",
-                          tmp_path / "cohort.json")
+    paths = C.CohortPaths.of(tmp_path)
     fr = pd.read_csv(paths.frames)
     assert set(fr.view) <= {"psax_av", "psax_mid", "plax", "a4c"}
     boxed = fr.valve_x1.notna()

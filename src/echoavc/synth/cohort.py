@@ -63,6 +63,13 @@ class CohortPaths:
     maxqda: Path
     meta: Path
 
+    @classmethod
+    def of(cls, out_dir: str | Path) -> "CohortPaths":
+        """The table paths of the cohort folder ``out_dir``, as :func:`make_cohort` writes them."""
+        out_dir = Path(out_dir)
+        return cls(out_dir, out_dir / "frames.csv", out_dir / "labels.csv", out_dir / "maxqda_valves.csv",
+                   out_dir / "cohort.json")
+
 
 # ----------------------------------------------------------------------------- one clip
 
@@ -449,8 +456,7 @@ def make_cohort(out_dir: str | Path, patients: int, seed: int = 0, prevalence: f
                     advance()
     frame_rows = [r for res in results for r in res[0]]
     label_rows = [r for res in results for r in res[1]]
-    paths = CohortPaths(out_dir, out_dir / "frames.csv", out_dir / "labels.csv",
-                        out_dir / "maxqda_valves.csv", out_dir / "cohort.json")
+    paths = CohortPaths.of(out_dir)
     _write_csv_atomic(frame_rows, FRAME_COLUMNS, paths.frames)
     _write_csv_atomic(label_rows, LABEL_COLUMNS, paths.labels)
     _write_csv_atomic(maxqda_rows(frame_rows), MAXQDA_COLUMNS, paths.maxqda)

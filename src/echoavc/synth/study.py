@@ -63,12 +63,11 @@ def grow_study(out: str | Path, patients: int, seed: int, frames_per_exam: int =
 
     from echoavc.dataset.split import Split, extend_split
     from echoavc.ingest import ingest
-    from echoavc.synth.cohort import make_cohort, patient_id_of
+    from echoavc.synth.cohort import CohortPaths, make_cohort, patient_id_of
 
     out = Path(out)
     t0 = time.perf_counter()
-    base_cohort = out / "cohort"
-    first = _cohort_paths(base_cohort)
+    first = CohortPaths.of(out / "cohort")
     ids = set(pd.read_csv(first.labels, dtype=str, keep_default_na=False)["patient_id"])
     clash = ids & {patient_id_of(seed, i) for i in range(patients)}
     if clash:
@@ -82,16 +81,14 @@ def grow_study(out: str | Path, patients: int, seed: int, frames_per_exam: int =
     merged.mkdir(parents=True, exist_ok=True)
     paths = {}
     for name in ("frames", "labels", "maxqda"):
-        a, b = getattr(first, name), getattr(extra, name)
-        both = pd.concat([pd.read_csv(a, dtype=str, keep_default_na=False),
-                          pd.read_csv(b, dtype=str, keep_default_na=False)], ignore_index=True)
-        paths[name] = merged / Path(b).name
-        # file paths in frames.csv are relative to their cohort folder: make them absolute
-        if "file" in both.columns:
-            n_first = len(pd.read_csv(a, usecols=[0]))
-            both.loc[:n_first - 1, "file"] = [str((base_cohort / f).resolve()) for f in both["file"][:n_first]]
-            both.loc[n_first:, "file"] = [str((extra.out_dir / f).resolve()) for f in both["file"][n_first:]]
-        both.to_csv(paths[name], index=False)
+        parts = []
+        for c in (first, extra):
+            part = pd.read_csv(getattr(c, name), dtype=str, keep_default_na=False)
+            if "file" in part.columns:  # relative to its own cohort folder: absolute in the merged table
+                part["file"] = [str((c.out_dir / f).resolve()) for f in part["file"]]
+            parts.append(part)
+        paths[name] = merged / getattr(extra, name).name
+        pd.concat(parts, ignore_index=True).to_csv(paths[name], index=False)
     cohort = replace(extra, out_dir=merged, **paths)
     table, dropped = study_table(cohort, out / "ingested", key)
     table.save(out / table_name)
@@ -102,13 +99,6 @@ def grow_study(out: str | Path, patients: int, seed: int, frames_per_exam: int =
             "dropped_files": len(report.failures) + dropped, "unreadable_files": len(report.failures),
             "seconds": round(time.perf_counter() - t0, 1)}
     return table, split, info
-
-
-def _cohort_paths(folder: Path):
-    from echoavc.synth.cohort import CohortPaths
-
-    return CohortPaths(folder, folder / "frames.csv", folder / "labels.csv", folder / "maxqda_valves.csv",
-                       folder / "cohort.json")
 
 
 def study_table(cohort, ingested: Path, key: Path, held_out: bool = False):
