@@ -184,7 +184,7 @@ def run_demo(out: str | Path, patients: int = TRAIN_PATIENTS, heldout: int = HEL
     from echoavc.dataset.split import Split
     from echoavc.dataset.table import DatasetTable
     from echoavc.evaluate.heldout import evaluate_exams as evaluate_held_out
-    from echoavc.settings import classifier_preset, detector_preset
+    from echoavc.settings import ScreeningSettings, classifier_preset, detector_preset
     from echoavc.synth.study import grow_study, make_study
     from echoavc.train import _mark_done, _stage_done, train_bundle
 
@@ -262,8 +262,6 @@ def run_demo(out: str | Path, patients: int = TRAIN_PATIENTS, heldout: int = HEL
         import torch
 
         torch.set_num_threads(max(1, workers))
-        from echoavc.settings import ScreeningSettings
-
         scr = ScreeningSettings(**(DEMO_SCREENING if preset == "cpu" else {}))
         train_bundle(table_dir, bundle, preset, work=work, detector=det_s, classifier=clf_s, screening=scr,
                      detector_weights=det_rec["best"], classifier_model=clf_dir,
