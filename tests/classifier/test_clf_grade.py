@@ -103,6 +103,74 @@ def test_grade_head_files_round_trip(tmp_path):
         GradeHead.load(tmp_path)
 
 
+def test_auxiliary_ordinal_loss_by_hand_skips_crops_without_a_grade_and_learns_an_ordering():
+    """The training-time grade output (ClassifierSettings.grade_loss): its loss is the mean cross-entropy of the
+    three "grade > k" questions over graded crops only, and minimising it orders the crops by severity."""
+    import torch
+
+    from echoavc.classifier.model import OrdinalAux
+
+    torch.manual_seed(0)
+    aux = OrdinalAux(3)
+    with torch.no_grad():
+        aux.score.weight[:] = torch.tensor([[1.0, 0.0, 0.0]])
+        aux.score.bias[:] = 0.0
+        aux.first_cut[:] = -1.0
+        aux.gaps[:] = 0.0  # cut points -1, -1 + ln 2, -1 + 2 ln 2
+    x = torch.tensor([[0.5, 9.0, 9.0], [3.0, 0.0, 0.0]])
+    cuts = -1.0 + np.log(2.0) * np.arange(3)
+    z = 0.5 - cuts
+    target = np.array([1.0, 1.0, 0.0])  # grade 2
+    by_hand = np.mean(np.logaddexp(0.0, z) - target * z)
+    got = aux.loss(x, torch.tensor([2, -1]))  # the second crop has no grade: left out
+    assert float(got.detach()) == pytest.approx(by_hand, rel=1e-6)
+    assert float(aux.loss(x, torch.tensor([-1, -1])).detach()) == 0.0
+    rng = np.random.default_rng(0)
+    feats, grades, latent = _ordered_data(600, rng, d=8)
+    aux = OrdinalAux(8)
+    opt = torch.optim.Adam(aux.parameters(), lr=0.05)
+    xt, gt = torch.tensor(feats, dtype=torch.float32), torch.tensor(grades)
+    for _ in range(300):
+        opt.zero_grad()
+        aux.loss(xt, gt).backward()
+        opt.step()
+    with torch.no_grad():
+        cum = aux.cumulative_logits(xt).numpy()
+    assert (np.diff(cum, axis=1) < 0).all()  # ordered cut points: P(grade > k) falls with k
+    assert np.corrcoef(cum[:, 0], latent)[0, 1] > 0.8
+
+
+def test_grade_loss_changes_training_only_when_the_crops_carry_grades(smoke_classifier):
+    """grade_loss > 0 without grades trains exactly the binary-only network; with grades the backbone also learns
+    the ordinal task (its loss is logged per epoch) and ends elsewhere."""
+    from echoavc.classifier.data import CropSource, load_samples
+    from echoavc.classifier.train import fit_model, training_samples
+
+    s = dataclasses.replace(smoke_classifier.settings, epochs=1)
+    samples = [x for x in load_samples(smoke_classifier.table, smoke_classifier.split) if x.part == "train"]
+    assert len({x.grade for x in samples}) >= 2
+    source = CropSource(smoke_classifier.table, s.crop, s.noise_reduction, max_jitter=s.crop.jitter)
+    train = training_samples(samples, s, 0)
+    no_grades = [dataclasses.replace(x, grade=None) for x in train]
+
+    def weights(items, settings):
+        model, fit = fit_model(source, items, [], settings, seed=0)
+        return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}, fit
+
+    plain, fit_plain = weights(train, s)
+    joint_settings = dataclasses.replace(s, grade_loss=1.0)
+    ungraded, fit_ungraded = weights(no_grades, joint_settings)
+    joint, fit_joint = weights(train, joint_settings)
+    assert all(np.array_equal(plain[k], ungraded[k]) for k in plain)
+    assert fit_plain.grade_crops == fit_ungraded.grade_crops == 0
+    assert "train_grade_loss" not in fit_ungraded.history[0]
+    assert fit_joint.grade_crops == len(train) and fit_joint.history[0]["train_grade_loss"] > 0
+    assert plain.keys() == joint.keys()  # the training-only grade output is not part of the saved network
+    assert any(not np.allclose(plain[k], joint[k]) for k in plain)
+    with pytest.raises(EchoAVCError, match="grade_loss"):
+        dataclasses.replace(s, grade_loss=-1.0)
+
+
 # ---------------------------------------------------------------- with the smoke classifier
 
 

@@ -55,6 +55,10 @@ def train_cmd(
     cross_validate: Annotated[Optional[Literal[CROSS_VALIDATE]], typer.Option("--cross-validate")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed")] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", min=0, help="0: every core.")] = None,
+    grade_loss: Annotated[Optional[float], typer.Option("--grade-loss", min=0.0, help="Weight of the auxiliary "
+                                                        "ordinal loss on graded crops (cpu preset 1.0; 0: the binary "
+                                                        "loss alone). Used only when the labels carry grades.")]
+    = None,
 ) -> None:
     """Train, calibrate and save a classifier on the patient split (augment and balance the training part only)."""
     from echoavc.classifier.train import train_classifier
@@ -71,7 +75,7 @@ def train_cmd(
                               batch=batch, lr=lr, patience=patience, crop=crop,
                               noise_reduction=noise_reduction, balance=balance, rotation=rotation,
                               calibration=calibration, threshold_rule=threshold_rule, min_recall=min_recall,
-                              cross_validate=cross_validate, seed=seed, threads=threads)
+                              cross_validate=cross_validate, seed=seed, threads=threads, grade_loss=grade_loss)
         with user_warnings():
             trained = train_classifier(data, split_file(data, split), out_dir, s, fold=fold,
                                        log=lambda m: err.print(m, highlight=False))

@@ -23,7 +23,7 @@ from echoavc import runtime
 from echoavc.errors import EchoAVCError, EchoAVCWarning
 from echoavc.settings import CLASSIFIER_BACKBONES, CLASSIFIER_POOLINGS
 
-__all__ = ["AVCNet", "build", "create_backbone", "PretrainedWarning"]
+__all__ = ["AVCNet", "OrdinalAux", "build", "create_backbone", "PretrainedWarning"]
 
 
 class PretrainedWarning(EchoAVCWarning):
@@ -114,6 +114,35 @@ class AVCNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits, shape (N,)."""
         return self.head(self.features(x))
+
+
+class OrdinalAux(nn.Module):
+    """Training only: a cumulative-link grade output on the pooled features, P(grade > k) = sigmoid(w . x - c_k)
+    with ordered cut points. Its loss, added to the binary one (``ClassifierSettings.grade_loss``), makes the
+    backbone keep how much calcium a crop holds, which a binary loss alone need not (grade 2 against 3). It is
+    not saved: the served grade head is fitted afterwards on the frozen features (``classifier.grade_fit``)."""
+
+    def __init__(self, n_features: int, n_classes: int = 4):
+        super().__init__()
+        self.score = nn.Linear(n_features, 1)
+        self.first_cut = nn.Parameter(torch.zeros(1))
+        self.gaps = nn.Parameter(torch.zeros(n_classes - 2))  # softplus(gap) > 0 keeps the cut points ordered
+
+    def cumulative_logits(self, pooled: torch.Tensor) -> torch.Tensor:
+        """(N, n_classes - 1) logits of P(grade > k)."""
+        cuts = torch.cumsum(torch.cat([self.first_cut, nn.functional.softplus(self.gaps)]), 0)
+        return self.score(pooled) - cuts[None, :]
+
+    def loss(self, pooled: torch.Tensor, grades: torch.Tensor) -> torch.Tensor:
+        """Mean binary cross-entropy of the ``n_classes - 1`` "grade > k" questions, over crops with grade >= 0
+        (-1: no grade, left out); 0 when the batch has none."""
+        known = grades >= 0
+        if not bool(known.any()):
+            return pooled.sum() * 0.0
+        z = self.cumulative_logits(pooled[known])
+        k = torch.arange(z.shape[1], device=z.device)
+        target = (grades[known][:, None] > k[None, :]).float()
+        return nn.functional.binary_cross_entropy_with_logits(z, target)
 
 
 def build(backbone: str, pooling: str, pretrained_path: str | Path | None = None, input_size: int = 224,

@@ -28,7 +28,7 @@ from torch import nn
 from echoavc import runtime
 from echoavc.classifier.calibrate import Calibration, fit_calibration, pick_threshold
 from echoavc.classifier.data import CropSource, Sample, expand_training, load_samples
-from echoavc.classifier.model import AVCNet, build
+from echoavc.classifier.model import AVCNet, OrdinalAux, build
 from echoavc.classifier.predict import META_FILE, MODEL_FILE, MODEL_FORMAT
 from echoavc.dataset.split import Split
 from echoavc.dataset.table import DatasetTable
@@ -52,6 +52,8 @@ class FitResult:
     history: list[dict]
     seconds: float
     stopped_early: bool = False
+    #: training crops with a grade the auxiliary ordinal loss used (0: the binary loss alone)
+    grade_crops: int = 0
 
 
 @dataclass
@@ -110,7 +112,11 @@ def fit_model(source: CropSource, train: list[Sample], val: list[Sample], s: Cla
     model = build(s.backbone, s.pooling, input_size=s.crop.size, hidden=s.hidden, dropout=s.dropout,
                   pretrained=s.pretrained)
     n_epochs = int(epochs or s.epochs)
-    opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+    grades = np.array([-1 if t.grade is None else int(t.grade) for t in train])
+    # the auxiliary ordinal loss only where it can teach something: a weight and two grades or more
+    aux = OrdinalAux(model.n_features) if s.grade_loss > 0 and len(np.unique(grades[grades >= 0])) >= 2 else None
+    params = list(model.parameters()) + (list(aux.parameters()) if aux is not None else [])
+    opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, n_epochs))
     loss_fn = nn.BCEWithLogitsLoss()
     if s.balance == "weights":
@@ -132,7 +138,7 @@ def fit_model(source: CropSource, train: list[Sample], val: list[Sample], s: Cla
         te = time.perf_counter()
         rng = np.random.default_rng([seed, epoch])
         order = rng.choice(len(train), len(train), p=p_draw) if p_draw is not None else rng.permutation(len(train))
-        losses = []
+        losses, grade_losses = [], []
         for i in range(0, len(order), s.batch):
             idx = order[i:i + s.batch]
             if len(idx) == 1 and s.batch > 1:
@@ -142,12 +148,20 @@ def fit_model(source: CropSource, train: list[Sample], val: list[Sample], s: Cla
             x = torch.from_numpy(normalise(crops, s.mean, s.std))
             y = torch.tensor([b.label for b in batch], dtype=torch.float32)
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x), y)
+            if aux is None:
+                loss = loss_fn(model(x), y)
+            else:
+                logits, pooled = model.logits_and_pooled(x)
+                g_loss = aux.loss(pooled, torch.from_numpy(grades[idx]))
+                loss = loss_fn(logits, y) + s.grade_loss * g_loss
+                grade_losses.append(float(g_loss.detach()))
             loss.backward()
             opt.step()
             losses.append(float(loss.detach()))
         sched.step()
         rec = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else math.nan}
+        if grade_losses:
+            rec["train_grade_loss"] = float(np.mean(grade_losses))
         if val:
             z = predict_logits(model, val_crops, s.mean, s.std)
             rec["val_loss"], rec["val_auroc"] = _bce(z, y_val), _auroc(y_val, z)
@@ -167,6 +181,8 @@ def fit_model(source: CropSource, train: list[Sample], val: list[Sample], s: Cla
         history.append(rec)
         if log:
             extra = f" val_loss {rec['val_loss']:.4f} val_auroc {rec['val_auroc']:.3f}" if val else ""
+            if "train_grade_loss" in rec:
+                extra = f" (grade {rec['train_grade_loss']:.4f})" + extra
             log(f"{label}epoch {epoch}/{n_epochs} train_loss {rec['train_loss']:.4f}{extra} ({rec['seconds']:.1f} s)")
         if val and s.patience and bad >= s.patience:
             stopped = True
@@ -174,7 +190,8 @@ def fit_model(source: CropSource, train: list[Sample], val: list[Sample], s: Cla
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    return model, FitResult(best_epoch, history, round(time.perf_counter() - t0, 3), stopped)
+    return model, FitResult(best_epoch, history, round(time.perf_counter() - t0, 3), stopped,
+                            int((grades >= 0).sum()) if aux is not None else 0)
 
 
 def training_samples(samples: list[Sample], s: ClassifierSettings, seed: int) -> list[Sample]:

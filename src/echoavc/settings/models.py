@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from collections.abc import Mapping
 
+from echoavc.errors import EchoAVCError
 from echoavc.settings.base import (BALANCES, CALIBRATIONS, CROSS_VALIDATE, MONITORS, ROTATIONS, THRESHOLD_RULES,
                                    _check, from_dict)
 from echoavc.settings.data import CropSettings
@@ -79,8 +80,15 @@ class ClassifierSettings:
     seed: int = 0
     #: torch threads (0: every available core).
     threads: int = 0
+    #: Weight of an auxiliary ordinal loss (grades 0-3, a cumulative link on the pooled features) added to the
+    #: binary loss while the network trains, on crops whose labels carry a grade. 0, or labels without grades:
+    #: the binary loss alone, the network exactly as before. It shapes the features the grade head reads
+    #: (docs/classifier.md, "Severity grade"); the binary output, calibration and threshold are fitted as always.
+    grade_loss: float = 0.0
 
     def __post_init__(self):
+        if not self.grade_loss >= 0:
+            raise EchoAVCError(f"ClassifierSettings.grade_loss must be 0 or more, not {self.grade_loss!r}")
         _check(self, {"pooling": CLASSIFIER_POOLINGS, "balance": BALANCES, "rotation": ROTATIONS,
                       "monitor": MONITORS, "calibration": CALIBRATIONS, "threshold_rule": THRESHOLD_RULES,
                       "cross_validate": CROSS_VALIDATE}, shares=("min_recall", "fixed_threshold"))
@@ -93,7 +101,7 @@ CLASSIFIER_PRESETS: dict[str, dict] = {
     # trains in minutes on 2 CPU cores without pretrained weights (tuned on synthetic cohorts, docs/classifier.md)
     "cpu": {"backbone": "mobilenetv3_small_100", "pooling": "avg", "crop": CropSettings(size=128, margin=0.1,
             jitter=0.1), "epochs": 30, "batch": 16, "lr": 2e-3, "patience": 8, "rotation": "online",
-            "balance": "weights", "dropout": 0.2, "pretrained": "none", "monitor": "auroc"},
+            "balance": "weights", "dropout": 0.2, "pretrained": "none", "monitor": "auroc", "grade_loss": 1.0},
     # for tests: seconds
     "smoke": {"backbone": "mobilenetv3_small_100", "pooling": "avg", "crop": CropSettings(size=64, margin=0.1,
               jitter=0.1), "epochs": 3, "batch": 8, "lr": 1e-3, "patience": 0, "rotation": "online",
