@@ -53,6 +53,10 @@ def _study(work: Path, name: str, patients: int, seed: int, prevalence: float, h
     return table, Split.load(folder / "table" / "split.json"), json.loads(info_file.read_text())
 
 
+def _run_folder(work: Path, name: str, run: int) -> Path:
+    return work / (name if run == 0 else f"{name}-s{run}")
+
+
 def prepare(args) -> tuple:
     """Steps 1-2: the training study and the binary classifier (reused when --work holds them)."""
     from echoavc.classifier.train import train_classifier
@@ -64,7 +68,7 @@ def prepare(args) -> tuple:
     table, split, info = _study(work, "train", args.train_patients, args.train_seed, args.prevalence, False,
                                 args.workers)
     print(f"training study: {info}", flush=True)
-    model, reference = work / "model", work / "model-binary"
+    model = work / "model"
     s = classifier_preset("cpu", threads=args.threads, pretrained="none")
     if args.epochs:
         s = replace(s, epochs=args.epochs)
@@ -73,7 +77,11 @@ def prepare(args) -> tuple:
     t1 = time.perf_counter()
     # the model as `echoavc classifier train` trains it, and (when its training used the grade loss) the same
     # recipe with the binary loss alone: the "without the grade head" side of the AUROC comparison
-    runs = [(model, s)] + ([(reference, replace(s, grade_loss=0.0))] if s.grade_loss > 0 else [])
+    runs = []
+    for k in range(args.runs):  # run k: training seed k; run 0 in model/ and model-binary/
+        sk = replace(s, seed=k)
+        runs += [(_run_folder(work, "model", k), sk)]
+        runs += [(_run_folder(work, "model-binary", k), replace(sk, grade_loss=0.0))] if s.grade_loss > 0 else []
     for folder, settings in runs:
         if not (folder / "classifier.json").is_file():
             print(f"training {folder.name} (grade_loss {settings.grade_loss})", flush=True)
@@ -161,6 +169,50 @@ def _time_passes(model: Path, clf, crops) -> dict:
     g_one, g_two = one.from_features(clf.predict_proba_and_features(crops)[1]), two.predict_proba(crops)
     out["max_grade_difference"] = float(np.abs(g_one - g_two).max())
     return out
+
+
+def _other_runs(args, work: Path, test, samples, idx, exams, y, g_true, patients, pe_with0, pe_without0,
+                qwk0) -> dict:
+    """With ``--runs`` K > 1: every run's exam QWK (its own network and head, as predict serves them) and the
+    binary exam AUROC difference with - without averaged over the K runs, one paired patient bootstrap (the same
+    resampled patients for every network): the recipe's effect with the training runs' own spread averaged out."""
+    from sklearn.metrics import roc_auc_score
+
+    from echoavc.classifier.data import CropSource
+    from echoavc.classifier.grade import GradeModel, exam_grade
+    from echoavc.classifier.predict import Classifier
+    from echoavc.evaluate import bootstrap_by_group
+    from echoavc.evaluate.grading import grade_report
+
+    if args.runs < 2:
+        return {"lines": []}
+    qwks, with_, without = [qwk0], [pe_with0], [pe_without0]
+    for k in range(1, args.runs):
+        folder, reference = _run_folder(work, "model", k), _run_folder(work, "model-binary", k)
+        clf = Classifier.load(folder, backend="onnx")
+        crops = CropSource(test, clf.crop, clf.noise_reduction).batch(samples)
+        p, features = clf.predict_proba_and_features(crops)
+        head = GradeModel.on_classifier(folder, clf)
+        g_frames = head.from_features(features)
+        g_pred = np.array([exam_grade(g_frames[idx[e]], head.head.exam_pooling)[0] for e in exams])
+        qwks.append(grade_report(g_true, g_pred, patients, n_classes=4, n_boot=200)["qwk"]["value"])
+        p_ref = Classifier.load(reference).predict_proba(crops) if reference.is_dir() else p
+        with_.append(np.array([p[idx[e]].mean() for e in exams]))
+        without.append(np.array([p_ref[idx[e]].mean() for e in exams]))
+    a, b = np.stack(with_, axis=1), np.stack(without, axis=1)
+    mean_diff = bootstrap_by_group(
+        lambda t, a, b: float(np.mean([roc_auc_score(t, a[:, k]) - roc_auc_score(t, b[:, k])
+                                       for k in range(a.shape[1])])), patients, y, a, b, n_boot=args.n_boot)
+    per_run = [round(roc_auc_score(y, a[:, k]) - roc_auc_score(y, b[:, k]), 3) for k in range(a.shape[1])]
+    lines = [
+        f"{'PASS' if min(qwks) >= 0.80 else 'FAIL'} exam grade over {args.runs} training runs (training seeds "
+        f"0-{args.runs - 1}): quadratic weighted kappa {', '.join(f'{v:.3f}' for v in qwks)} (each >= 0.80)",
+        f"{'PASS' if mean_diff.estimate >= 0 or mean_diff.hi >= 0 else 'FAIL'} binary exam AUROC with - without "
+        f"the grade head, averaged over the {args.runs} runs: {mean_diff.format(3)} (paired patient bootstrap, every "
+        f"network on the same resampled patients; per run {per_run})",
+    ]
+    return {"lines": lines, "qwk": qwks, "auroc_difference_per_run": per_run,
+            "auroc_difference_mean": mean_diff.to_dict()}
 
 
 def evaluate_grade(args, table, split, model: Path, seconds: dict) -> dict:
@@ -259,6 +311,9 @@ def evaluate_grade(args, table, split, model: Path, seconds: dict) -> dict:
         f"format-2 two graphs {passes['two_graphs']['cpu_s_per_1000']} CPU s ({passes['two_graphs']['wall_s_per_1000']}"
         f" s wall); grade probabilities max |difference| {passes['max_grade_difference']:.1e}",
     ]
+    runs = _other_runs(args, model.parent, test, samples, idx, exams, y, g_true, patients, pe_with, pe_without,
+                       q["value"])
+    lines += runs.pop("lines")
     print(confusion_markdown(rep), flush=True)
     for line in lines:
         print(line, flush=True)
@@ -267,7 +322,7 @@ def evaluate_grade(args, table, split, model: Path, seconds: dict) -> dict:
     return {"lines": lines, "grade": rep, "logit_only_baseline": rep_base, "mean_pooling": rep_mean,
             "auroc": {k: v.to_dict() for k, v in auc.items()},
             "auroc_difference": diff.to_dict(), "binary_unchanged": unchanged, "max_binary_difference": max_diff,
-            "held_out": info, "seconds": seconds, "passes": passes,
+            "held_out": info, "seconds": seconds, "passes": passes, "runs": runs,
             "grade_head": json.loads((model / "grade.json").read_text())}
 
 
@@ -284,6 +339,9 @@ def main() -> None:
                     "the reported ones: 900719, 900720)")
     ap.add_argument("--test-prevalence", type=float, default=0.5)
     ap.add_argument("--epochs", type=int, default=0)
+    ap.add_argument("--runs", type=int, default=1,
+                    help="training runs (seeds 0..K-1) of the model and of its binary-only twin; K > 1 adds each "
+                         "run's QWK and the AUROC difference averaged over runs")
     ap.add_argument("--grade-loss", type=float, default=None,
                     help="ClassifierSettings.grade_loss (default: the cpu preset's)")
     ap.add_argument("--threads", type=int, default=1)

@@ -70,7 +70,9 @@ def grade_card(g: dict | None) -> str:
     qwk = val.get("qwk_crops")
     return (f"grade 0-{len(g['classes']) - 1}: {(g.get('model') or {}).get('kind')}; temperature "
             f"{cal.get('temperature', 1.0):.3f} on {(cal.get('data') or {}).get('kind')} crops"
-            + (f"; quadratic weighted kappa on them {qwk:.2f} (crops; optimistic)" if qwk is not None else ""))
+            + (f"; quadratic weighted kappa on them {qwk:.2f} (crops; optimistic)" if qwk is not None else "")
+            + (f"; the network trained with the grade loss (weight {w:g})"
+               if (w := (g.get("model") or {}).get("network_grade_loss")) else ""))
 
 
 def views_card(v: dict) -> str:

@@ -171,6 +171,25 @@ def test_grade_loss_changes_training_only_when_the_crops_carry_grades(smoke_clas
         dataclasses.replace(s, grade_loss=-1.0)
 
 
+def test_the_grade_record_and_the_model_card_say_whether_the_network_trained_with_the_grade_loss(smoke_classifier,
+                                                                                                tmp_path):
+    from echoavc.classifier.grade import grade_note
+    from echoavc.classifier.train import train_classifier
+    from echoavc.model_card import grade_card
+
+    plain = grade_note(smoke_classifier.model_dir)
+    assert plain["model"]["network_grade_loss"] == 0.0 and "grade loss" not in grade_card(plain)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train_classifier(smoke_classifier.table, smoke_classifier.split, tmp_path / "joint",
+                         dataclasses.replace(smoke_classifier.settings, grade_loss=0.5, epochs=1))
+    joint = grade_note(tmp_path / "joint")
+    assert joint["model"]["network_grade_loss"] == 0.5
+    assert "trained with the grade loss (weight 0.5)" in grade_card(joint)
+    meta = json.loads((tmp_path / "joint" / "classifier.json").read_text())
+    assert meta["settings"]["grade_loss"] == 0.5 and meta["fit"]["grade_crops"] > 0
+
+
 # ---------------------------------------------------------------- with the smoke classifier
 
 

@@ -148,7 +148,10 @@ def fit_grade_head(trained, source, train: list, val: list, out: str | Path, set
     meta = {
         "model": {"kind": "cumulative-link (proportional odds) on the frozen classifier's pooled features",
                   "feature": "pooled", "n_features": int(len(w)), "l2": best, "l2_log_loss": scores,
-                  "augmented_copies": gs.copies, "chosen_on": cal_data["kind"]},
+                  "augmented_copies": gs.copies, "chosen_on": cal_data["kind"],
+                  # the weight of the ordinal loss the network trained with (0: the binary loss alone)
+                  "network_grade_loss": float(s.grade_loss) if (trained.meta.get("fit") or {}).get("grade_crops")
+                  else 0.0},
         "calibration": gs.calibration, "calibration_data": cal_data,
         "exam_pooling": pooling, "exam_pooling_fit": exam_fit,
         "counts": {"train": _counts([x.grade for x in tr]),
