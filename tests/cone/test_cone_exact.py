@@ -99,3 +99,15 @@ def test_depth_as_an_erosion_is_the_distance_transform():
             m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
         for depth in (3, 8):
             assert np.array_equal(_deeper_than(m, depth), cv2.distanceTransform(m, cv2.DIST_L2, 3) > depth)
+
+
+def test_brightest_channel_is_the_channel_maximum():
+    from echoavc.cone.field import _brightest_channel
+
+    rng = np.random.default_rng(3)
+    for shape in [(1, 60, 80, 3), (4, 31, 17, 4), (2, 1, 1, 3), (1, 5, 1, 4)]:
+        a = rng.integers(0, 256, shape, dtype=np.uint8)
+        a[..., -1] = 255  # an alpha channel at its top must not count
+        want = np.maximum(np.maximum(a[..., 0], a[..., 1]), a[..., 2]) if shape[-1] == 4 else a.max(axis=-1)
+        assert np.array_equal(_brightest_channel(a), want)
+        assert np.array_equal(_brightest_channel(a[:, ::-1]), want[:, ::-1])  # a strided view too
