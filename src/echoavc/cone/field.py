@@ -106,6 +106,7 @@ def label_counts(labels: np.ndarray, n: int, where: np.ndarray | None = None) ->
 
 #: The elliptic kernel of a dilation as the rectangles whose union it is (width, height): dilating by each
 #: rectangle is separable, so the union is several times cheaper than the ellipse itself, and exactly equal.
+@lru_cache(maxsize=8)
 def _ellipse_rects(k: int) -> list[tuple[int, int]]:
     widths = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)).sum(axis=1)
     rects = []
@@ -117,10 +118,28 @@ def _ellipse_rects(k: int) -> list[tuple[int, int]]:
 
 def dilate_ellipse(img: np.ndarray, k: int) -> np.ndarray:
     """cv2.dilate by the k x k elliptic kernel, exactly, as a union of rectangle dilations."""
-    out = None
-    for w, h in _ellipse_rects(k):
-        d = cv2.dilate(img, cv2.getStructuringElement(cv2.MORPH_RECT, (w, h)))
-        out = d if out is None else cv2.max(out, d, dst=out)
+    return _rect_union(img, _ellipse_rects(k), cv2.dilate, cv2.max)
+
+
+def _rect_union(img: np.ndarray, rects, op, combine) -> np.ndarray:
+    """``op`` (cv2.dilate or cv2.erode) by the union of centred odd rectangles (w, h), widths rising and
+    heights falling, combined by ``combine`` (cv2.max or cv2.min); exactly op by the union kernel.
+
+    As a staircase: each width is reached from the last by a row pass of the difference, and each rectangle's
+    extra height is applied once to the running union before the next (lower) one joins it, since a pass of
+    a then of b is one of a + b - 1. The passes then sum to about the largest width and height, where
+    one pass per rectangle summed all of them (k=33: 1.7 -> 1.0 ms on a 600x800 image)."""
+    rects = sorted(rects)
+    assert all(h1 >= h2 for (_, h1), (_, h2) in zip(rects, rects[1:])), rects
+    out, row, width = None, img, 1
+    for i, (w, h) in enumerate(rects):
+        if w > width:
+            row = op(row, cv2.getStructuringElement(cv2.MORPH_RECT, (w - width + 1, 1)))
+            width = w
+        out = row if out is None else combine(out, row)
+        lower = rects[i + 1][1] if i + 1 < len(rects) else 1
+        if h > lower:
+            out = op(out, cv2.getStructuringElement(cv2.MORPH_RECT, (1, h - lower + 1)))
     return out
 
 
@@ -129,10 +148,7 @@ def _deeper_than(mask: np.ndarray, depth: int) -> np.ndarray:
     distance (0.955 per step along an axis, 1.3693 diagonally, in 1/65536 fixed point) to the nearest 0 pixel
     inside the image, so the pixels deeper than ``depth`` are those whose octagon of that radius holds no 0
     pixel; the octagon as a union of rectangles, each a separable erosion (twice the transform's speed)."""
-    out = None
-    for w, h in _chamfer_rects(depth):
-        e = cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_RECT, (w, h)))
-        out = e if out is None else cv2.min(out, e, dst=out)
+    out = _rect_union(mask, _chamfer_rects(depth), cv2.erode, cv2.min)
     return out.view(bool)  # the erosion of a 0/1 mask is 0/1
 
 
@@ -232,7 +248,7 @@ def strong_pixels(grey: np.ndarray, s: ConeSettings, mx: np.ndarray | None = Non
     """
     mx = grey.max(axis=0) if mx is None else mx
     k = 2 * _JPEG_BLOCK - 1
-    near = cv2.dilate(mx, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))  # (as rectangles: no faster here)
+    near = dilate_ellipse(mx, k)
     # mx > edge_contrast * near (in float32) as a table lookup: the least grey level above each level's share
     levels = np.arange(256, dtype=np.float32)
     least = np.argmax(levels[:, None] > s.edge_contrast * levels[None, :], axis=0)
