@@ -211,12 +211,20 @@ def _extremes(mask: np.ndarray, apex, angles, last: bool, step: float = 1.0):
         cv2.circle(close, (int(round(apex[0])) - x0, int(round(apex[1])) - y0), int(math.ceil(r0)) + 2, 1, -1)
         rim |= close & m8
     else:
-        rim = m8
+        rim = m8.copy()  # (_screen may clear some of it)
+    bound = _screen(rim, (x0, y0), apex, angles, last, nb)
     pts = cv2.findNonZero(rim)  # scan order, as np.nonzero
     if pts is None:
         return None
     pts = pts.reshape(-1, 2) + np.array([x0, y0], np.int32)
-    found = _extremes_screened(pts[:, 0], pts[:, 1], mask.shape, apex, angles, last, nb)
+    xs, ys = pts[:, 0], pts[:, 1]
+    if bound is None:
+        found = _extremes_of(xs, ys, mask.shape, apex, angles, last, nb)
+    else:
+        dx, dy = xs + 0.5 - apex[0], ys + 0.5 - apex[1]
+        r2 = dx * dx + dy * dy  # (np.hypot costs more than the angles; a milli-pixel of slack covers its rounding)
+        sel = r2 >= (bound - 1e-3) ** 2 if last else r2 <= (bound + 1e-3) ** 2
+        found = _extremes_of(xs[sel], ys[sel], mask.shape, apex, angles, last, nb, min_pixels=0)
     if found is None and len(pts) < np.count_nonzero(m8):
         ys, xs = np.nonzero(mask)  # too few candidates to tell: count every pixel, as the rule says
         found = _extremes_of(xs, ys, mask.shape, apex, angles, last, nb)
@@ -233,26 +241,34 @@ def _near_radius(width: float) -> float:
     return 0.8 / math.sin(width / 2) + 3.0
 
 
-#: _extremes_screened's first pass looks at every this-many-th candidate.
-_SCREEN_STRIDE = 8
+#: _screen's first pass looks at every this-many-th row and column of the candidates.
+_SCREEN_STEP = 3
 
 
-def _extremes_screened(xs, ys, shape, apex, angles, last: bool, nb: int):
-    """_extremes_of, with the angles (the costly part) taken only of candidates that can be an extreme.
-
-    A first pass over every _SCREEN_STRIDE-th candidate finds in each direction a pixel as far out (or in) as
-    that direction's extreme is at least; a candidate beyond the least of those radii cannot be any
-    direction's extreme (nor one of its ties), so dropping them changes nothing. The exact rule on all
-    candidates when the first pass misses a direction or sees under 50 pixels inside the sides.
-    """
-    sub = slice(None, None, _SCREEN_STRIDE)
-    bounds = _extreme_bounds(xs[sub], ys[sub], apex, angles, last, nb)
-    if bounds is None:
-        return _extremes_of(xs, ys, shape, apex, angles, last, nb)
-    dx, dy = xs + 0.5 - apex[0], ys + 0.5 - apex[1]
-    r2 = dx * dx + dy * dy  # (np.hypot costs more than the angles; a milli-pixel of slack covers its rounding)
-    sel = r2 >= (bounds.min() - 1e-3) ** 2 if last else r2 <= (bounds.max() + 1e-3) ** 2
-    return _extremes_of(xs[sel], ys[sel], shape, apex, angles, last, nb, min_pixels=0)
+def _screen(rim: np.ndarray, offset, apex, angles, last: bool, nb: int):
+    """A radius no direction's extreme lies beyond (nearer than it for the farthest pixels, farther for the
+    nearest), from a first pass over every _SCREEN_STEP-th row and column of the candidates ``rim`` (uint8, at
+    ``offset``), whose candidates surely beyond it it clears (a disc drawn with 3 px to spare: its rounding
+    and the apex's are under 2.5 px). A candidate beyond it cannot be any direction's extreme nor one of its
+    ties, so the result is that of all candidates. None (rim untouched) when the first pass misses a direction
+    or sees under 50 pixels inside the sides: then every candidate counts."""
+    coarse = cv2.findNonZero(np.ascontiguousarray(rim[::_SCREEN_STEP, ::_SCREEN_STEP]))
+    if coarse is None:
+        return None
+    coarse = coarse.reshape(-1, 2) * _SCREEN_STEP + np.array(offset, np.int32)
+    per_direction = _extreme_bounds(coarse[:, 0], coarse[:, 1], apex, angles, last, nb)
+    if per_direction is None:
+        return None
+    bound = float(per_direction.min() if last else per_direction.max())
+    centre = (int(round(apex[0])) - offset[0], int(round(apex[1])) - offset[1])
+    if max(abs(centre[0]), abs(centre[1]), bound) < 1 << 20:  # (cv2.circle's coordinates are bounded)
+        if last and bound > 8:
+            cv2.circle(rim, centre, int(bound) - 4, 0, -1)
+        elif not last:
+            disc = np.zeros_like(rim)
+            cv2.circle(disc, centre, int(math.ceil(bound)) + 4, 1, -1)
+            cv2.bitwise_and(rim, disc, dst=rim)
+    return bound
 
 
 def _extreme_bounds(xs, ys, apex, angles, last: bool, nb: int):
