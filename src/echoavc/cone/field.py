@@ -318,22 +318,22 @@ class Blobs:
         keep = (2 * inside >= self.areas) & sized
         # the hull of the field and the kept blobs from their outlines (the same hull as that of their
         # union's pixels, without making the union)
-        points = [convex_hull(field) if hull is None else hull] + [self.outline(k) for k in np.flatnonzero(keep)]
+        points = [convex_hull(field) if hull is None else hull] + self.outlines(keep)
         hull = cv2.convexHull(np.concatenate(points))
         out = np.zeros(self.labels.shape, np.uint8)
         cv2.fillPoly(out, [hull], 1)
         return out.astype(bool)
 
-    def outline(self, label: int) -> np.ndarray:
-        """The boundary points (cv2 layout) of one closed blob, outer and hole outlines alike."""
+    def outlines(self, which: np.ndarray) -> list[np.ndarray]:
+        """The boundary points (cv2 layout) of the closed blobs whose labels ``which`` (bool per label) marks,
+        outer and hole outlines alike, label by label, each label's in findContours' order."""
         if self._outlines is None:
             contours, _ = cv2.findContours(self.closed, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
-            by_label: dict[int, list] = {}
-            for c in contours:
-                x, y = c[0, 0]
-                by_label.setdefault(int(self.labels[y, x]), []).append(c)
-            self._outlines = {k: np.concatenate(v) for k, v in by_label.items()}
-        return self._outlines[int(label)]
+            starts = np.array([c[0, 0] for c in contours], np.intp).reshape(-1, 2)
+            self._outlines = (contours, self.labels[starts[:, 1], starts[:, 0]].astype(np.intp))
+        contours, labels = self._outlines
+        picked = np.flatnonzero(which[labels])
+        return [contours[i] for i in picked[np.argsort(labels[picked], kind="stable")]]
 
 
 def convex_hull(mask: np.ndarray) -> np.ndarray:
