@@ -111,3 +111,26 @@ def test_brightest_channel_is_the_channel_maximum():
         want = np.maximum(np.maximum(a[..., 0], a[..., 1]), a[..., 2]) if shape[-1] == 4 else a.max(axis=-1)
         assert np.array_equal(_brightest_channel(a), want)
         assert np.array_equal(_brightest_channel(a[:, ::-1]), want[:, ::-1])  # a strided view too
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_static_overlays_dropped_as_the_plain_rule_says(seed):
+    from echoavc.cone.field import _grey_level, foreground
+
+    rng = np.random.default_rng(seed)
+    h, w = 120, 160
+    grey = (rng.random((5, h, w)) * 60).astype(np.uint8)  # moving speckle
+    for _ in range(int(rng.integers(0, 30))):  # still bright patches, small (marks) and large (still tissue)
+        y, x = rng.integers(0, h - 5), rng.integers(0, w - 5)
+        side = int(rng.choice([2, 4, 40]))
+        grey[:, y:y + side, x:x + side] = 200
+    s, k_open = ConeSettings(), 3
+    mx, mn = grey.max(axis=0), grey.min(axis=0)
+    rng_ = mx - mn
+    want = (mx > _grey_level(mx, s.foreground_level)) | (rng_ > s.motion_level)
+    static = ((rng_ <= s.foreground_level) & (mx > s.overlay_level)).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(static, connectivity=8)
+    small = stats[:, cv2.CC_STAT_AREA] <= (8 * k_open) ** 2
+    small[0] = False
+    want &= ~small[labels]
+    assert np.array_equal(foreground(grey, s, k_open), want)

@@ -78,9 +78,18 @@ def foreground(grey: np.ndarray, s: ConeSettings, k_open: int, mx: np.ndarray | 
     small = areas <= (8 * k_open) ** 2
     small[0] = False
     if small.any():
-        # looked up on the static pixels only (a few percent of the image)
-        at = np.flatnonzero(static)
-        fg.ravel()[at[small[labels.ravel()[at]]]] = False
+        large = np.flatnonzero(~small[1:]) + 1
+        if large.size <= 8:
+            # the static pixels less those of the few large patches (most often none): whole-image
+            # comparisons, cheaper than gathering the static pixels' labels (1.4 -> 0.1 ms on a 768x1024 clip)
+            drop = static.view(bool).copy()
+            for label in large:
+                drop &= labels != label
+            fg &= ~drop
+        else:
+            # looked up on the static pixels only (a few percent of the image)
+            at = np.flatnonzero(static)
+            fg.ravel()[at[small[labels.ravel()[at]]]] = False
     return fg
 
 
@@ -171,17 +180,18 @@ def _grey_level(mx: np.ndarray, level: int) -> int:
     Low-gain frames keep much of their speckle under a fixed level; the background far from
     any signal (beyond JPEG ringing) shows how low the level can go.
     """
-    above = (mx > level).astype(np.uint8)
+    above = cv2.compare(mx, level, cv2.CMP_GT)  # 0/255
     k = 4 * _JPEG_BLOCK + 1
     # Bounds on the far background from 2x2 blocks (a sixteenth of the work) often settle the answer exactly:
-    # too little far background even at most, or one grey level all over it (often 0, black).
-    far_least, far_most = _far_bounds(above, k)
+    # too little far background even at most, or one grey level all over it (often 0, black). The lower
+    # bound only matters in the second case, so it is made only then.
+    blocks = _blocks(above)
+    far_most = _far_bound(blocks, k, mx.shape, surely=False)
     if np.count_nonzero(far_most) < 0.05 * mx.size:
         return level
-    if np.count_nonzero(far_least) >= 0.05 * mx.size:
-        lo, hi, _, _ = cv2.minMaxLoc(mx, mask=far_most.view(np.uint8))
-        if lo == hi:
-            return int(min(level, lo + 2))  # the percentile of one value is that value
+    lo, hi, _, _ = cv2.minMaxLoc(mx, mask=far_most.view(np.uint8))
+    if lo == hi and np.count_nonzero(_far_bound(blocks, k, mx.shape, surely=True)) >= 0.05 * mx.size:
+        return int(min(level, lo + 2))  # the percentile of one value is that value
     # the histogram of the far pixels through OpenCV's mask (a boolean gather of them cost three times as much)
     far = cv2.compare(dilate_ellipse(above, k), 0, cv2.CMP_EQ)
     hist = cv2.calcHist([mx], [0], far, [256], [0, 256]).ravel().astype(np.int64)
@@ -197,20 +207,28 @@ def _far_bounds(above: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     A block of ``above`` pixels reaches every pixel of another block when every offset between their pixels
     is in the ellipse, and may reach one when some offset is.
     """
+    blocks = _blocks(above)
+    return _far_bound(blocks, k, above.shape, surely=True), _far_bound(blocks, k, above.shape, surely=False)
+
+
+def _blocks(above: np.ndarray) -> np.ndarray:
+    """Non-zero for each 2x2 block (the image padded with 0 to even sides) that holds a non-zero pixel: the
+    block mean of the 0/255 image, which is at least 64 then (OpenCV's exact halving rounds (a+b+c+d+2)/4)."""
     h, w = above.shape
-    a = np.zeros((h + h % 2, w + w % 2), np.uint8)
-    a[:h, :w] = above
-    blocks = a[0::2, 0::2] | a[1::2, 0::2] | a[0::2, 1::2] | a[1::2, 1::2]
+    a = cv2.compare(above, 0, cv2.CMP_GT)
+    if h % 2 or w % 2:
+        a = cv2.copyMakeBorder(a, 0, h % 2, 0, w % 2, cv2.BORDER_CONSTANT, value=0)
+    return cv2.resize(a, (a.shape[1] // 2, a.shape[0] // 2), interpolation=cv2.INTER_AREA)
+
+
+def _far_bound(blocks: np.ndarray, k: int, shape, surely: bool) -> np.ndarray:
+    """Bool (H, W): the pixels surely far (``surely``) or perhaps far, from the block image of ``_blocks``."""
     some, every = _block_kernels(k)
-    reach_some = cv2.dilate(blocks, some)
-    reach_every = cv2.dilate(blocks, every)
-
-    def up(b):
-        # each block's answer on its 2x2 pixels (nearest-neighbour doubling: np.repeat's, at a fifth of its cost)
-        big = cv2.resize((b == 0).view(np.uint8), (2 * b.shape[1], 2 * b.shape[0]), interpolation=cv2.INTER_NEAREST)
-        return big[:h, :w].view(bool)
-
-    return up(reach_some), up(reach_every)
+    reach = cv2.dilate(blocks, some if surely else every)
+    # each block's answer on its 2x2 pixels (nearest-neighbour doubling: np.repeat's, at a fifth of its cost)
+    big = cv2.resize((reach == 0).view(np.uint8), (2 * reach.shape[1], 2 * reach.shape[0]),
+                     interpolation=cv2.INTER_NEAREST)
+    return big[:shape[0], :shape[1]].view(bool)
 
 
 @lru_cache(maxsize=4)
