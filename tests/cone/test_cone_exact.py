@@ -134,3 +134,17 @@ def test_static_overlays_dropped_as_the_plain_rule_says(seed):
     small[0] = False
     want &= ~small[labels]
     assert np.array_equal(foreground(grey, s, k_open), want)
+
+
+def test_label_counts_within_a_mask():
+    from echoavc.cone.field import label_counts
+
+    rng = np.random.default_rng(4)
+    labels, _ = components((rng.random((90, 130)) > 0.55).astype(np.uint8))
+    n = int(labels.max()) + 1
+    for where in ((rng.random(labels.shape) > 0.3), np.zeros(labels.shape, bool), np.ones(labels.shape, bool)):
+        want = np.bincount(labels[where].ravel(), minlength=n)
+        assert np.array_equal(label_counts(labels, n, where.view(np.uint8)), want)
+        box = (slice(7, 80), slice(3, 111))  # a window, as the model checks count them
+        want = np.bincount(labels[box][where[box]].ravel(), minlength=n)
+        assert np.array_equal(label_counts(labels[box], n, where[box].view(np.uint8)), want)
