@@ -74,8 +74,12 @@ def foreground(grey: np.ndarray, s: ConeSettings, k_open: int, mx: np.ndarray | 
     # bright pixels that never change are text, icons, dots and scales: small blobs (a large
     # static patch is tissue that happened to stay still, and stays)
     static = ((rng <= s.foreground_level) & (mx > s.overlay_level)).astype(np.uint8)
+    largest = (8 * k_open) ** 2
+    if np.count_nonzero(static) <= largest:
+        fg &= ~static.view(bool)  # too few static pixels for any patch to be large: all are marks (no labelling)
+        return fg
     labels, areas = components(static)
-    small = areas <= (8 * k_open) ** 2
+    small = areas <= largest
     small[0] = False
     if small.any():
         large = np.flatnonzero(~small[1:]) + 1
