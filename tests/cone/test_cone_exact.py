@@ -148,3 +148,23 @@ def test_label_counts_within_a_mask():
         box = (slice(7, 80), slice(3, 111))  # a window, as the model checks count them
         want = np.bincount(labels[box][where[box]].ravel(), minlength=n)
         assert np.array_equal(label_counts(labels[box], n, where[box].view(np.uint8)), want)
+
+
+def test_rectangle_fit_reads_the_ends_numpy_finds():
+    from echoavc.cone.fit import fit_rectangle
+
+    rng = np.random.default_rng(5)
+    for i in range(40):
+        field = rng.random(tuple(rng.integers(3, 90, 2))) > rng.uniform(0.2, 0.97)
+        rows, cols = np.flatnonzero(field.any(axis=1)), np.flatnonzero(field.any(axis=0))
+        got = fit_rectangle(field)
+        if rows.size < 3 or cols.size < 3:
+            assert got is None
+            continue
+        fr, fc = field[rows], field[:, cols]
+        x0, x1 = np.median(np.argmax(fr, axis=1)), np.median(field.shape[1] - 1 - np.argmax(fr[:, ::-1], axis=1)) + 1
+        y0, y1 = np.median(np.argmax(fc, axis=0)), np.median(field.shape[0] - 1 - np.argmax(fc[::-1], axis=0)) + 1
+        if x1 - x0 < 3 or y1 - y0 < 3:
+            assert got is None
+        else:
+            assert np.array_equal(got["polygon"], [[x0, y0], [x1, y0], [x1, y1], [x0, y1]])

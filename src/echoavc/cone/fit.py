@@ -318,17 +318,21 @@ def fit_rectangle(field: np.ndarray) -> dict | None:
     cols = np.flatnonzero(field.any(axis=0))
     if rows.size < 3 or cols.size < 3:
         return None
-    fr = field[rows]
-    left = np.argmax(fr, axis=1)
-    right = field.shape[1] - 1 - np.argmax(fr[:, ::-1], axis=1)
-    fc = field[:, cols]
-    top = np.argmax(fc, axis=0)
-    bottom = field.shape[0] - 1 - np.argmax(fc[::-1], axis=0)
+    left, right = _row_ends(field[rows])
+    top, bottom = _row_ends(cv2.transpose(np.ascontiguousarray(field).view(np.uint8))[cols].view(bool))
     x0, x1 = float(np.median(left)), float(np.median(right)) + 1
     y0, y1 = float(np.median(top)), float(np.median(bottom)) + 1
     if x1 - x0 < 3 or y1 - y0 < 3:
         return None
     return {"kind": "rectangle", "polygon": np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])}
+
+
+def _row_ends(rows: np.ndarray):
+    """Column of the first and of the last True in each row (each holding one), of a contiguous bool array.
+    By rows of a transposed or flipped copy: numpy's argmax along columns or over reversed views cost twice."""
+    first = np.argmax(rows, axis=1)
+    last = rows.shape[1] - 1 - np.argmax(cv2.flip(rows.view(np.uint8), 1).view(bool), axis=1)
+    return first, last
 
 
 def cone_from_model(model: dict, poly: np.ndarray, iou: float, offset, source: str) -> Cone:
