@@ -351,7 +351,7 @@ class Blobs:
         hull = cv2.convexHull(np.concatenate(points))
         out = np.zeros(self.labels.shape, np.uint8)
         cv2.fillPoly(out, [hull], 1)
-        return out.astype(bool)
+        return out.view(bool)  # 0/1
 
     def outlines(self, which: np.ndarray) -> list[np.ndarray]:
         """The boundary points (cv2 layout) of the closed blobs whose labels ``which`` (bool per label) marks,
