@@ -39,20 +39,16 @@ def grey_sample(frames: np.ndarray, n: int) -> np.ndarray:
 
 
 def _brightest_channel(a: np.ndarray) -> np.ndarray:
-    """max over channels 0-2 of (F, H, W, C) frames. For uint8, frame by frame: a 1x3 dilation of the
-    interleaved row anchored at each pixel's first channel, read back at every C-th byte (a quarter of the cost
-    of splitting the channels on a single frame, where the split's fresh buffers dominate; as fast on clips)."""
+    """max over channels 0-2 of (F, H, W, C) frames: frame by frame with OpenCV for uint8 (twice numpy's speed
+    on the strided channel views; reducing the last axis in numpy is 20x slower still)."""
     if a.dtype != np.uint8 or a.shape[-1] not in (3, 4):
         return np.maximum(np.maximum(a[..., 0], a[..., 1]), a[..., 2])
-    f, h, w, c = a.shape
-    out = np.empty((f, h, w), np.uint8)
+    out = np.empty(a.shape[:3], np.uint8)
     for frame, grey in zip(a, out):
-        d = cv2.dilate(np.ascontiguousarray(frame).reshape(h, w * c), _ROW3, anchor=(0, 0))
-        cv2.extractChannel(d.reshape(h, w, c), 0, dst=grey)
+        c = cv2.split(frame)
+        cv2.max(c[0], c[1], dst=grey)
+        cv2.max(grey, c[2], dst=grey)
     return out
-
-
-_ROW3 = np.ones((1, 3), np.uint8)
 
 
 def foreground(grey: np.ndarray, s: ConeSettings, k_open: int, mx: np.ndarray | None = None) -> np.ndarray:
