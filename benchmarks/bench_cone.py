@@ -171,6 +171,9 @@ def main(argv=None) -> int:
         a.json.write_text(json.dumps(res))
         return 0
 
+    if a.real is not None and not a.real.is_dir():
+        # (a missing folder used to be skipped silently, and the run then measured 16 inputs fewer)
+        ap.error(f"--real {a.real}: no such folder")
     a.work.mkdir(parents=True, exist_ok=True)
     files = inputs(a.work, a.real, a.quick)
     print(f"{len(files)} inputs; CPU ms per file, one thread, best of {a.repeat}")

@@ -99,3 +99,72 @@ def test_depth_as_an_erosion_is_the_distance_transform():
             m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
         for depth in (3, 8):
             assert np.array_equal(_deeper_than(m, depth), cv2.distanceTransform(m, cv2.DIST_L2, 3) > depth)
+
+
+def test_brightest_channel_is_the_channel_maximum():
+    from echoavc.cone.field import _brightest_channel
+
+    rng = np.random.default_rng(3)
+    for shape in [(1, 60, 80, 3), (4, 31, 17, 4), (2, 1, 1, 3), (1, 5, 1, 4)]:
+        a = rng.integers(0, 256, shape, dtype=np.uint8)
+        a[..., -1] = 255  # an alpha channel at its top must not count
+        want = np.maximum(np.maximum(a[..., 0], a[..., 1]), a[..., 2]) if shape[-1] == 4 else a.max(axis=-1)
+        assert np.array_equal(_brightest_channel(a), want)
+        assert np.array_equal(_brightest_channel(a[:, ::-1]), want[:, ::-1])  # a strided view too
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_static_overlays_dropped_as_the_plain_rule_says(seed):
+    from echoavc.cone.field import _grey_level, foreground
+
+    rng = np.random.default_rng(seed)
+    h, w = 120, 160
+    grey = (rng.random((5, h, w)) * 60).astype(np.uint8)  # moving speckle
+    for _ in range(int(rng.integers(0, 30))):  # still bright patches, small (marks) and large (still tissue)
+        y, x = rng.integers(0, h - 5), rng.integers(0, w - 5)
+        side = int(rng.choice([2, 4, 40]))
+        grey[:, y:y + side, x:x + side] = 200
+    s, k_open = ConeSettings(), 3
+    mx, mn = grey.max(axis=0), grey.min(axis=0)
+    rng_ = mx - mn
+    want = (mx > _grey_level(mx, s.foreground_level)) | (rng_ > s.motion_level)
+    static = ((rng_ <= s.foreground_level) & (mx > s.overlay_level)).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(static, connectivity=8)
+    small = stats[:, cv2.CC_STAT_AREA] <= (8 * k_open) ** 2
+    small[0] = False
+    want &= ~small[labels]
+    assert np.array_equal(foreground(grey, s, k_open), want)
+
+
+def test_label_counts_within_a_mask():
+    from echoavc.cone.field import label_counts
+
+    rng = np.random.default_rng(4)
+    labels, _ = components((rng.random((90, 130)) > 0.55).astype(np.uint8))
+    n = int(labels.max()) + 1
+    for where in ((rng.random(labels.shape) > 0.3), np.zeros(labels.shape, bool), np.ones(labels.shape, bool)):
+        want = np.bincount(labels[where].ravel(), minlength=n)
+        assert np.array_equal(label_counts(labels, n, where.view(np.uint8)), want)
+        box = (slice(7, 80), slice(3, 111))  # a window, as the model checks count them
+        want = np.bincount(labels[box][where[box]].ravel(), minlength=n)
+        assert np.array_equal(label_counts(labels[box], n, where[box].view(np.uint8)), want)
+
+
+def test_rectangle_fit_reads_the_ends_numpy_finds():
+    from echoavc.cone.fit import fit_rectangle
+
+    rng = np.random.default_rng(5)
+    for i in range(40):
+        field = rng.random(tuple(rng.integers(3, 90, 2))) > rng.uniform(0.2, 0.97)
+        rows, cols = np.flatnonzero(field.any(axis=1)), np.flatnonzero(field.any(axis=0))
+        got = fit_rectangle(field)
+        if rows.size < 3 or cols.size < 3:
+            assert got is None
+            continue
+        fr, fc = field[rows], field[:, cols]
+        x0, x1 = np.median(np.argmax(fr, axis=1)), np.median(field.shape[1] - 1 - np.argmax(fr[:, ::-1], axis=1)) + 1
+        y0, y1 = np.median(np.argmax(fc, axis=0)), np.median(field.shape[0] - 1 - np.argmax(fc[::-1], axis=0)) + 1
+        if x1 - x0 < 3 or y1 - y0 < 3:
+            assert got is None
+        else:
+            assert np.array_equal(got["polygon"], [[x0, y0], [x1, y0], [x1, y1], [x0, y1]])

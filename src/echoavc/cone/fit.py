@@ -211,12 +211,20 @@ def _extremes(mask: np.ndarray, apex, angles, last: bool, step: float = 1.0):
         cv2.circle(close, (int(round(apex[0])) - x0, int(round(apex[1])) - y0), int(math.ceil(r0)) + 2, 1, -1)
         rim |= close & m8
     else:
-        rim = m8
+        rim = m8.copy()  # (_screen may clear some of it)
+    bound = _screen(rim, (x0, y0), apex, angles, last, nb)
     pts = cv2.findNonZero(rim)  # scan order, as np.nonzero
     if pts is None:
         return None
     pts = pts.reshape(-1, 2) + np.array([x0, y0], np.int32)
-    found = _extremes_of(pts[:, 0], pts[:, 1], mask.shape, apex, angles, last, nb)
+    xs, ys = pts[:, 0], pts[:, 1]
+    if bound is None:
+        found = _extremes_of(xs, ys, mask.shape, apex, angles, last, nb)
+    else:
+        dx, dy = xs + 0.5 - apex[0], ys + 0.5 - apex[1]
+        r2 = dx * dx + dy * dy  # (np.hypot costs more than the angles; a milli-pixel of slack covers its rounding)
+        sel = r2 >= (bound - 1e-3) ** 2 if last else r2 <= (bound + 1e-3) ** 2
+        found = _extremes_of(xs[sel], ys[sel], mask.shape, apex, angles, last, nb, min_pixels=0)
     if found is None and len(pts) < np.count_nonzero(m8):
         ys, xs = np.nonzero(mask)  # too few candidates to tell: count every pixel, as the rule says
         found = _extremes_of(xs, ys, mask.shape, apex, angles, last, nb)
@@ -233,12 +241,60 @@ def _near_radius(width: float) -> float:
     return 0.8 / math.sin(width / 2) + 3.0
 
 
-def _extremes_of(xs, ys, shape, apex, angles, last: bool, nb: int):
+#: _screen's first pass looks at every this-many-th row and column of the candidates.
+_SCREEN_STEP = 3
+
+
+def _screen(rim: np.ndarray, offset, apex, angles, last: bool, nb: int):
+    """A radius no direction's extreme lies beyond (nearer than it for the farthest pixels, farther for the
+    nearest), from a first pass over every _SCREEN_STEP-th row and column of the candidates ``rim`` (uint8, at
+    ``offset``), whose candidates surely beyond it it clears (a disc drawn with 3 px to spare: its rounding
+    and the apex's are under 2.5 px). A candidate beyond it cannot be any direction's extreme nor one of its
+    ties, so the result is that of all candidates. None (rim untouched) when the first pass misses a direction
+    or sees under 50 pixels inside the sides: then every candidate counts."""
+    coarse = cv2.findNonZero(np.ascontiguousarray(rim[::_SCREEN_STEP, ::_SCREEN_STEP]))
+    if coarse is None:
+        return None
+    coarse = coarse.reshape(-1, 2) * _SCREEN_STEP + np.array(offset, np.int32)
+    per_direction = _extreme_bounds(coarse[:, 0], coarse[:, 1], apex, angles, last, nb)
+    if per_direction is None:
+        return None
+    bound = float(per_direction.min() if last else per_direction.max())
+    centre = (int(round(apex[0])) - offset[0], int(round(apex[1])) - offset[1])
+    if max(abs(centre[0]), abs(centre[1]), bound) < 1 << 20:  # (cv2.circle's coordinates are bounded)
+        if last and bound > 8:
+            cv2.circle(rim, centre, int(bound) - 4, 0, -1)
+        elif not last:
+            disc = np.zeros_like(rim)
+            cv2.circle(disc, centre, int(math.ceil(bound)) + 4, 1, -1)
+            cv2.bitwise_and(rim, disc, dst=rim)
+    return bound
+
+
+def _extreme_bounds(xs, ys, apex, angles, last: bool, nb: int):
+    """Per direction the farthest (nearest) radius among these pixels, None unless every direction has one and
+    50 lie inside the sides. Pixels within 1e-9 degrees of a direction's edge are left out, so that a last-digit
+    difference in another call's arctan2 cannot put a pixel counted here into another direction."""
+    dx, dy = xs + 0.5 - apex[0], ys + 0.5 - apex[1]
+    ang = np.degrees(np.arctan2(dx, dy))
+    span = angles[1] - angles[0]
+    at = (ang - angles[0]) / span * nb
+    sure = (ang >= angles[0] + 1e-9) & (ang <= angles[1] - 1e-9) & (np.abs(at - np.round(at)) * span / nb > 1e-9)
+    if np.count_nonzero(sure) < 50:
+        return None
+    b = np.minimum(at[sure].astype(np.int64), nb - 1)
+    ext = np.full(nb, -np.inf if last else np.inf)
+    (np.maximum if last else np.minimum).at(ext, b, np.hypot(dx[sure], dy[sure]))
+    return ext if np.isfinite(ext).all() else None
+
+
+def _extremes_of(xs, ys, shape, apex, angles, last: bool, nb: int, min_pixels: int = 50):
+    """Per direction the extreme pixel's radius and border flag; None under ``min_pixels`` inside the sides."""
     h, w = shape
     dx, dy = xs + 0.5 - apex[0], ys + 0.5 - apex[1]
     ang = np.degrees(np.arctan2(dx, dy))
     keep = (ang >= angles[0]) & (ang <= angles[1])
-    if np.count_nonzero(keep) < 50:
+    if np.count_nonzero(keep) < max(min_pixels, 1):
         return None
     xs, ys, ang = xs[keep], ys[keep], ang[keep]
     r = np.hypot(dx[keep], dy[keep])
@@ -262,17 +318,21 @@ def fit_rectangle(field: np.ndarray) -> dict | None:
     cols = np.flatnonzero(field.any(axis=0))
     if rows.size < 3 or cols.size < 3:
         return None
-    fr = field[rows]
-    left = np.argmax(fr, axis=1)
-    right = field.shape[1] - 1 - np.argmax(fr[:, ::-1], axis=1)
-    fc = field[:, cols]
-    top = np.argmax(fc, axis=0)
-    bottom = field.shape[0] - 1 - np.argmax(fc[::-1], axis=0)
+    left, right = _row_ends(field[rows])
+    top, bottom = _row_ends(cv2.transpose(np.ascontiguousarray(field).view(np.uint8))[cols].view(bool))
     x0, x1 = float(np.median(left)), float(np.median(right)) + 1
     y0, y1 = float(np.median(top)), float(np.median(bottom)) + 1
     if x1 - x0 < 3 or y1 - y0 < 3:
         return None
     return {"kind": "rectangle", "polygon": np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])}
+
+
+def _row_ends(rows: np.ndarray):
+    """Column of the first and of the last True in each row (each holding one), of a contiguous bool array.
+    By rows of a transposed or flipped copy: numpy's argmax along columns or over reversed views cost twice."""
+    first = np.argmax(rows, axis=1)
+    last = rows.shape[1] - 1 - np.argmax(cv2.flip(rows.view(np.uint8), 1).view(bool), axis=1)
+    return first, last
 
 
 def cone_from_model(model: dict, poly: np.ndarray, iou: float, offset, source: str) -> Cone:
