@@ -2,8 +2,9 @@
 
 Per training seed (tuning seeds only; docs/evaluation.md, seed registry):
 
-1. the training study of ``echoavc demo`` (60 synthetic patients, 8 frames per exam, prevalence 0.5, 75/25
-   train/validation split by patient) made with that seed and the chosen generator (``--anatomy``);
+1. a synthetic training study (60 patients by default, 8 frames per exam, prevalence 0.5, 75/25 train/validation
+   split by patient: the study ``echoavc demo`` used before its detector moved to 48 patients and a cheaper
+   recipe, docs/screening.md) made with that seed and the chosen generator (``--anatomy``);
 2. the ``cpu`` detector preset trained on it with that seed (``--domain-randomisation`` adds the opt-in
    albumentations pipeline);
 3. the real development frames (``/work/shared/real-dev``, 8 screen captures wrapped as DICOM) ingested by
@@ -85,7 +86,7 @@ def real_frames(real_dev: Path, work: Path) -> list[dict]:
 def train_seed(seed: int, work: Path, anatomy: str, domain_randomisation: bool, patients: int,
                epochs: int | None, threads: int, log, style_from: Path | None = None,
                style_method: str = "histogram") -> dict:
-    """The demo's training study and the cpu-preset detector for one seed (both resumable)."""
+    """The synthetic training study and the cpu-preset detector for one seed (both resumable)."""
     from echoavc.dataset.split import Split
     from echoavc.dataset.table import DatasetTable
     from echoavc.detector.train import train_from_table
@@ -218,7 +219,7 @@ def main() -> int:
     ap.add_argument("--style-from", type=Path, default=None, help="train with --style-from this ingest output "
                     "folder (never real-dev: that is the measuring stick)")
     ap.add_argument("--style-method", default="histogram", choices=("histogram", "fourier"))
-    ap.add_argument("--patients", type=int, default=60, help="training patients (the demo: 60)")
+    ap.add_argument("--patients", type=int, default=60, help="training patients (the demo's former study: 60)")
     ap.add_argument("--epochs", type=int, default=None, help="override the cpu preset's 40 epochs (not the demo's)")
     ap.add_argument("--detector", type=Path, action="append", default=None,
                     help="evaluate this checkpoint instead of training (repeatable)")

@@ -3,7 +3,7 @@
 from dataclasses import asdict
 
 from echoavc.settings import ClassifierSettings, classifier_preset
-from echoavc.train import _mark_done, _stage_done
+from echoavc.train import mark_stage_done, stage_done
 
 
 def test_a_finished_stage_with_tuple_settings_is_found_done(tmp_path):
@@ -11,13 +11,13 @@ def test_a_finished_stage_with_tuple_settings_is_found_done(tmp_path):
     settings = classifier_preset("cpu")
     assert any(isinstance(v, tuple) for v in asdict(settings).values())
     fp = {"table": "t1", "split": "s1", "settings": asdict(settings)}
-    _mark_done(tmp_path, fp, {"seconds": 1.0})
-    assert _stage_done(tmp_path, fp) == {"fingerprint": _stage_done(tmp_path, fp)["fingerprint"], "seconds": 1.0}
+    mark_stage_done(tmp_path, fp, {"seconds": 1.0})
+    assert stage_done(tmp_path, fp) == {"fingerprint": stage_done(tmp_path, fp)["fingerprint"], "seconds": 1.0}
 
 
 def test_other_settings_are_not_found_done(tmp_path):
     fp = {"table": "t1", "split": "s1", "settings": asdict(ClassifierSettings())}
-    _mark_done(tmp_path, fp, {"seconds": 1.0})
+    mark_stage_done(tmp_path, fp, {"seconds": 1.0})
     other = {**fp, "settings": asdict(ClassifierSettings(epochs=ClassifierSettings().epochs + 1))}
-    assert _stage_done(tmp_path, other) is None
-    assert _stage_done(tmp_path, {**fp, "split": "s2"}) is None
+    assert stage_done(tmp_path, other) is None
+    assert stage_done(tmp_path, {**fp, "split": "s2"}) is None

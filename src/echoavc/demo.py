@@ -187,7 +187,7 @@ def run_demo(out: str | Path, patients: int = TRAIN_PATIENTS, heldout: int = HEL
     from echoavc.evaluate.heldout import evaluate_exams as evaluate_held_out
     from echoavc.settings import ScreeningSettings, classifier_preset, detector_preset
     from echoavc.synth.study import grow_study, make_study
-    from echoavc.train import _mark_done, _stage_done, train_bundle
+    from echoavc.train import mark_stage_done, stage_done, train_bundle
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -230,7 +230,7 @@ def run_demo(out: str | Path, patients: int = TRAIN_PATIENTS, heldout: int = HEL
         # finished stages are kept, each with what it was trained from: a re-run with other settings retrains it
         det_fp = {"table": det_table.fingerprint, "split": det_split.fingerprint,
                   "settings": dataclasses.asdict(det_s)}
-        det_rec = _stage_done(det_dir, det_fp)
+        det_rec = stage_done(det_dir, det_fp)
         pool = None
         if det_rec is None:
             # spawn: a forked copy of a process that has used torch can hang in its thread pools
@@ -245,16 +245,16 @@ def run_demo(out: str | Path, patients: int = TRAIN_PATIENTS, heldout: int = HEL
                 log(f"      classifier's patients: {info}")
             table, split = DatasetTable.load(table_dir), Split.load(table_dir / "split.json")
             clf_fp = {"table": table.fingerprint, "split": split.fingerprint, "settings": dataclasses.asdict(clf_s)}
-            if _stage_done(clf_dir, clf_fp) is None:
+            if stage_done(clf_dir, clf_fp) is None:
                 log(f"      classifier: {len(split.parts()['train'])} training patients, "
                     f"{len(split.parts()['val'])} validation patients")
                 train_classifier(table, split, clf_dir, clf_s, log=(lambda m: log("      " + m)) if progress else None)
-                _mark_done(clf_dir, clf_fp, {})
+                mark_stage_done(clf_dir, clf_fp, {})
             _heldout_cohort(out, seed, heldout, 1, progress, log)
             if pool is not None:
                 log("      waiting for the detector ...")
                 det_rec = {"best": detector_job.result()}
-                _mark_done(det_dir, det_fp, det_rec)
+                mark_stage_done(det_dir, det_fp, det_rec)
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)

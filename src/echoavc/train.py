@@ -41,14 +41,17 @@ from echoavc.settings import (
 DONE = "done"
 
 
-def _stage_done(folder: Path, fingerprint: dict) -> dict | None:
+def stage_done(folder: Path, fingerprint: dict) -> dict | None:
+    """The record of a training stage finished in ``folder`` from exactly ``fingerprint`` (what it was trained
+    from and with), or None: then the stage runs again. ``echoavc train`` and the demo resume through it."""
     rec = StateStore(folder).load(DONE)
     # compared in its JSON form: tuples in the settings come back as lists, and a stage must still be found done
     same = rec is not None and rec.get("fingerprint") == json.loads(json.dumps(fingerprint, default=str))
     return rec if same else None
 
 
-def _mark_done(folder: Path, fingerprint: dict, result: dict) -> None:
+def mark_stage_done(folder: Path, fingerprint: dict, result: dict) -> None:
+    """Record a training stage finished in ``folder`` (after its outputs are written), with its result."""
     StateStore(folder).save(DONE, {"fingerprint": fingerprint, **result}, indent=1)
 
 
@@ -226,7 +229,7 @@ def train_bundle(data: str | Path, out: str | Path, preset: str = "cpu", split: 
 
     det_dir, clf_dir = work / "detector", work / "classifier"
     det_fp = {"table": table.fingerprint, "split": sp.fingerprint, "settings": asdict(det_s)}
-    rec = _stage_done(det_dir, det_fp)
+    rec = stage_done(det_dir, det_fp)
     if detector_weights is not None:
         if not Path(detector_weights).is_file():
             raise EchoAVCError("no such detector checkpoint", detector_weights)
@@ -238,12 +241,12 @@ def train_bundle(data: str | Path, out: str | Path, preset: str = "cpu", split: 
         if res.warning:
             log(f"warning: {res.warning}")
         rec = {"best": str(res.best), "model_name": res.model_name, "seconds": round(time.perf_counter() - t0, 1)}
-        _mark_done(det_dir, det_fp, rec)
+        mark_stage_done(det_dir, det_fp, rec)
     else:
         log("[1/4] detector: already trained (work folder)")
     t1 = time.perf_counter()
     clf_fp = {"table": table.fingerprint, "split": sp.fingerprint, "settings": asdict(clf_s)}
-    crec = _stage_done(clf_dir, clf_fp)
+    crec = stage_done(clf_dir, clf_fp)
     if classifier_model is not None:
         from echoavc.classifier.predict import read_meta
 
@@ -255,7 +258,7 @@ def train_bundle(data: str | Path, out: str | Path, preset: str = "cpu", split: 
         log(f"[2/4] classifier ({clf_s.backbone}/{clf_s.pooling}, {clf_s.epochs} epochs at {clf_s.crop.size} px) ...")
         train_classifier(table, sp, clf_dir, clf_s, log=log if progress else None)
         crec = {"seconds": round(time.perf_counter() - t1, 1)}
-        _mark_done(clf_dir, clf_fp, crec)
+        mark_stage_done(clf_dir, clf_fp, crec)
     else:
         log("[2/4] classifier: already trained (work folder)")
 
@@ -324,14 +327,15 @@ def _view_stage(table, split, work: Path, views: ViewSettings | None, view_model
 
     vdir = work / "views"
     fp = {"table": table.fingerprint, "split": split.fingerprint, "settings": asdict(views)}
-    if _stage_done(vdir, fp) is not None:
+    if stage_done(vdir, fp) is not None:
         log("[views] view model: already trained (work folder)")
         return vdir / "model"
     log(f"[views] view model ({views.backbone} at {views.input_size} px, {views.epochs} epochs) ...")
     t = time.perf_counter()
     train_views(table, split, vdir / "model", views, log=log if progress else None)
-    _mark_done(vdir, fp, {"seconds": round(time.perf_counter() - t, 1)})
+    mark_stage_done(vdir, fp, {"seconds": round(time.perf_counter() - t, 1)})
     return vdir / "model"
 
 
-__all__ = ["train_bundle", "validation_screening", "validation_report", "choose_exam_threshold", "headline_metrics"]
+__all__ = ["train_bundle", "validation_screening", "validation_report", "choose_exam_threshold", "headline_metrics",
+           "stage_done", "mark_stage_done"]
