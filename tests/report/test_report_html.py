@@ -236,3 +236,15 @@ console.log(up + " " + down + " " + byName);
     assert res.returncode == 0, res.stderr
     # Numbers as numbers (9 < 10 < 100, not "10" < "100" < "9"), empty last both ways, toggled by a second click.
     assert res.stdout.split() == ["abdcascending", "dbacdescending", "abcdtrue"]
+
+
+def test_a_positive_screen_whose_most_likely_grade_is_0_says_so(tmp_path):
+    """The grade column beside a recall-first decision: "calcified" with grade 0 is explained, other rows are not."""
+    out = tmp_path / "graded"
+    exams, frames, card, failures = _inputs(out)
+    exams[0] = {**exams[0], "grade": 0, "grade_probabilities": [0.6, 0.3, 0.08, 0.02], "grade_frames": 2}
+    text = write_report(out, exams, frames, card, failures).read_text(encoding="utf-8")
+    check_html(text)
+    assert "Grade 0-3" in text and text.count("most likely no calcium") == 1
+    exams[0] = {**exams[0], "grade": 1, "grade_probabilities": [0.3, 0.4, 0.2, 0.1]}
+    assert "most likely no calcium" not in write_report(out, exams, frames, card, failures).read_text(encoding="utf-8")

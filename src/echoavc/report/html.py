@@ -209,8 +209,12 @@ def _grade_cell(ex: Mapping) -> str:
     if ex.get("grade") is None or not isinstance(p, (list, tuple)):
         return f"<td>{_DASH}</td>"
     per = " / ".join(f"{_fmt(v)}" for v in p)
+    # the decision's threshold is set for recall, the grade is the most likely class: a positive screen whose most
+    # likely grade is 0 is coherent, but side by side it reads as a contradiction unless it is said
+    why = ('<div class="why">screen positive (the decision\'s threshold is set for recall); most likely no '
+           "calcium</div>" if ex.get("decision") == "calcified" and ex.get("grade") == 0 else "")
     return (f"<td{_sort_attr(ex.get('grade'))}><b>{_e(ex.get('grade'))}</b> (P per grade {_e(per)}; "
-            f"{_e(ex.get('grade_frames'))} frames)</td>")
+            f"{_e(ex.get('grade_frames'))} frames){why}</td>")
 
 
 def _exam_table(exams: list[Mapping], thumbs: _Thumbnails) -> str:
