@@ -70,7 +70,7 @@ def test_components_and_strong_pixels_as_opencv_and_the_float_test_give_them():
 
 @pytest.mark.parametrize("seed", range(30))
 def test_background_level_and_its_block_bounds(seed):
-    from echoavc.cone.field import _far_bounds, _grey_level
+    from echoavc.cone.field import _blocks, _far_bound, _grey_level
 
     rng = np.random.default_rng(seed)
     h, w = rng.integers(40, 260, 2)
@@ -82,7 +82,8 @@ def test_background_level_and_its_block_bounds(seed):
         mx[h // 3: h // 2, w // 4: w // 2] = 90  # a lit patch on black: the block bounds decide
     above = (mx > 8).astype(np.uint8)
     far = cv2.dilate(above, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (33, 33))) == 0
-    least, most = _far_bounds(above, 33)
+    blocks = _blocks(above)
+    least, most = (_far_bound(blocks, 33, above.shape, surely=s) for s in (True, False))
     assert not (least & ~far).any() and not (far & ~most).any()
     plain = 8 if np.count_nonzero(far) < 0.05 * mx.size else int(min(8, np.percentile(mx[far], 99.5) + 2))
     assert _grey_level(mx, 8) == plain

@@ -208,16 +208,6 @@ def _grey_level(mx: np.ndarray, level: int) -> int:
     return int(min(level, _percentile_u8(hist, n, 99.5) + 2))
 
 
-def _far_bounds(above: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(surely far, perhaps far): pixels with no ``above`` pixel within the k x k ellipse, bounded from 2x2 blocks.
-
-    A block of ``above`` pixels reaches every pixel of another block when every offset between their pixels
-    is in the ellipse, and may reach one when some offset is.
-    """
-    blocks = _blocks(above)
-    return _far_bound(blocks, k, above.shape, surely=True), _far_bound(blocks, k, above.shape, surely=False)
-
-
 def _blocks(above: np.ndarray) -> np.ndarray:
     """Non-zero for each 2x2 block (the image padded with 0 to even sides) that holds a non-zero pixel: the
     block mean of the 0/255 image, which is at least 64 then (OpenCV's exact halving rounds (a+b+c+d+2)/4)."""
@@ -229,7 +219,9 @@ def _blocks(above: np.ndarray) -> np.ndarray:
 
 
 def _far_bound(blocks: np.ndarray, k: int, shape, surely: bool) -> np.ndarray:
-    """Bool (H, W): the pixels surely far (``surely``) or perhaps far, from the block image of ``_blocks``."""
+    """Bool (H, W): the pixels surely far (``surely``) or perhaps far, from the block image of ``_blocks``: far
+    means no ``above`` pixel within the k x k ellipse. A block of ``above`` pixels reaches every pixel of another
+    block when every offset between their pixels is in the ellipse, and may reach one when some offset is."""
     some, every = _block_kernels(k)
     reach = cv2.dilate(blocks, some if surely else every)
     # each block's answer on its 2x2 pixels (nearest-neighbour doubling: np.repeat's, at a fifth of its cost)
