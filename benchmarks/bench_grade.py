@@ -57,6 +57,16 @@ def _run_folder(work: Path, name: str, run: int) -> Path:
     return work / (name if run == 0 else f"{name}-s{run}")
 
 
+def _not_lower(diff) -> bool:
+    """The AUROC difference with - without is not shown lower: its paired 95% interval is not wholly below 0."""
+    return diff.estimate >= 0 or diff.hi >= 0
+
+
+def _exam_means(p: np.ndarray, idx: dict, exams: list) -> np.ndarray:
+    """Each exam's binary probability: the mean of its frames' (the exam aggregate)."""
+    return np.array([p[idx[e]].mean() for e in exams])
+
+
 def prepare(args) -> tuple:
     """Steps 1-2: the training study and the binary classifier (reused when --work holds them)."""
     from echoavc.classifier.train import train_classifier
@@ -171,8 +181,8 @@ def _time_passes(model: Path, clf, crops) -> dict:
     return out
 
 
-def _other_runs(args, work: Path, test, samples, idx, exams, y, g_true, patients, pe_with0, pe_without0,
-                qwk0) -> dict:
+def _other_runs(args, work: Path, joint: bool, test, samples, idx, exams, y, g_true, patients, pe_with0,
+                pe_without0, qwk0) -> dict:
     """With ``--runs`` K > 1: every run's exam QWK (its own network and head, as predict serves them) and the
     binary exam AUROC difference with - without averaged over the K runs, one paired patient bootstrap (the same
     resampled patients for every network): the recipe's effect with the training runs' own spread averaged out."""
@@ -182,7 +192,7 @@ def _other_runs(args, work: Path, test, samples, idx, exams, y, g_true, patients
     from echoavc.classifier.grade import GradeModel, exam_grade
     from echoavc.classifier.predict import Classifier
     from echoavc.evaluate import bootstrap_by_group
-    from echoavc.evaluate.grading import grade_report
+    from echoavc.evaluate.grading import quadratic_kappa
 
     if args.runs < 2:
         return {"lines": []}
@@ -195,10 +205,10 @@ def _other_runs(args, work: Path, test, samples, idx, exams, y, g_true, patients
         head = GradeModel.on_classifier(folder, clf)
         g_frames = head.from_features(features)
         g_pred = np.array([exam_grade(g_frames[idx[e]], head.head.exam_pooling)[0] for e in exams])
-        qwks.append(grade_report(g_true, g_pred, patients, n_classes=4, n_boot=200)["qwk"]["value"])
-        p_ref = Classifier.load(reference).predict_proba(crops) if reference.is_dir() else p
-        with_.append(np.array([p[idx[e]].mean() for e in exams]))
-        without.append(np.array([p_ref[idx[e]].mean() for e in exams]))
+        qwks.append(quadratic_kappa(g_true, g_pred, labels=list(range(4))))
+        p_ref = Classifier.load(reference).predict_proba(crops) if joint else p
+        with_.append(_exam_means(p, idx, exams))
+        without.append(_exam_means(p_ref, idx, exams))
     a, b = np.stack(with_, axis=1), np.stack(without, axis=1)
     mean_diff = bootstrap_by_group(
         lambda t, a, b: float(np.mean([roc_auc_score(t, a[:, k]) - roc_auc_score(t, b[:, k])
@@ -207,7 +217,7 @@ def _other_runs(args, work: Path, test, samples, idx, exams, y, g_true, patients
     lines = [
         f"{'PASS' if min(qwks) >= 0.80 else 'FAIL'} exam grade over {args.runs} training runs (training seeds "
         f"0-{args.runs - 1}): quadratic weighted kappa {', '.join(f'{v:.3f}' for v in qwks)} (each >= 0.80)",
-        f"{'PASS' if mean_diff.estimate >= 0 or mean_diff.hi >= 0 else 'FAIL'} binary exam AUROC with - without "
+        f"{'PASS' if _not_lower(mean_diff) else 'FAIL'} binary exam AUROC with - without "
         f"the grade head, averaged over the {args.runs} runs: {mean_diff.format(3)} (paired patient bootstrap, every "
         f"network on the same resampled patients; per run {per_run})",
     ]
@@ -237,7 +247,7 @@ def evaluate_grade(args, table, split, model: Path, seconds: dict) -> dict:
     z_test = clf.logits(crops)
     # without the grade head: the binary-loss-only network when the model trained with the grade loss, else this
     # network itself (the head is then frozen-feature and cannot change it)
-    reference = model.parent / "model-binary"
+    reference = _run_folder(model.parent, "model-binary", 0)
     joint = float(json.loads((model / "classifier.json").read_text())["settings"].get("grade_loss", 0.0)) > 0
     p_without = (Classifier.load(reference) if joint else clf).predict_proba(crops)
     t1 = time.perf_counter()
@@ -259,8 +269,7 @@ def evaluate_grade(args, table, split, model: Path, seconds: dict) -> dict:
     y = np.array([truth[e].label for e in exams])
     g_true = np.array([truth[e].grade for e in exams])
     patients = [truth[e].patient_id for e in exams]
-    pe_without = np.array([p_without[idx[e]].mean() for e in exams])  # the exam aggregate: mean of its frames
-    pe_with = np.array([p_with[idx[e]].mean() for e in exams])
+    pe_without, pe_with = _exam_means(p_without, idx, exams), _exam_means(p_with, idx, exams)
     pooling = head_inputs[0].exam_pooling  # fitted on the validation exams with the head
     g_pred = np.array([exam_grade(g_frames[idx[e]], pooling)[0] for e in exams])
     g_mean = np.array([exam_grade(g_frames[idx[e]])[0] for e in exams])  # the former rule: the frames' mean
@@ -291,7 +300,7 @@ def evaluate_grade(args, table, split, model: Path, seconds: dict) -> dict:
         f"{'PASS' if q['value'] is not None and q['value'] >= 0.80 else 'FAIL'} exam grade: quadratic weighted kappa "
         f"{q['value']:.3f} [{q['low']:.3f}, {q['high']:.3f}] (95% patient bootstrap, {q['n_boot_valid']} resamples) "
         f">= 0.80; exact agreement {rep['accuracy']:.2f}",
-        f"{'PASS' if diff.estimate >= 0 or diff.hi >= 0 else 'FAIL'} binary exam AUROC with the grade head "
+        f"{'PASS' if _not_lower(diff) else 'FAIL'} binary exam AUROC with the grade head "
         f"{auc['with'].format(3)} vs without {auc['without'].format(3)}: difference {diff.format(3)} (paired patient "
         "bootstrap; not lower unless the whole interval is below 0); " + (
             f"without = the same recipe trained with the binary loss alone ({reference.name}); fitting the head left "
@@ -311,8 +320,8 @@ def evaluate_grade(args, table, split, model: Path, seconds: dict) -> dict:
         f"format-2 two graphs {passes['two_graphs']['cpu_s_per_1000']} CPU s ({passes['two_graphs']['wall_s_per_1000']}"
         f" s wall); grade probabilities max |difference| {passes['max_grade_difference']:.1e}",
     ]
-    runs = _other_runs(args, model.parent, test, samples, idx, exams, y, g_true, patients, pe_with, pe_without,
-                       q["value"])
+    runs = _other_runs(args, model.parent, joint, test, samples, idx, exams, y, g_true, patients, pe_with,
+                       pe_without, q["value"])
     lines += runs.pop("lines")
     print(confusion_markdown(rep), flush=True)
     for line in lines:
