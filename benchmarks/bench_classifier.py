@@ -224,8 +224,8 @@ def bench_acceptance(args) -> dict:
     def held_out(ds: Path, seed: int) -> dict:
         test = DatasetTable.load(ds)
         samples = load_samples(test)
-        crops = CropSource(test, clf.crop, clf.noise_reduction).batch(samples)
-        p = clf.predict_proba(crops)
+        crops = CropSource(test, clf.crop, clf.noise_reduction).test_batch(samples)
+        p = clf.predict_proba(crops, per_box=clf.boxes_per_probability)
         y = np.array([x.label for x in samples])
         g = np.array([x.grade or 0 for x in samples])
         groups = np.array([x.patient_id for x in samples])

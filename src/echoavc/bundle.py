@@ -357,7 +357,8 @@ def save_bundle(out: str | Path, *, detector_weights: str | Path, classifier_dir
         }
         grade = grade_note(cdir)
         (tmp / GRADE_FILE).write_text(json.dumps(grade, indent=1, default=str) + "\n")
-        card_md = model_card_markdown(meta, grade)
+        # the test boxes live in classifier/classifier.json (bundle.json keeps its format's shape)
+        card_md = model_card_markdown(meta, grade, test_boxes=int((cmeta.get("crop") or {}).get("test_boxes", 1)))
         if views_dir is not None:
             card_md += "\n## View model\n" + views_card(json.loads((tmp / VIEWS_DIR / "views.json").read_text())) + "\n"
         (tmp / "MODEL_CARD.md").write_text(card_md)

@@ -10,7 +10,7 @@ VALIDATION_LABEL = "validation (used for model selection; optimistic)"
 RESEARCH_ONLY = "Research use only: not for clinical diagnosis or treatment decisions."
 
 
-def model_card_markdown(meta: dict, grade: dict | None = None) -> str:
+def model_card_markdown(meta: dict, grade: dict | None = None, test_boxes: int = 1) -> str:
     """A short human-readable card; the JSON record stays the reference."""
     from echoavc.weights import describe_start
 
@@ -23,7 +23,8 @@ def model_card_markdown(meta: dict, grade: dict | None = None) -> str:
              "## Models", f"- detector: {meta['detector']['model_name']} at {meta['detector']['imgsz']} px; "
              f"{describe_start(meta['detector'].get('starting_weights'))}",
              f"- classifier: {meta['classifier'].get('backbone')} / {meta['classifier'].get('pooling')} at "
-             f"{meta['classifier'].get('input_size')} px; {describe_start(meta['classifier'].get('starting_weights'))}",
+             f"{meta['classifier'].get('input_size')} px; {describe_start(meta['classifier'].get('starting_weights'))}"
+             + _test_boxes_note(test_boxes),
              "",
              "## Severity grade", grade_card(grade), "",
              "## Thresholds (chosen on validation)",
@@ -83,6 +84,11 @@ def views_card(v: dict) -> str:
     return (f"views: {v.get('backbone')} at {v.get('input_size')} px, classes {', '.join(v.get('classes', []))}; "
             f"clip view accuracy {acc} on the validation patients (used for model selection; optimistic); "
             "clips of another view are listed, not screened")
+
+
+def _test_boxes_note(n: int) -> str:
+    return (f"; each probability is the mean over {n} boxes (the detector's box and {n - 1} fixed shifts and "
+            "resizes of it), as it was calibrated" if n and n > 1 else "")
 
 
 __all__ = ["VALIDATION_LABEL", "RESEARCH_ONLY", "model_card_markdown", "grade_card", "views_card"]

@@ -31,7 +31,8 @@ def test_checkpoint_holds_weights_settings_and_calibration(smoke_classifier):
     s = smoke_classifier.settings
     assert meta["format"] == "echoavc-classifier/1"
     assert (meta["backbone"], meta["pooling"], meta["input_size"]) == (s.backbone, s.pooling, s.crop.size)
-    assert meta["crop"] == {"size": s.crop.size, "margin": s.crop.margin, "jitter": s.crop.jitter}
+    assert meta["crop"] == {"size": s.crop.size, "margin": s.crop.margin, "jitter": s.crop.jitter,
+                            "test_boxes": s.crop.test_boxes}
     assert meta["noise_reduction"] is True and meta["normalisation"]["mean"] == list(s.mean)
     assert meta["calibration"]["method"] == "temperature" and meta["calibration"]["temperature"] > 0
     assert 0 <= meta["threshold"] <= 1 and meta["threshold_rule"]["rule"] == "recall"

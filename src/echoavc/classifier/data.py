@@ -19,7 +19,7 @@ import pandas as pd
 from echoavc.dataset.split import Split
 from echoavc.dataset.table import DatasetTable
 from echoavc.errors import EchoAVCError
-from echoavc.preprocess.crop import jitter_box, normalise, prepare_crop, subtract_minimum, valve_crop
+from echoavc.preprocess.crop import averaged_boxes, jitter_box, normalise, prepare_crop, subtract_minimum, valve_crop
 from echoavc.settings import CropSettings
 
 __all__ = ["Sample", "prepare_crop", "subtract_minimum", "rotate_crop", "normalise", "load_samples",
@@ -116,7 +116,8 @@ class CropSource:
 
     def __init__(self, table: DatasetTable | None, crop: CropSettings, noise_reduction: bool, max_jitter: float = 0.0):
         self.table, self.crop, self.noise_reduction = table, crop, noise_reduction
-        self.max_jitter = max_jitter
+        # room for the test boxes too (test_batch), which lie within the crop's jitter
+        self.max_jitter = max(max_jitter, crop.jitter if crop.test_boxes > 1 else 0.0)
         self._regions: dict[str, tuple[np.ndarray, tuple]] = {}
         self._fixed: dict[tuple, np.ndarray] = {}
 
@@ -156,15 +157,29 @@ class CropSource:
             return self._fixed[k]
         return self._make(s, jitter, rng, extra_angle)
 
-    def _make(self, s: Sample, jitter: float, rng, extra_angle: float) -> np.ndarray:
+    def _make(self, s: Sample, jitter: float, rng, extra_angle: float, test_box: int = 0) -> np.ndarray:
         planes, box = self._region(s)
         if jitter > 0:
             box = jitter_box(box, jitter, rng)
+        if test_box:
+            box = averaged_boxes(box, test_box + 1, self.crop.jitter)[test_box]
         both = valve_crop(planes, box, self.crop.size, self.crop.margin)
         out, valid = both[..., 0], both[..., 1] > 127
         if self.noise_reduction:
             out = subtract_minimum(out, valid)
         return rotate_crop(out, s.angle + extra_angle)
+
+    def test_batch(self, samples: list[Sample]) -> np.ndarray:
+        """(N * n, S, S) prepared crops of each sample's ``crop.test_boxes`` (n) boxes, a sample's n in a row (the
+        box itself first): what the model averages one probability over (``preprocess.crop.averaged_boxes``); with
+        n = 1 the same as :meth:`batch`."""
+        n = self.crop.test_boxes
+        out = np.empty((len(samples) * n, self.crop.size, self.crop.size), np.uint8)
+        for i, s in enumerate(samples):
+            out[i * n] = self.crop_of(s)
+            for k in range(1, n):
+                out[i * n + k] = self._make(s, 0.0, None, 0.0, test_box=k)
+        return out
 
     def batch(self, samples: list[Sample], jitter: float = 0.0, rng: np.random.Generator | None = None,
               rotation_deg: float = 0.0) -> np.ndarray:

@@ -68,8 +68,9 @@ def evaluate_classifier(classifier, table: DatasetTable | str | Path, split: Spl
         samples = [s for s in samples if s.part == part]
     if not samples:
         raise EchoAVCError(f"no labelled valve crops in part {part!r}")
-    crops = CropSource(table, classifier.crop, classifier.noise_reduction).batch(samples)
-    p = classifier.predict_proba(crops)
+    # each probability as the model gives it: averaged over the box's test boxes (CropSettings.test_boxes)
+    crops = CropSource(table, classifier.crop, classifier.noise_reduction).test_batch(samples)
+    p = classifier.predict_proba(crops, per_box=classifier.boxes_per_probability)
     y = np.array([s.label for s in samples])
     groups = np.array([s.patient_id for s in samples])
     grades = np.array([-1 if s.grade is None else s.grade for s in samples])

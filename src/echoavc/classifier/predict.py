@@ -1,8 +1,8 @@
 """Prepared crops in, calibrated probabilities out: one interface over PyTorch and ONNX Runtime.
 
     clf = Classifier.load("runs/classifier")            # or backend="onnx" (exports model.onnx once)
-    crop = clf.prepare(image, box)                       # the stored crop size, margin and noise reduction
-    p = clf.predict_proba(np.stack([crop]))             # calibrated P(calcified)
+    crops = clf.box_crops(image, box)                    # the stored crop size, margin, noise reduction, test boxes
+    p = clf.predict_proba(crops, per_box=clf.boxes_per_probability)   # calibrated P(calcified) of the box
     calls = p >= clf.threshold
 """
 
@@ -16,10 +16,10 @@ import numpy as np
 from echoavc.classifier.calibrate import Calibration
 from echoavc.classifier.model import AVCNet, build
 from echoavc.errors import EchoAVCError
-from echoavc.preprocess.crop import normalise, prepare_crop
+from echoavc.preprocess.crop import averaged_boxes, normalise, prepare_crop
 from echoavc.settings import CropSettings, from_dict
 
-__all__ = ["Classifier", "load_model", "export_onnx", "ONNX_FILE", "FEATURES_OUTPUT"]
+__all__ = ["Classifier", "average_per_box", "load_model", "export_onnx", "ONNX_FILE", "FEATURES_OUTPUT"]
 
 ONNX_FILE = "model.onnx"
 #: the ONNX graph's second output: pooled backbone features, for the grade head (one backbone pass for both)
@@ -93,6 +93,16 @@ def export_onnx(model: AVCNet, path: str | Path, opset: int = 17) -> Path:
                               opset_version=opset, dynamo=False)
 
     return atomic_write_with(path, write)
+
+
+def average_per_box(logits: np.ndarray, per_box: int) -> np.ndarray:
+    """The mean logit of each run of ``per_box`` consecutive crops (one box's test boxes)."""
+    z = np.asarray(logits)
+    if per_box == 1:
+        return z
+    if per_box < 1 or len(z) % per_box:
+        raise EchoAVCError(f"{len(z)} crops are not whole runs of {per_box} test boxes")
+    return z.reshape(-1, per_box).mean(1)
 
 
 class _TorchBackend:
@@ -174,6 +184,17 @@ class Classifier:
         """The prepared crop of ``box`` in a standard image, with the model's stored crop settings."""
         return prepare_crop(image, box, self.crop, self.noise_reduction)
 
+    @property
+    def boxes_per_probability(self) -> int:
+        """How many crops one probability averages (``CropSettings.test_boxes``; 1 for models made before it)."""
+        return int(self.crop.test_boxes)
+
+    def box_crops(self, image: np.ndarray, box) -> np.ndarray:
+        """(n, S, S): the prepared crops of ``box`` and its fixed test boxes, the box itself first; give them to
+        :meth:`predict_proba` with ``per_box=n`` (n = :attr:`boxes_per_probability`)."""
+        return np.stack([self.prepare(image, b)
+                         for b in averaged_boxes(box, self.boxes_per_probability, self.crop.jitter)])
+
     def _checked(self, crops: np.ndarray) -> np.ndarray:
         crops = np.asarray(crops)
         if crops.ndim == 2:
@@ -188,9 +209,10 @@ class Classifier:
         out = [self.backend(normalise(crops[i:i + batch], self.mean, self.std)) for i in range(0, len(crops), batch)]
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
-    def predict_proba(self, crops: np.ndarray) -> np.ndarray:
-        """Calibrated P(calcified) per prepared crop."""
-        return self.calibration(self.logits(crops))
+    def predict_proba(self, crops: np.ndarray, per_box: int = 1) -> np.ndarray:
+        """Calibrated P(calcified) per prepared crop; with ``per_box`` n, per run of n crops of one box (its test
+        boxes, :meth:`box_crops`): the mean of their logits, calibrated, as the model was calibrated."""
+        return self.calibration(average_per_box(self.logits(crops), per_box))
 
     @property
     def has_features(self) -> bool:
@@ -209,10 +231,12 @@ class Classifier:
             return np.zeros(0, np.float32), np.zeros((0, 0), np.float32)
         return np.concatenate([z for z, _ in parts]), np.concatenate([f for _, f in parts])
 
-    def predict_proba_and_features(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(calibrated P(calcified), pooled features) from one pass: what the Screener gives the grade head."""
+    def predict_proba_and_features(self, crops: np.ndarray, per_box: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """(calibrated P(calcified), pooled features) from one pass: what the Screener gives the grade head. With
+        ``per_box`` n (as :meth:`predict_proba`), the features are those of each box itself (the first of its n
+        crops): the grade head was fitted on the box's own crop."""
         z, f = self.logits_and_features(crops)
-        return self.calibration(z), f
+        return self.calibration(average_per_box(z, per_box)), f[::per_box]
 
     def predict(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities, calls at the stored threshold)."""

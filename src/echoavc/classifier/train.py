@@ -29,15 +29,15 @@ from echoavc import runtime
 from echoavc.classifier.calibrate import Calibration, fit_calibration, pick_threshold
 from echoavc.classifier.data import CropSource, Sample, expand_training, load_samples
 from echoavc.classifier.model import AVCNet, OrdinalAux, build
-from echoavc.classifier.predict import META_FILE, MODEL_FILE, MODEL_FORMAT
+from echoavc.classifier.predict import META_FILE, MODEL_FILE, MODEL_FORMAT, average_per_box
 from echoavc.dataset.split import Split
 from echoavc.dataset.table import DatasetTable
 from echoavc.errors import EchoAVCError, EchoAVCWarning
 from echoavc.preprocess.crop import normalise
 from echoavc.settings import ClassifierSettings
 
-__all__ = ["FitResult", "Trained", "fit_model", "predict_logits", "train_and_calibrate", "train_classifier",
-           "save_model", "MODEL_FILE", "META_FILE", "MODEL_FORMAT", "set_threads", "training_samples"]
+__all__ = ["FitResult", "Trained", "box_logits", "fit_model", "predict_logits", "train_and_calibrate",
+           "train_classifier", "save_model", "MODEL_FILE", "META_FILE", "MODEL_FORMAT", "set_threads", "training_samples"]
 
 def set_threads(settings: ClassifierSettings) -> int:
     """torch threads: ``settings.threads`` or every available core (Ultralytics may have lowered it)."""
@@ -82,6 +82,13 @@ def predict_logits(model: nn.Module, crops: np.ndarray, mean, std, batch: int = 
             out.append(model(torch.from_numpy(normalise(crops[i:i + batch], mean, std))).float().numpy())
     model.train(was)
     return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def box_logits(model: nn.Module, source: CropSource, samples: list[Sample], s: ClassifierSettings) -> np.ndarray:
+    """One logit per sample as the model will predict: the mean over the crop's test boxes
+    (``s.crop.test_boxes``). Calibration and the threshold are fitted on these; choosing the epoch reads the box
+    alone (``fit_model``), which is cheaper and orders epochs alike."""
+    return average_per_box(predict_logits(model, source.test_batch(samples), s.mean, s.std), s.crop.test_boxes)
 
 
 def _bce(logits: np.ndarray, y: np.ndarray) -> float:
@@ -241,7 +248,7 @@ def train_and_calibrate(source: CropSource, train: list[Sample], val: list[Sampl
     meta: dict = {"calibration_data": None, "cv": None}
     if not use_cv:
         model, fr = fit_model(source, training_samples(train, s, s.seed), val, s, s.seed, log=log)
-        z = predict_logits(model, source.batch(val), s.mean, s.std)
+        z = box_logits(model, source, val, s)
         y = np.array([v.label for v in val])
         meta["calibration_data"] = {"kind": "validation", "why": why, "crops": len(val),
                                     "patients": len({v.patient_id for v in val}), "positives": int(y.sum())}
@@ -265,7 +272,7 @@ def train_and_calibrate(source: CropSource, train: list[Sample], val: list[Sampl
                 raise EchoAVCError(f"cross-validation fold {f}: its training patients hold one class only")
             m, fr = fit_model(source, training_samples(tr, s, s.seed + 1 + f), va, s, s.seed + 1 + f, log=log,
                               label=f"[fold {f}] ")
-            z[folds == f] = predict_logits(m, source.batch(va), s.mean, s.std)
+            z[folds == f] = box_logits(m, source, va, s)
             fold_info.append({"fold": f, "crops": len(va), "patients": len({v.patient_id for v in va}),
                               "best_epoch": fr.best_epoch, "epochs_run": len(fr.history), "seconds": fr.seconds})
             del m

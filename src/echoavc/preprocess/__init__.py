@@ -8,6 +8,7 @@
 
 from echoavc.preprocess.clip import PreparedClip, prepare_clip, prepare_image
 from echoavc.preprocess.crop import (
+    averaged_boxes,
     crop_geometry,
     crop_to_image,
     jitter_box,
@@ -19,6 +20,6 @@ from echoavc.preprocess.crop import (
 from echoavc.preprocess.frame import StandardFrame, channels_equal, chroma, is_grey, overlay_in_cone
 from echoavc.preprocess.record import Preprocessing
 
-__all__ = ["PreparedClip", "Preprocessing", "StandardFrame", "channels_equal", "chroma", "crop_geometry",
+__all__ = ["PreparedClip", "Preprocessing", "StandardFrame", "averaged_boxes", "channels_equal", "chroma", "crop_geometry",
            "crop_to_image", "is_grey", "jitter_box", "normalise", "overlay_in_cone", "prepare_clip", "prepare_crop",
            "prepare_image", "subtract_minimum", "valve_crop"]

@@ -14,9 +14,14 @@ import numpy as np
 
 from echoavc.errors import EchoAVCError
 from echoavc.settings import CropSettings
+from echoavc.settings.data import MAX_TEST_BOXES
 
-__all__ = ["valve_crop", "crop_geometry", "crop_to_image", "jitter_box", "subtract_minimum", "prepare_crop",
-           "normalise"]
+__all__ = ["valve_crop", "crop_geometry", "crop_to_image", "jitter_box", "averaged_boxes", "subtract_minimum",
+           "prepare_crop", "normalise"]
+
+#: (dx, dy, ds) of the fixed test boxes in units of the jitter, uniform in [-1, 1] from a fixed seed, the box
+#: itself first: the same boxes on every run and machine (a random draw per frame would make the results vary)
+_TEST_OFFSETS = np.vstack([np.zeros((1, 3)), np.random.default_rng(12345).uniform(-1.0, 1.0, (MAX_TEST_BOXES - 1, 3))])
 
 
 def jitter_box(box, jitter: float, rng: np.random.Generator) -> tuple[float, float, float, float]:
@@ -27,6 +32,19 @@ def jitter_box(box, jitter: float, rng: np.random.Generator) -> tuple[float, flo
     cx, cy = (x1 + x2) / 2 + dx * w, (y1 + y2) / 2 + dy * h
     w, h = w * (1 + ds), h * (1 + ds)
     return cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
+
+
+def averaged_boxes(box, n: int, jitter: float) -> np.ndarray:
+    """(n, 4): ``box`` itself and n - 1 fixed shifts and resizes of it by up to ``jitter`` of its size (the same
+    kind of change :func:`jitter_box` draws in training), whose crops one probability averages."""
+    if not 1 <= n <= MAX_TEST_BOXES:
+        raise ValueError(f"n must be 1 to {MAX_TEST_BOXES}, not {n}")
+    x1, y1, x2, y2 = (float(v) for v in box)
+    w, h = x2 - x1, y2 - y1
+    d = _TEST_OFFSETS[:n] * jitter
+    cx, cy = (x1 + x2) / 2 + d[:, 0] * w, (y1 + y2) / 2 + d[:, 1] * h
+    ww, hh = w * (1 + d[:, 2]), h * (1 + d[:, 2])
+    return np.stack([cx - ww / 2, cy - hh / 2, cx + ww / 2, cy + hh / 2], 1)
 
 
 def valve_crop(image: np.ndarray, box, size: int = 224, margin: float = 0.1, jitter: float = 0.0,

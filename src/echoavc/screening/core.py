@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from echoavc.bundle import Bundle
-from echoavc.preprocess.crop import prepare_crop
+from echoavc.preprocess.crop import averaged_boxes, prepare_crop
 from echoavc.settings import ScreeningSettings
 from echoavc.views.screening import NOT_SCREENED
 
@@ -219,25 +219,29 @@ class Screener:
 
     def crop_predictions(self, images: Sequence[np.ndarray], boxes: np.ndarray,
                          grade: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-        """P(calcified) (n,) and, with ``grade``, grade probabilities (n, K), from ONE crop per boxed image.
+        """P(calcified) (n,) and, with ``grade``, grade probabilities (n, K) per boxed image.
 
-        NaN where there is no box. The classifier and the grade head read the same prepared crop, so it is made
-        once; where the grade head reads the classifier's pooled features, the backbone also runs once.
+        NaN where there is no box. The probability averages the classifier's logits over the box's test boxes
+        (the classifier's ``CropSettings.test_boxes``, 1 for older models); the grade head reads the box's own
+        crop, the first of them, as it was fitted. The crops are made once for both; where the grade head reads
+        the classifier's pooled features, the backbone also runs once.
         """
         shared = grade and self.grader.classifier is self.classifier
+        n = self.classifier.boxes_per_probability
         p = np.full(len(images), np.nan)
         g = np.full((len(images), self.grader.n_classes), np.nan) if grade else None
         has = [i for i in range(len(images)) if np.isfinite(boxes[i]).all()]
         for j in range(0, len(has), self.settings.batch):
             idx = has[j:j + self.settings.batch]
-            crops = np.stack([prepare_crop(images[i], boxes[i], self.crop, self.noise_reduction) for i in idx])
+            crops = np.stack([prepare_crop(images[i], b, self.crop, self.noise_reduction)
+                              for i in idx for b in averaged_boxes(boxes[i], n, self.classifier.crop.jitter)])
             if shared:
-                p[idx], features = self.classifier.predict_proba_and_features(crops)
+                p[idx], features = self.classifier.predict_proba_and_features(crops, per_box=n)
                 g[idx] = self.grader.from_features(features)
                 continue
-            p[idx] = self.classifier.predict_proba(crops)
+            p[idx] = self.classifier.predict_proba(crops, per_box=n)
             if grade:
-                g[idx] = self.grader.predict_proba(crops)
+                g[idx] = self.grader.predict_proba(crops[::n])
         return p, g
 
     def screen(self, images: Sequence[np.ndarray], kept: Sequence[int], exam_id: str, source: str) -> list[FrameResult]:

@@ -185,6 +185,10 @@ class AugmentSettings:
     online_tries: int = 10
 
 
+#: the most boxes ``CropSettings.test_boxes`` may average over
+MAX_TEST_BOXES = 32
+
+
 @dataclass(frozen=True)
 class CropSettings:
     """Valve crops for the classifier (paper: 224x224)."""
@@ -194,3 +198,14 @@ class CropSettings:
     margin: float = 0.1
     #: Random shift and resize of the box, as a share of its size (0: none); training part only.
     jitter: float = 0.0
+    #: Boxes one probability is averaged over when the model predicts: the box itself and ``test_boxes - 1``
+    #: fixed shifts and resizes within ``jitter`` (``preprocess.crop.averaged_boxes``), their logits averaged. The
+    #: classifier's probability moves with where the detector puts the box; the average reads the valve rather
+    #: than the box's placement (docs/classifier.md). 1: the box alone.
+    test_boxes: int = 1
+
+    def __post_init__(self):
+        if not 1 <= int(self.test_boxes) <= MAX_TEST_BOXES:
+            raise EchoAVCError(f"CropSettings.test_boxes must be 1 to {MAX_TEST_BOXES}, not {self.test_boxes!r}")
+        if self.test_boxes > 1 and not self.jitter > 0:
+            raise EchoAVCError("CropSettings.test_boxes above 1 needs jitter > 0 (the boxes are shifted within it)")

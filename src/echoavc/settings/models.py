@@ -100,7 +100,7 @@ CLASSIFIER_PRESETS: dict[str, dict] = {
     "paper": {},
     # trains in minutes on 2 CPU cores without pretrained weights (tuned on synthetic cohorts, docs/classifier.md)
     "cpu": {"backbone": "mobilenetv3_small_100", "pooling": "avg", "crop": CropSettings(size=128, margin=0.1,
-            jitter=0.1), "epochs": 30, "batch": 16, "lr": 2e-3, "patience": 8, "rotation": "online",
+            jitter=0.1, test_boxes=8), "epochs": 30, "batch": 16, "lr": 2e-3, "patience": 8, "rotation": "online",
             "balance": "weights", "dropout": 0.2, "pretrained": "none", "monitor": "auroc", "grade_loss": 1.0},
     # for tests: seconds
     "smoke": {"backbone": "mobilenetv3_small_100", "pooling": "avg", "crop": CropSettings(size=64, margin=0.1,
