@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from echoavc.classifier.calibrate import Calibration
-from echoavc.classifier.model import AVCNet, build
 from echoavc.errors import EchoAVCError
 from echoavc.preprocess.crop import averaged_boxes, normalise, prepare_crop
 from echoavc.settings import CropSettings, from_dict
+
+if TYPE_CHECKING:  # torch is imported only where a PyTorch model is built: ONNX screening workers start faster
+    from echoavc.classifier.model import AVCNet
 
 __all__ = ["Classifier", "average_per_box", "load_model", "export_onnx", "ONNX_FILE", "FEATURES_OUTPUT"]
 
@@ -47,6 +50,8 @@ def read_meta(folder: str | Path) -> dict:
 def load_model(folder: str | Path) -> tuple[AVCNet, dict]:
     """The network (eval mode) and its stored settings. Weights are a safetensors state dict, never a pickle."""
     from safetensors.torch import load_file
+
+    from echoavc.classifier.model import build
 
     folder = Path(folder)
     meta = read_meta(folder)
