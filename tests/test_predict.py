@@ -304,6 +304,12 @@ def test_two_workers_give_the_same_results(screened, screening_bundle, tmp_path)
             threads=2, progress=False)
     for n in ("frames.csv", "exams.csv", "failures.csv"):
         assert (tmp_path / "w2" / n).read_bytes() == (root / "out" / n).read_bytes(), n
+    # the heat maps too: with workers, the PyTorch classifier they need is built while the workers screen
+    heat = json.loads((root / "out" / "results.json").read_text())["exams"]
+    drawn = [e["overlay"] for e in heat if e.get("heat_map")]
+    assert drawn
+    for rel in drawn:
+        assert (tmp_path / "w2" / rel).read_bytes() == (root / "out" / rel).read_bytes(), rel
 
 
 def test_an_onnx_worker_starts_and_screens_without_torch(screening_bundle, tmp_path):
