@@ -157,12 +157,13 @@ class CropSource:
             return self._fixed[k]
         return self._make(s, jitter, rng, extra_angle)
 
-    def _make(self, s: Sample, jitter: float, rng, extra_angle: float, test_box: int = 0) -> np.ndarray:
+    def _make(self, s: Sample, jitter: float, rng, extra_angle: float, at=None) -> np.ndarray:
+        """``at``: this box (region coordinates) instead of the sample's own."""
         planes, box = self._region(s)
+        if at is not None:
+            box = at
         if jitter > 0:
             box = jitter_box(box, jitter, rng)
-        if test_box:
-            box = averaged_boxes(box, test_box + 1, self.crop.jitter)[test_box]
         both = valve_crop(planes, box, self.crop.size, self.crop.margin)
         out, valid = both[..., 0], both[..., 1] > 127
         if self.noise_reduction:
@@ -177,8 +178,10 @@ class CropSource:
         out = np.empty((len(samples) * n, self.crop.size, self.crop.size), np.uint8)
         for i, s in enumerate(samples):
             out[i * n] = self.crop_of(s)
-            for k in range(1, n):
-                out[i * n + k] = self._make(s, 0.0, None, 0.0, test_box=k)
+            if n > 1:
+                boxes = averaged_boxes(self._region(s)[1], n, self.crop.jitter)
+                for k in range(1, n):
+                    out[i * n + k] = self._make(s, 0.0, None, 0.0, at=boxes[k])
         return out
 
     def batch(self, samples: list[Sample], jitter: float = 0.0, rng: np.random.Generator | None = None,

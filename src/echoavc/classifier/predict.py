@@ -194,11 +194,14 @@ class Classifier:
         """How many crops one probability averages (``CropSettings.test_boxes``; 1 for models made before it)."""
         return int(self.crop.test_boxes)
 
+    def test_boxes_of(self, box) -> np.ndarray:
+        """(n, 4): ``box`` and its fixed test boxes, the box itself first (n = :attr:`boxes_per_probability`)."""
+        return averaged_boxes(box, self.boxes_per_probability, self.crop.jitter)
+
     def box_crops(self, image: np.ndarray, box) -> np.ndarray:
-        """(n, S, S): the prepared crops of ``box`` and its fixed test boxes, the box itself first; give them to
-        :meth:`predict_proba` with ``per_box=n`` (n = :attr:`boxes_per_probability`)."""
-        return np.stack([self.prepare(image, b)
-                         for b in averaged_boxes(box, self.boxes_per_probability, self.crop.jitter)])
+        """(n, S, S): the prepared crops of :meth:`test_boxes_of` ``box``; give them to :meth:`predict_proba` with
+        ``per_box=n`` (n = :attr:`boxes_per_probability`)."""
+        return np.stack([self.prepare(image, b) for b in self.test_boxes_of(box)])
 
     def _checked(self, crops: np.ndarray) -> np.ndarray:
         crops = np.asarray(crops)

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from echoavc.bundle import Bundle
-from echoavc.preprocess.crop import averaged_boxes, prepare_crop
+from echoavc.preprocess.crop import prepare_crop
 from echoavc.settings import ScreeningSettings
 from echoavc.views.screening import NOT_SCREENED
 
@@ -234,7 +234,7 @@ class Screener:
         for j in range(0, len(has), self.settings.batch):
             idx = has[j:j + self.settings.batch]
             crops = np.stack([prepare_crop(images[i], b, self.crop, self.noise_reduction)
-                              for i in idx for b in averaged_boxes(boxes[i], n, self.classifier.crop.jitter)])
+                              for i in idx for b in self.classifier.test_boxes_of(boxes[i])])
             if shared:
                 p[idx], features = self.classifier.predict_proba_and_features(crops, per_box=n)
                 g[idx] = self.grader.from_features(features)
