@@ -2,11 +2,12 @@
 
 Per training seed (tuning seeds only; docs/evaluation.md, seed registry):
 
-1. a synthetic training study (60 patients by default, 8 frames per exam, prevalence 0.5, 75/25 train/validation
-   split by patient: the study ``echoavc demo`` used before its detector moved to 48 patients and a cheaper
-   recipe, docs/screening.md) made with that seed and the chosen generator (``--anatomy``);
-2. the ``cpu`` detector preset trained on it with that seed (``--domain-randomisation`` adds the opt-in
-   albumentations pipeline);
+1. the detector's synthetic training study made exactly as ``echoavc demo`` makes it (``demo.DETECTOR_PATIENTS``
+   patients, 8 frames per exam, every view, prevalence 0.5, 75/25 train/validation by patient, the demo's key for
+   that seed) with that seed and the chosen generator (``--anatomy``; ``mixed``: the first half classic, the rest
+   realistic, grown onto the same split);
+2. the demo's detector settings (``detector_preset("cpu", **demo.DEMO_DETECTOR)``) trained on it with that seed
+   (``--domain-randomisation`` adds the opt-in albumentations pipeline; ``--device`` picks a GPU when one is lent);
 3. the real development frames (``/work/shared/real-dev``, 8 screen captures wrapped as DICOM) ingested by
    ``echoavc.ingest.ingest`` as a user would; the hand-drawn boxes (original 800x600 pixels) are mapped to the
    standard image with each frame's ingest transform (``cone.transform.StandardTransform`` from the manifest);
@@ -21,7 +22,8 @@ The contact sheets are drawn from the real frames: they are written to the work 
 (the real frames' licence, /work/shared/real-dev/README.md).
 
 Run:  PYTHONPATH=src .venv/bin/python benchmarks/bench_sim2real.py [--seeds 2026 2027 2028] [--anatomy classic]
-          [--domain-randomisation] [--style-from INGESTED_DIR [--style-method fourier]] [--work DIR] [--json FILE]
+          [--domain-randomisation] [--style-from INGESTED_DIR [--style-method fourier]] [--jobs 2] [--work DIR]
+          [--json FILE]
       ... --detector best.pt [--detector other.pt]   evaluate given checkpoints instead of training
 """
 
@@ -83,46 +85,82 @@ def real_frames(real_dev: Path, work: Path) -> list[dict]:
 # ----------------------------------------------------------------------------- training
 
 
+def make_training_study(study: Path, seed: int, anatomy: str, patients: int) -> float:
+    """The demo's detector study for ``seed`` (resumable); seconds taken."""
+    from echoavc.demo import write_demo_key
+    from echoavc.synth.study import grow_study, make_study
+
+    t0 = time.perf_counter()
+    table = study / "table"
+    if (table / "split.json").is_file():
+        return 0.0
+    write_demo_key(study / "keys" / "echoavc.key", seed)
+    common = dict(frames_per_exam=8, workers=1, prevalence=0.5, progress=False)
+    if anatomy != "mixed":
+        make_study(study, patients, seed, train=0.75, val=0.25, test=0.0, anatomy=anatomy, **common)
+    else:  # half classic, half realistic: the realistic patients join the classic ones' split fractions
+        first = patients // 2
+        make_study(study, first, seed, train=0.75, val=0.25, test=0.0, anatomy="classic",
+                   table_name="table-classic", **common)
+        grow_study(study, patients - first, seed + 500_500, anatomy="realistic", from_table="table-classic",
+                   table_name="table", **common)
+    return time.perf_counter() - t0
+
+
 def train_seed(seed: int, work: Path, anatomy: str, domain_randomisation: bool, patients: int,
                epochs: int | None, threads: int, log, style_from: Path | None = None,
-               style_method: str = "histogram") -> dict:
-    """The synthetic training study and the cpu-preset detector for one seed (both resumable)."""
+               style_method: str = "histogram", device: str = "") -> dict:
+    """The synthetic training study and the demo's detector for one seed (both resumable)."""
     from echoavc.dataset.split import Split
     from echoavc.dataset.table import DatasetTable
+    from echoavc.demo import DEMO_DETECTOR
     from echoavc.detector.train import train_from_table
     from echoavc.settings import detector_preset
-    from echoavc.synth.study import make_study
 
     sdir = work / f"{anatomy}-seed{seed}"  # one study per anatomy and seed, with and without domain randomisation
     study = sdir / "study"
-    t0 = time.perf_counter()
-    if not (study / "table" / "split.json").is_file():
-        log(f"seed {seed}: synthesising {patients} patients ({anatomy}) and ingesting them ...")
-        make_study(study, patients, seed, frames_per_exam=8, train=0.75, val=0.25, test=0.0, workers=1,
-                   prevalence=0.5, progress=False, anatomy=anatomy)
-    t_study = time.perf_counter() - t0
+    log(f"seed {seed}: the demo's detector study ({patients} patients, {anatomy}) ...")
+    t_study = make_training_study(study, seed, anatomy, patients)
     det = sdir / ("detector" + ("-dr" if domain_randomisation else "") +
                   (f"-style-{style_method}" if style_from else ""))
     done = det / "bench-done.json"
     if done.is_file():
         return json.loads(done.read_text())
-    settings = detector_preset("cpu", seed=seed, epochs=epochs, threads=threads or None)
+    settings = detector_preset("cpu", **{**DEMO_DETECTOR, "seed": seed, "epochs": epochs or DEMO_DETECTOR["epochs"],
+                                         "threads": threads or DEMO_DETECTOR["threads"], "device": device or None})
     if domain_randomisation:
         settings = replace(settings, domain_randomisation=True)
     if style_from:
         settings = replace(settings, style_from=str(style_from), style_method=style_method)
-    log(f"seed {seed}: training the cpu detector ({settings.epochs} epochs) ...")
+    log(f"seed {seed}: training the demo's detector ({settings.model}, {settings.epochs} epochs at "
+        f"{settings.imgsz} px) ...")
     t1 = time.perf_counter()
     table = DatasetTable.load(study / "table")
     res = train_from_table(table, Split.load(study / "table" / "split.json"), det, settings, progress=False)
     val = res.info.get("ultralytics_val_on_best") or {}
     rec = {"seed": seed, "best": str(res.best), "study_seconds": round(t_study, 1),
-           "train_seconds": round(time.perf_counter() - t1, 1),
+           "train_seconds": round(time.perf_counter() - t1, 1), "device": res.info.get("device"),
            "synthetic_val_map50": val.get("metrics/mAP50(B)"), "anatomy": anatomy,
            "domain_randomisation": domain_randomisation, "style_from": str(style_from) if style_from else None,
            "style_method": style_method if style_from else None, "images": res.info.get("images")}
     done.write_text(json.dumps(rec, indent=1))
     return rec
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def train_seeds(seeds, jobs: int, *args, **kwargs) -> list[dict]:
+    """``train_seed`` for every seed, ``jobs`` at a time (spawned processes: torch's thread pools do not fork)."""
+    if jobs <= 1 or len(seeds) == 1:
+        return [train_seed(s, *args, _log, **kwargs) for s in seeds]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(min(jobs, len(seeds)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(train_seed, s, *args, _log, **kwargs) for s in seeds]
+        return [f.result() for f in futures]
 
 
 # ----------------------------------------------------------------------------- measuring
@@ -214,13 +252,18 @@ def per_seed_table(results: list[dict], valve_conf: float) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS))
-    ap.add_argument("--anatomy", default="classic", choices=("classic", "realistic"))
+    ap.add_argument("--anatomy", default="classic", choices=("classic", "realistic", "mixed"))
     ap.add_argument("--domain-randomisation", action="store_true")
     ap.add_argument("--style-from", type=Path, default=None, help="train with --style-from this ingest output "
                     "folder (never real-dev: that is the measuring stick)")
     ap.add_argument("--style-method", default="histogram", choices=("histogram", "fourier"))
-    ap.add_argument("--patients", type=int, default=60, help="training patients (the demo's former study: 60)")
-    ap.add_argument("--epochs", type=int, default=None, help="override the cpu preset's 40 epochs (not the demo's)")
+    ap.add_argument("--patients", type=int, default=None, help="training patients (default: the demo's detector "
+                    "patients)")
+    ap.add_argument("--epochs", type=int, default=None, help="override the demo detector's epochs (not the demo's)")
+    ap.add_argument("--jobs", type=int, default=1, help="seeds trained at once (each in its own process)")
+    ap.add_argument("--device", default="", help="torch device for training ('' : a GPU when there is one)")
+    ap.add_argument("--study-only", action="store_true", help="make the seeds' training studies and stop (so that "
+                    "variants trained at once in one --work share them)")
     ap.add_argument("--detector", type=Path, action="append", default=None,
                     help="evaluate this checkpoint instead of training (repeatable)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: the preset's; 1 is faster on a busy "
@@ -238,17 +281,25 @@ def main() -> int:
     bad = [s for s in args.seeds if s not in TUNING_SEEDS]
     if bad and not args.detector:
         ap.error(f"training seeds must be tuning seeds ({TUNING_SEEDS.start}-{TUNING_SEEDS.stop - 1}): {bad}")
-    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    from echoavc.demo import DETECTOR_PATIENTS
+
     args.work.mkdir(parents=True, exist_ok=True)
     valve_conf = ScreeningSettings().valve_conf
+    patients = args.patients or DETECTOR_PATIENTS
+    if args.study_only:
+        for seed in args.seeds:
+            seconds = make_training_study(args.work / f"{args.anatomy}-seed{seed}" / "study", seed, args.anatomy,
+                                          patients)
+            _log(f"seed {seed}: {args.anatomy} study ready ({seconds:.0f} s)")
+        return 0
     frames = real_frames(args.real_dev, args.work)
     runs = []
     if args.detector:
         runs = [{"seed": None, "best": str(p), "given": True} for p in args.detector]
     else:
-        for seed in args.seeds:
-            runs.append(train_seed(seed, args.work, args.anatomy, args.domain_randomisation, args.patients,
-                                   args.epochs, args.threads, log, args.style_from, args.style_method))
+        runs = train_seeds(args.seeds, args.jobs, args.work, args.anatomy, args.domain_randomisation,
+                           patients, args.epochs, args.threads,
+                           style_from=args.style_from, style_method=args.style_method, device=args.device)
     results = []
     for i, run in enumerate(runs, 1):
         res = measure(run["best"], frames, valve_conf)
