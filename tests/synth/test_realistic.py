@@ -55,6 +55,22 @@ def test_short_axis_below_the_valve_has_no_valve(level):
     assert frames[0][conv.mask].mean() > 5  # rendered, not empty
 
 
+def test_subcostal_view_has_the_liver_in_the_near_field_and_no_valve():
+    """The subcostal view (class ``other``): no valve box; the liver makes the upper field bright tissue, where a
+    parasternal short axis at the valve level shows the dark RVOT and cavities below the chest wall."""
+    from echoavc.views.classes import view_class
+
+    assert view_class("subcostal") == "other"
+    frames, truth, disp, acq, conv = _clip("subcostal", 11)
+    assert truth[0]["box"] is None and truth[0]["nodules"] == []
+    gray = frames[0][:, :, 0].astype(float)
+    rows = np.flatnonzero(conv.mask.any(axis=1))
+    top, bottom = rows[0], rows[-1]
+    band = slice(top + (bottom - top) // 8, top + (bottom - top) // 3)  # below the chest wall, above the heart
+    near = gray[band][conv.mask[band]]
+    assert (near > 25).mean() > 0.6  # tissue fills it: liver, not blood
+
+
 def test_same_seed_same_clip():
     a = _clip("psax_av", 8)
     b = _clip("psax_av", 8)
@@ -69,7 +85,7 @@ def test_realistic_cohort_tables_are_consistent(tmp_path):
     assert res.exit_code == 0, res.output
     paths = C.CohortPaths.of(tmp_path)
     fr = pd.read_csv(paths.frames)
-    assert set(fr.view) <= {"psax_av", "psax_mid", "plax", "a4c"}
+    assert set(fr.view) <= {"psax_av", "psax_mid", "plax", "a4c", "subcostal"}
     boxed = fr.valve_x1.notna()
     assert (boxed == fr.view.isin(["psax_av", "plax"])).all()
     assert (fr.valve_x2[boxed] <= fr["columns"][boxed]).all() and (fr.valve_y2[boxed] <= fr["rows"][boxed]).all()

@@ -124,6 +124,8 @@ def _acquisition(rng: np.random.Generator, view: str) -> S.Acquisition:
 
 def _pose(rng: np.random.Generator, view: str, heart: A.Heart, depth_mm: float) -> A.Pose:
     u = rng.uniform
+    if view == "subcostal":  # realistic anatomy only; its own draws leave the classic views' streams unchanged
+        return A.Pose(float(u(-10, 10)), float(min(u(95, 125), depth_mm - 45)), float(u(-15, 15)), heart.scale)
     z = {"psax_av": u(55, 85), "plax": u(62, 88), "psax_mid": u(65, 95), "a4c": u(95, 118)}[view]
     z = min(z, depth_mm - 45)
     x = {"psax_av": u(-12, 12), "plax": u(-5, 15), "psax_mid": u(-10, 10), "a4c": u(-10, 10)}[view]
@@ -250,7 +252,8 @@ def _plan_realistic(rng: np.random.Generator, settings: SynthSettings, clip, n_a
         plans.append(clip("psax_av", n_av, bool(rng.uniform() < zoom)))
     while n_dis > 0:
         n = int(min(n_dis, rng.integers(1, 3)))
-        view = str(rng.choice(["plax", "psax_mid", "psax_mid", "a4c"]))
+        # short axes below the valve half of the time: real LV rings are the negatives most like an aortic root
+        view = str(rng.choice(["plax", "psax_mid", "psax_mid", "psax_mid", "a4c", "subcostal"]))
         plans.append(replace(clip(view, n), level=str(rng.choice(LV_LEVELS)) if view == "psax_mid" else ""))
         n_dis -= n
     return plans

@@ -11,7 +11,9 @@ cavities outlined by thin bright lines, with myocardium shown near black. Here:
   (attenuation, as before) and faint reverberation ghosts behind them;
 - the short axis below the valve comes at three levels (mitral "fish mouth", papillary muscles, apex), each a
   thick grey myocardial ring: the round structures a detector must learn to tell from the aortic root;
-- the long-axis and apical views reuse the classic geometry with thick bright pericardium and walls.
+- the long-axis and apical views reuse the classic geometry with thick bright pericardium and walls;
+- a subcostal four-chamber view (labelled ``subcostal``, view class ``other``): the liver fills the near field as a
+  broad textured band with hepatic veins, the heart lies under it with its long axis across the screen.
 
 Pure numpy: :func:`sample_look` draws a clip's tissue look, :func:`render` draws a view (a
 :class:`~echoavc.synth.anatomy.Scene`, like :func:`echoavc.synth.anatomy.render`).
@@ -155,7 +157,8 @@ def _aortic_root(c: Canvas, heart: Heart, phase: float, rng, look: Look, own) ->
 def _psax_lv(level: str):
     def draw(c: Canvas, heart: Heart, phase: float, rng: np.random.Generator, look: Look, own) -> list:
         k = contraction(phase)
-        size = {"base": 1.05, "mid": 0.9, "apex": 0.45}[level]
+        # the apical ring of real frames is often as large as an aortic root (real-dev's LV apex): not always small
+        size = {"base": 1.05, "mid": 0.9, "apex": float(own.uniform(0.45, 0.8))}[level]
         r = heart.lv_r * size * (1 - 0.25 * k)
         wall = heart.lv_wall * (1 + 0.35 * k) * (1.15 if level == "apex" else 1.0)
         ro = r + wall
@@ -165,6 +168,9 @@ def _psax_lv(level: str):
             _band(c, arc(-4, -2, ro + 14 + look.rv_wall_mm / 2, ro + 10 + look.rv_wall_mm / 2, 160, 290),
                   look.rv_wall_mm * 0.7, 1.4, 0.4, own, 4)
         c.fill(arc(0, 0, ro, ro, 0, 360), float(own.uniform(0.9, 1.8)))  # the myocardial ring: grey, thick
+        if own.uniform() < 0.5:  # or bright and patchy, as real rings often are: a round "root" without cusps
+            _band(c, arc(0, 0, r + wall / 2, r * 0.95 + wall / 2, 0, 360, step=3), wall * 0.8,
+                  float(np.exp(own.uniform(np.log(3), np.log(25)))), look.patchiness, own, int(own.integers(8, 15)))
         c.blood(arc(0, 0, r, r * 0.95, 0, 360))
         c.line(arc(0, 0, r, r * 0.95, 0, 360), 1.2, float(own.uniform(1.5, 3.0)), closed=True)  # endocardium
         if level == "mid":
@@ -195,8 +201,31 @@ def _classic_with_bands(view: str):
     return draw
 
 
+def _subcostal(c: Canvas, heart: Heart, phase: float, rng: np.random.Generator, look: Look, own) -> list:
+    """Subcostal four-chamber view: the liver under the skin across the whole near field (a broad, textured band of
+    about myocardium's echo, with dark hepatic veins), the heart below it with its apex to the screen's right.
+    Real subcostal frames fooled synthetic-trained detectors on exactly that speckled near field (docs/synth.md)."""
+    pose = c.pose
+    c.pose = Pose(0.0, 0.0, 0.0, 1.0)  # the liver lies in probe coordinates, under the skin, not round the heart
+    z_edge = pose.z_mm - 42.0 * pose.scale + float(own.uniform(-10, 6))
+    xs = np.linspace(-220, 220, 23)
+    edge = z_edge + 6.0 * np.sin(xs / 35.0 + float(own.uniform(0, 6.3))) + float(own.uniform(-0.2, 0.2)) * xs
+    c.fill(np.vstack([[[-220.0, 0.0], [220.0, 0.0]], np.stack([xs[::-1], edge[::-1]], axis=1)]),
+           float(own.uniform(0.8, 1.8)))
+    for _ in range(int(own.integers(1, 4))):  # hepatic veins: dark round and oval holes in the liver
+        r = float(own.uniform(2.5, 7.0))
+        c.blood(arc(float(own.uniform(-35, 35)), float(own.uniform(r + 12, max(r + 13, z_edge - r - 4))), r,
+                    r * float(own.uniform(0.5, 1.0)), 0, 360))
+    _band(c, np.stack([xs, edge + 1.5], axis=1), float(own.uniform(2.0, 4.0)), look.peri_echo * 0.5, 0.5, own, 6)
+    # the heart: the apical four-chamber geometry turned so that its apex points to the right of the screen
+    c.pose = replace(pose, rot_deg=pose.rot_deg + float(own.uniform(70, 110)), scale=pose.scale * 0.85)
+    _classic_with_bands("a4c")(c, heart, phase, rng, look, own)
+    c.pose = pose
+    return []
+
+
 DRAWERS = {"psax_av": _psax_av, "plax": _classic_with_bands("plax"), "a4c": _classic_with_bands("a4c"),
-           **{f"psax_{lv}": _psax_lv(lv) for lv in LV_LEVELS}}
+           "subcostal": _subcostal, **{f"psax_{lv}": _psax_lv(lv) for lv in LV_LEVELS}}
 
 
 def _reverberation(c: Canvas, nodules: list, heart: Heart, look: Look) -> None:
@@ -218,7 +247,7 @@ def _reverberation(c: Canvas, nodules: list, heart: Heart, look: Look) -> None:
 def render(view: str, heart: Heart, pose: Pose, phase: float, depth_mm: float, half_angle_deg: float,
            rng: np.random.Generator, look: Look, look_seed: int, res_mm: float = 0.3,
            tex: np.ndarray | None = None) -> Scene:
-    """Draw ``view`` (``psax_av``, ``plax``, ``a4c``, ``psax_base|mid|apex``) in probe coordinates.
+    """Draw ``view`` (``psax_av``, ``plax``, ``a4c``, ``subcostal``, ``psax_base|mid|apex``) in probe coordinates.
 
     ``look_seed`` seeds the patchy details (wall stretches, cusp blobs) so they stay put over a clip.
     """

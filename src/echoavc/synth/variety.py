@@ -34,7 +34,7 @@ FLOOR_DISPLAY = (0.06, 0.2)
 
 def acquisition(rng: np.random.Generator, view: str, floor_display: tuple[float, float] = FLOOR_DISPLAY) -> S.Acquisition:
     u = rng.uniform
-    depth = float(u(140, 200) if view == "a4c" else u(90, 175))
+    depth = float(u(140, 200) if view in ("a4c", "subcostal") else u(90, 175))
     gain, dr, white = float(u(-5, 5)), float(u(45, 70)), float(u(32, 42))
     floor_db = float(u(*floor_display)) * dr - (dr - white) - gain
     return S.Acquisition(
