@@ -85,7 +85,7 @@ def real_frames(real_dev: Path, work: Path) -> list[dict]:
 # ----------------------------------------------------------------------------- training
 
 
-def make_training_study(study: Path, seed: int, anatomy: str, patients: int) -> float:
+def make_training_study(study: Path, seed: int, anatomy: str, patients: int, realistic_share: float = 0.5) -> float:
     """The demo's detector study for ``seed`` (resumable); seconds taken."""
     from echoavc.demo import write_demo_key
     from echoavc.synth.study import grow_study, make_study
@@ -98,8 +98,8 @@ def make_training_study(study: Path, seed: int, anatomy: str, patients: int) -> 
     common = dict(frames_per_exam=8, workers=1, prevalence=0.5, progress=False)
     if anatomy != "mixed":
         make_study(study, patients, seed, train=0.75, val=0.25, test=0.0, anatomy=anatomy, **common)
-    else:  # half classic, half realistic: the realistic patients join the classic ones' split fractions
-        first = patients // 2
+    else:  # classic patients, then realistic ones (``realistic_share``) joining their split's fractions
+        first = int(round(patients * (1 - realistic_share)))
         make_study(study, first, seed, train=0.75, val=0.25, test=0.0, anatomy="classic",
                    table_name="table-classic", **common)
         grow_study(study, patients - first, seed + 500_500, anatomy="realistic", from_table="table-classic",
@@ -107,9 +107,14 @@ def make_training_study(study: Path, seed: int, anatomy: str, patients: int) -> 
     return time.perf_counter() - t0
 
 
+def study_name(anatomy: str, realistic_share: float) -> str:
+    """The study folder's anatomy part: ``mixed`` at its default half, ``mixed0.67`` for another share."""
+    return anatomy if anatomy != "mixed" or realistic_share == 0.5 else f"mixed{realistic_share:g}"
+
+
 def train_seed(seed: int, work: Path, anatomy: str, domain_randomisation: bool, patients: int,
                epochs: int | None, threads: int, log, style_from: Path | None = None,
-               style_method: str = "histogram", device: str = "") -> dict:
+               style_method: str = "histogram", device: str = "", realistic_share: float = 0.5) -> dict:
     """The synthetic training study and the demo's detector for one seed (both resumable)."""
     from echoavc.dataset.split import Split
     from echoavc.dataset.table import DatasetTable
@@ -117,10 +122,10 @@ def train_seed(seed: int, work: Path, anatomy: str, domain_randomisation: bool, 
     from echoavc.detector.train import train_from_table
     from echoavc.settings import detector_preset
 
-    sdir = work / f"{anatomy}-seed{seed}"  # one study per anatomy and seed, with and without domain randomisation
+    sdir = work / f"{study_name(anatomy, realistic_share)}-seed{seed}"  # with and without domain randomisation
     study = sdir / "study"
     log(f"seed {seed}: the demo's detector study ({patients} patients, {anatomy}) ...")
-    t_study = make_training_study(study, seed, anatomy, patients)
+    t_study = make_training_study(study, seed, anatomy, patients, realistic_share)
     det = sdir / ("detector" + ("-dr" if domain_randomisation else "") +
                   (f"-style-{style_method}" if style_from else ""))
     done = det / "bench-done.json"
@@ -260,6 +265,8 @@ def main() -> int:
     ap.add_argument("--patients", type=int, default=None, help="training patients (default: the demo's detector "
                     "patients)")
     ap.add_argument("--epochs", type=int, default=None, help="override the demo detector's epochs (not the demo's)")
+    ap.add_argument("--realistic-share", type=float, default=0.5, help="--anatomy mixed: the share of realistic "
+                    "patients")
     ap.add_argument("--jobs", type=int, default=1, help="seeds trained at once (each in its own process)")
     ap.add_argument("--device", default="", help="torch device for training ('' : a GPU when there is one)")
     ap.add_argument("--study-only", action="store_true", help="make the seeds' training studies and stop (so that "
@@ -288,8 +295,8 @@ def main() -> int:
     patients = args.patients or DETECTOR_PATIENTS
     if args.study_only:
         for seed in args.seeds:
-            seconds = make_training_study(args.work / f"{args.anatomy}-seed{seed}" / "study", seed, args.anatomy,
-                                          patients)
+            seconds = make_training_study(args.work / f"{study_name(args.anatomy, args.realistic_share)}-seed{seed}"
+                                          / "study", seed, args.anatomy, patients, args.realistic_share)
             _log(f"seed {seed}: {args.anatomy} study ready ({seconds:.0f} s)")
         return 0
     frames = real_frames(args.real_dev, args.work)
@@ -299,12 +306,13 @@ def main() -> int:
     else:
         runs = train_seeds(args.seeds, args.jobs, args.work, args.anatomy, args.domain_randomisation,
                            patients, args.epochs, args.threads,
-                           style_from=args.style_from, style_method=args.style_method, device=args.device)
+                           style_from=args.style_from, style_method=args.style_method, device=args.device,
+                           realistic_share=args.realistic_share)
     results = []
     for i, run in enumerate(runs, 1):
         res = measure(run["best"], frames, valve_conf)
         tag = f"seed{run['seed']}" if run["seed"] is not None else f"given{i}"
-        variant = args.anatomy + ("-dr" if args.domain_randomisation else "") + \
+        variant = study_name(args.anatomy, args.realistic_share) + ("-dr" if args.domain_randomisation else "") + \
             (f"-style-{args.style_method}" if args.style_from else "")
         sheet = args.work / f"contact-{variant}-{tag}.png"
         contact_sheet(frames, res, sheet, f"{variant} {tag}: "

@@ -19,23 +19,8 @@ WORK=${WORK:-/tmp/echoavc-s2r}
 CAP_S=${CAP_S:-360}
 STUDY_CAP_S=${STUDY_CAP_S:-240}
 BENCH_ARGS=${BENCH_ARGS:-}   # a dry run here: PYTHON=.venv/bin/python BENCH_ARGS="--patients 6 --epochs 1"
-mkdir -p "$OUT" "$WORK"
-exec > >(tee "$OUT/log.txt") 2>&1
-t0=$(date +%s)
-stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
-
-stamp "install wheels"
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    || { echo "wheel install failed"; exit 1; }
-fi
-# Ultralytics imports polars only to copy results.csv into its checkpoints, inside a try this stub fails cleanly
-if ! $PY -c "import polars" 2>/dev/null && [ ! -e /tmp/site/polars ]; then
-  mkdir -p /tmp/site/polars
-  printf 'def read_csv(*a, **k):\n    raise RuntimeError("polars stub")\n' > /tmp/site/polars/__init__.py
-fi
-export PYTHONPATH=/tmp/site:$PWD/src:$PWD/benchmarks PYTHONUNBUFFERED=1 ECHOAVC_OFFLINE=1 HF_HUB_OFFLINE=1 \
-  ECHOAVC_CACHE=$WORK/cache YOLO_OFFLINE=1 OMP_NUM_THREADS=1
+. benchmarks/device_env.sh
+export OMP_NUM_THREADS=1
 $PY -c "import torch, ultralytics, echoavc; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(),
 'ultralytics', ultralytics.__version__)" || exit 1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader

@@ -108,10 +108,12 @@ def make_gallery(cohort_dir: str | Path, out_png: str | Path | None = None, per_
 
 #: The views of :func:`compare_anatomies`: (view, zoomed, short-axis level).
 COMPARED = (("psax_av", False, ""), ("psax_av", True, ""), ("psax_mid", False, "base"), ("psax_mid", False, "mid"),
-            ("plax", False, ""), ("a4c", False, ""))
+            ("psax_mid", False, "apex"), ("plax", False, ""), ("a4c", False, ""), ("subcostal", False, ""))
+#: views only the realistic generator draws (the classic row shows an empty tile)
+REALISTIC_ONLY = ("subcostal",)
 
 
-def compare_anatomies(out_png: str | Path, seed: int = 0, grade: int = 2, width: int = 1500) -> Path:
+def compare_anatomies(out_png: str | Path, seed: int = 0, grade: int = 2, width: int = 1800) -> Path:
     """One heart drawn by both generators, view by view (top row classic, bottom row realistic), with valve boxes.
 
     Each frame is a whole screen (layout ``console``); the realistic one also draws its own acquisition and overlays.
@@ -123,6 +125,9 @@ def compare_anatomies(out_png: str | Path, seed: int = 0, grade: int = 2, width:
     for anatomy in ("classic", "realistic"):
         tiles = []
         for k, (view, zoomed, level) in enumerate(COMPARED):
+            if anatomy == "classic" and view in REALISTIC_ONLY:
+                tiles.append(_thumb(np.zeros((THUMB_H, THUMB_W), np.uint8), f"classic: no {view} view"))
+                continue
             rng = np.random.default_rng([seed, k])
             heart = A.Heart.sample(rng, grade)
             plan = C.ClipPlan(view, 1, "raw_mono", "console", False, zoomed, 1, level)
