@@ -2,22 +2,26 @@
 # bench_sim2real (issue 15) on a lent GPU machine: the demo's detector settings trained on synthetic data only,
 # 3 tuning seeds per variant, every variant and seed at once (one process per seed; the GPU only speeds the
 # trainings, the recipe is the demo's). Returns the bench's JSON per variant, its logs and contact sheets (drawn
-# from the real frames: they stay in the work folder here, never in the repository) in one archive under $OUT.
+# from the real frames: they stay in the work folder here, never in the repository) in one archive under $OUT, and
+# every best checkpoint (optimizer stripped), three to an archive, to measure here with bench_sim2real.py
+# --detector should the cap stop a variant before its own measurement.
 #
-#   mkdir -p .carry && cp -r /work/shared/real-dev .carry/      # git-ignored (.git/info/exclude): /.carry/
-#   run(command="bash benchmarks/device_sim2real.sh", carry=[".whl", ".carry"], timeout_s=540)
+#   mkdir -p .carry && cp -r /work/shared/real-dev .carry/      # git-ignored: the device gets the repository only
+#   run(command="bash benchmarks/device_sim2real.sh", carry=[".whl", ".carry"], timeout_s=400)
 #
-# Needs .whl/ (git-ignored; the wheel list is in docs/detector.md) and the real frames in .carry/real-dev (the
-# device machine gets the repository only). VARIANTS: anatomy[-dr], space-separated.
+# Timing on the H200's 16 cores (seventh session): the studies of 2 anatomies x 3 seeds and the wheel install 89 s;
+# 9 trainings at once 175 s each, 18 at once 330 s (the data loaders are CPU-bound). Size CAP_S for the trainings
+# plus about 30 s of measurement. Needs .whl/ (git-ignored; the wheel list is in docs/detector.md) and the real
+# frames in .carry/real-dev. VARIANTS: anatomy[-dr], space-separated.
 set -u
 OUT=${OUT:-/tmp/echoavc-device-out}
 PY=${PYTHON:-python3}
-VARIANTS=${VARIANTS:-"classic realistic mixed classic-dr realistic-dr mixed-dr"}
+VARIANTS=${VARIANTS:-"mixed-dr realistic-dr classic"}
 SEEDS=${SEEDS:-"2026 2027 2028"}
 REAL=${REAL:-.carry/real-dev}
 WORK=${WORK:-/tmp/echoavc-s2r}
-CAP_S=${CAP_S:-360}
-STUDY_CAP_S=${STUDY_CAP_S:-240}
+CAP_S=${CAP_S:-240}
+STUDY_CAP_S=${STUDY_CAP_S:-150}
 BENCH_ARGS=${BENCH_ARGS:-}   # a dry run here: PYTHON=.venv/bin/python BENCH_ARGS="--patients 6 --epochs 1"
 . benchmarks/device_env.sh
 export OMP_NUM_THREADS=1
