@@ -85,31 +85,33 @@ def real_frames(real_dev: Path, work: Path) -> list[dict]:
 # ----------------------------------------------------------------------------- training
 
 
+def study_name(anatomy: str, realistic_share: float) -> str:
+    """The generator part of a study's (and a contact sheet's) name: ``mixed`` at its default half, ``mixed0.67``
+    for another share."""
+    return anatomy if anatomy != "mixed" or realistic_share == 0.5 else f"mixed{realistic_share:g}"
+
+
+def study_dir(work: Path, anatomy: str, seed: int, realistic_share: float = 0.5) -> Path:
+    """Where the training study of ``anatomy`` and ``seed`` lives; its detectors sit beside it."""
+    return work / f"{study_name(anatomy, realistic_share)}-seed{seed}" / "study"
+
+
 def make_training_study(study: Path, seed: int, anatomy: str, patients: int, realistic_share: float = 0.5) -> float:
     """The demo's detector study for ``seed`` (resumable); seconds taken."""
-    from echoavc.demo import write_demo_key
-    from echoavc.synth.study import grow_study, make_study
+    from echoavc.demo import DETECTOR_COHORT, make_detector_study
+    from echoavc.synth.study import grow_study
 
     t0 = time.perf_counter()
-    table = study / "table"
-    if (table / "split.json").is_file():
+    if (study / "table" / "split.json").is_file():
         return 0.0
-    write_demo_key(study / "keys" / "echoavc.key", seed)
-    common = dict(frames_per_exam=8, workers=1, prevalence=0.5, progress=False)
     if anatomy != "mixed":
-        make_study(study, patients, seed, train=0.75, val=0.25, test=0.0, anatomy=anatomy, **common)
+        make_detector_study(study, patients, seed, table_name="table", anatomy=anatomy)
     else:  # classic patients, then realistic ones (``realistic_share``) joining their split's fractions
         first = int(round(patients * (1 - realistic_share)))
-        make_study(study, first, seed, train=0.75, val=0.25, test=0.0, anatomy="classic",
-                   table_name="table-classic", **common)
+        make_detector_study(study, first, seed, table_name="table-classic", anatomy="classic")
         grow_study(study, patients - first, seed + 500_500, anatomy="realistic", from_table="table-classic",
-                   table_name="table", **common)
+                   table_name="table", workers=1, progress=False, **DETECTOR_COHORT)
     return time.perf_counter() - t0
-
-
-def study_name(anatomy: str, realistic_share: float) -> str:
-    """The study folder's anatomy part: ``mixed`` at its default half, ``mixed0.67`` for another share."""
-    return anatomy if anatomy != "mixed" or realistic_share == 0.5 else f"mixed{realistic_share:g}"
 
 
 def train_seed(seed: int, work: Path, anatomy: str, domain_randomisation: bool, patients: int,
@@ -122,8 +124,8 @@ def train_seed(seed: int, work: Path, anatomy: str, domain_randomisation: bool, 
     from echoavc.detector.train import train_from_table
     from echoavc.settings import detector_preset
 
-    sdir = work / f"{study_name(anatomy, realistic_share)}-seed{seed}"  # with and without domain randomisation
-    study = sdir / "study"
+    study = study_dir(work, anatomy, seed, realistic_share)
+    sdir = study.parent  # the study's detectors beside it, with and without domain randomisation
     log(f"seed {seed}: the demo's detector study ({patients} patients, {anatomy}) ...")
     t_study = make_training_study(study, seed, anatomy, patients, realistic_share)
     det = sdir / ("detector" + ("-dr" if domain_randomisation else "") +
@@ -295,8 +297,8 @@ def main() -> int:
     patients = args.patients or DETECTOR_PATIENTS
     if args.study_only:
         for seed in args.seeds:
-            seconds = make_training_study(args.work / f"{study_name(args.anatomy, args.realistic_share)}-seed{seed}"
-                                          / "study", seed, args.anatomy, patients, args.realistic_share)
+            seconds = make_training_study(study_dir(args.work, args.anatomy, seed, args.realistic_share), seed,
+                                          args.anatomy, patients, args.realistic_share)
             _log(f"seed {seed}: {args.anatomy} study ready ({seconds:.0f} s)")
         return 0
     frames = real_frames(args.real_dev, args.work)

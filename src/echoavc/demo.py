@@ -105,6 +105,9 @@ TRAIN_PATIENTS = 260
 #: valve needs far fewer patients than grading it
 DETECTOR_PATIENTS = 48
 
+#: the detector's patients: 8 frames an exam (every view), half of them calcified
+DETECTOR_COHORT = {"frames_per_exam": 8, "prevalence": 0.5}
+
 #: frames per exam of the classifier-only patients (all of them valve frames: no other views)
 CLASSIFIER_FRAMES_PER_EXAM = 5
 
@@ -149,6 +152,18 @@ def write_demo_key(path: Path, train_seed: int) -> None:
         fh.write(secret + "\n")
 
 
+def make_detector_study(study: Path, patients: int, seed: int, *, workers: int = 1, progress: bool = False,
+                        table_name: str = "table-detector", **synth):
+    """The detector's patients as the demo makes them (every view, ``DETECTOR_COHORT``, 75/25 train/validation by
+    patient) under the demo's key for ``seed``; ``synth``: other SynthSettings fields (e.g. ``anatomy``). The one
+    recipe the demo and benchmarks/bench_sim2real.py share. Returns make_study's (table, split, info)."""
+    from echoavc.synth.study import make_study
+
+    write_demo_key(Path(study) / "keys" / "echoavc.key", seed)
+    return make_study(study, patients, seed, train=0.75, val=0.25, test=0.0, workers=workers, progress=progress,
+                      table_name=table_name, **DETECTOR_COHORT, **synth)
+
+
 def train_demo_detector(table_dir: str, out: str, settings) -> str:
     """Train the detector on the detector's table (its own split); the best checkpoint's path. Runs in its own
     process."""
@@ -186,7 +201,7 @@ def run_demo(out: str | Path, patients: int = TRAIN_PATIENTS, heldout: int = HEL
     from echoavc.dataset.table import DatasetTable
     from echoavc.evaluate.heldout import evaluate_exams as evaluate_held_out
     from echoavc.settings import ScreeningSettings, classifier_preset, detector_preset
-    from echoavc.synth.study import grow_study, make_study
+    from echoavc.synth.study import grow_study
     from echoavc.train import mark_stage_done, stage_done, train_bundle
 
     out = Path(out)
@@ -208,9 +223,8 @@ def run_demo(out: str | Path, patients: int = TRAIN_PATIENTS, heldout: int = HEL
     table_dir = study / "table" if n_more else det_table_dir
     if not (det_table_dir / "split.json").is_file():
         log(f"[1/4] synthesising the detector's {n_det} patients (seed {train_seed}) and ingesting them ...")
-        write_demo_key(study / "keys" / "echoavc.key", train_seed)
-        _, _, info = make_study(study, n_det, train_seed, frames_per_exam=8, train=0.75, val=0.25, test=0.0,
-                                workers=workers, prevalence=0.5, progress=progress, table_name=det_table_dir.name)
+        _, _, info = make_detector_study(study, n_det, train_seed, workers=workers, progress=progress,
+                                         table_name=det_table_dir.name)
         log(f"      {info}")
     else:
         log("[1/4] the detector's patients: already made")
