@@ -3,8 +3,9 @@
 1. training studies from TUNING seeds (synth -> ingest -> dataset build with the cohort's views -> patient
    split 80/20 train/val): the realistic anatomy (100 patients) and the classic one (50), merged;
 2. the view network, ViewSettings defaults, exactly as ``echoavc views train`` trains it;
-3. held-out cohorts from EVALUATION seeds (every readable file kept): clip view accuracy with its 95% interval
-   (the wider of a patient bootstrap and Clopper-Pearson), confusion matrix picture and table;
+3. held-out cohorts from EVALUATION seeds, every file: clip view accuracy with its 95% interval (the wider of a
+   patient bootstrap and Clopper-Pearson), confusion matrix picture and table; a file ingest failed on is a clip
+   counted wrong (its exam's other clips still count);
 4. real frames: ../shared/real-dev's DICOMs and pydicom-data's echo clips through ``echoavc views predict``'s
    function (the header, the shared preprocessing, the net), each file's view printed.
 
@@ -64,6 +65,29 @@ def study(work: Path, name: str, patients: int, seed: int, anatomy: str, workers
     sp = make_split(table.frame, SplitSettings(train=0.8, val=0.2, test=0.0, k=0, seed=0), table.fingerprint)
     sp.save(out / "table" / "split.json")
     return table, sp
+
+
+def unread_clips(work: Path, name: str) -> list[dict]:
+    """The held-out files ingest failed on, one wrong clip each (predicted None): the project's rule for held-out
+    figures (counted, never dropped). Their patients under the cohort's own pseudonyms, as in the table."""
+    from echoavc.dicom.deid import pseudonym, read_key
+    from echoavc.views.classes import view_class
+
+    out = work / name
+    failed = out / "ingested" / "failures.csv"
+    if not failed.is_file():
+        return []
+    shas = set(pd.read_csv(failed, dtype=str, keep_default_na=False)["source_sha256"])
+    frames = pd.read_csv(out / "cohort" / "frames.csv", dtype=str, keep_default_na=False)
+    secret = read_key(out / "keys" / "echoavc.key")
+    clips = []
+    for sha, rows in frames[frames["source_sha256"].isin(shas)].groupby("source_sha256", sort=True):
+        r = rows.iloc[0]
+        clips.append({"clip": f"unread:{sha[:16]}", "patient": pseudonym(secret, "patient", r["patient_id"]),
+                      "view": view_class(r["view"]), "predicted": None, "probability": None, "frames": len(rows)})
+    if len(clips) != len(shas):
+        raise SystemExit(f"{failed}: {len(shas) - len(clips)} failed file(s) not in the cohort's frames.csv")
+    return clips
 
 
 def merged(tables_splits):
@@ -131,7 +155,7 @@ def main(argv=None) -> int:
     print(format_view_report(meta["validation"]))
     t_train = time.perf_counter() - t0
 
-    # held-out cohorts: evaluation seeds, every readable file
+    # held-out cohorts: evaluation seeds, every file (the unreadable ones counted wrong)
     from echoavc.views.model import ViewModel
     from echoavc.views.data import view_frames
     import numpy as np
@@ -143,7 +167,7 @@ def main(argv=None) -> int:
         frames = view_frames(table, vm.input_size)
         z = vm.logits(frames.images.astype(np.float32)[:, None] / 255.0).astype(np.float64)
         p = np.exp(z - z.max(axis=1, keepdims=True))
-        clips = clip_predictions(p / p.sum(axis=1, keepdims=True), frames)
+        clips = clip_predictions(p / p.sum(axis=1, keepdims=True), frames) + unread_clips(work, name)
         rep = view_report(clips, label=f"held-out {anatomy} anatomy, seed {seed}")
         write_view_report(rep, clips, work / "report" / name)
         print(format_view_report(rep))

@@ -20,6 +20,17 @@ def test_clip_view_is_the_mean_of_its_frames():
     assert clip_view(p[[0, 2]]).view == "psax_av"
 
 
+def test_a_clip_the_pipeline_could_not_read_counts_as_wrong_and_is_never_taken():
+    clips = [{"clip": f"c{i}", "patient": f"P{i}", "view": "psax_av", "predicted": "psax_av", "probability": 0.9,
+              "frames": 1} for i in range(3)]
+    clips.append({"clip": "unread", "patient": "P9", "view": "psax_av", "predicted": None, "probability": None,
+                  "frames": 2})
+    rep = view_report(clips, n_boot=100)
+    assert rep["clip_accuracy"]["value"] == 0.75 and rep["counts"]["clips"] == 4
+    assert rep["psax_av_recall"] == "3/4" and rep["unread_per_view"]["psax_av"] == 1
+    assert sum(map(sum, rep["confusion_matrix"])) == 3  # the matrix holds what was read
+
+
 def test_a_tiny_training_run_beats_the_commonest_view(synthetic_study, tmp_path):
     table, split = synthetic_study.table, synthetic_study.split
     s = ViewSettings(input_size=64, epochs=30, batch=8, lr=3e-3, threads=1)

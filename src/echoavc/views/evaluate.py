@@ -48,9 +48,11 @@ def _num(v):
 
 def view_report(clips: list[dict], n_boot: int = 2000, label: str = "") -> dict:
     """Clip accuracy (95% interval), psax_av recall and specificity (taken / not taken for screening), the
-    confusion matrix (rows: truth, columns: predicted, VIEW_CLASSES order) and counts."""
+    confusion matrix (rows: truth, columns: predicted, VIEW_CLASSES order) and counts. A clip whose
+    ``predicted`` is None is one the pipeline could not read (a held-out file ingest failed on): it counts as
+    wrong, is never taken for screening, and is listed per true view in ``unread_per_view``, outside the matrix."""
     truth = np.array([c["view"] for c in clips])
-    pred = np.array([c["predicted"] for c in clips])
+    pred = np.array([c["predicted"] or "" for c in clips])
     groups = np.array([c["patient"] for c in clips])
     ok = (truth == pred).astype(float)
     k, n = int(ok.sum()), len(ok)
@@ -59,7 +61,8 @@ def view_report(clips: list[dict], n_boot: int = 2000, label: str = "") -> dict:
     ivs = proportion_intervals(k, n, bootstrap=boot) if n else {}
     cm = np.zeros((len(VIEW_CLASSES), len(VIEW_CLASSES)), int)
     for t, p in zip(truth, pred):
-        cm[VIEW_CLASSES.index(t), VIEW_CLASSES.index(p)] += 1
+        if p:
+            cm[VIEW_CLASSES.index(t), VIEW_CLASSES.index(p)] += 1
     av_t, av_p = truth == SCREENED_VIEW, pred == SCREENED_VIEW
     rep = {
         "label": label,
@@ -72,6 +75,7 @@ def view_report(clips: list[dict], n_boot: int = 2000, label: str = "") -> dict:
         "confusion_matrix": cm.tolist(),
         "counts": {"clips": n, "patients": len(set(groups)), "frames": int(sum(c["frames"] for c in clips)),
                    "clips_per_view": {v: int((truth == v).sum()) for v in VIEW_CLASSES}},
+        "unread_per_view": {v: int(((truth == v) & (pred == "")).sum()) for v in VIEW_CLASSES},
     }
     return rep
 
@@ -86,6 +90,10 @@ def format_view_report(rep: dict) -> str:
              f"psax_av clips taken: {rep['psax_av_recall']}; other clips taken as psax_av: "
              f"{rep['other_views_taken_as_psax_av']}",
              "confusion (rows truth, columns predicted): " + " ".join(VIEW_CLASSES)]
+    unread = rep.get("unread_per_view", {})
+    if sum(unread.values()):
+        lines.insert(2, f"clips the pipeline could not read (counted wrong): {sum(unread.values())} ("
+                     + ", ".join(f"{v} {n}" for v, n in unread.items() if n) + ")")
     for name, row in zip(VIEW_CLASSES, rep["confusion_matrix"]):
         lines.append(f"  {name:9s} " + " ".join(f"{v:5d}" for v in row))
     return "\n".join(lines)
