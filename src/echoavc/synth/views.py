@@ -153,27 +153,10 @@ def _psax_mid(c: Canvas, heart: Heart, phase: float, rng: np.random.Generator):
     return []
 
 
-def _plax(c: Canvas, heart: Heart, phase: float, rng: np.random.Generator):
+def plax_aortic_valve(c: Canvas, heart: Heart, op: float, rng: np.random.Generator) -> list:
+    """The aortic valve seen from the side (long axis, valve at the origin, the root running to +u): annulus,
+    two cusps hinged on it (the left coronary cusp is out of the plane), their nodules; marked as the valve."""
     R, wall = heart.ao_r, heart.ao_wall
-    k = contraction(phase)
-    op = valve_opening(phase)
-    lvr = heart.lv_r * (1 - 0.2 * k) * 0.8
-    # envelope
-    c.fill(np.vstack([arc(-40, 0, 70, 42, 90, 270), arc(30, 5, 45, 40, 270, 450)]), 1.0)
-    # right ventricle (front), septum, left ventricle
-    c.blood(arc(-30, -R - 14, 48, 8, 0, 360, rot=-6))
-    c.blood(arc(-36, 4, 40, lvr, 0, 360, rot=-6))
-    # aortic root (tube to the right) and left atrium behind it
-    c.fill(np.array([[-4, -R - wall], [48, -R - wall - 2], [48, R + wall + 2], [-4, R + wall]]), heart.ao_wall_echo)
-    c.blood(np.array([[-6, -R], [50, -R - 2], [50, R + 2], [-6, R]]))
-    c.blood(arc(22, R + heart.la[3] + 5, heart.la[2] * 0.9, heart.la[3], 0, 360))
-    # mitral valve between LV and LA: open in diastole
-    mo = 1 - contraction(phase) if cardiac_phase_name(phase) == "diastole" else 0.0
-    hinge_a = np.array([-2.0, R + wall])
-    c.line(np.array([hinge_a, hinge_a + (-18 * (0.4 + 0.6 * mo), 4 + 10 * (1 - mo))]), 1.3, 2.5)
-    hinge_p = np.array([6.0, R + heart.la[3] * 0.9 + 10])
-    c.line(np.array([hinge_p, hinge_p + (-9, -10 * (1 - mo) - 2)]), 1.3, 2.2)
-    # aortic valve: two cusps hinged on the annulus
     c.fill(np.array([[-3, -R - wall], [9, -R - wall - 0.5], [9, R + wall + 0.5], [-3, R + wall]]),
            heart.ao_wall_echo, valve=1)
     c.fill(np.array([[-3, -R], [9, -R], [9, R], [-3, R]]), BLOOD, BLOOD_ATTEN, valve=1)
@@ -200,6 +183,30 @@ def _plax(c: Canvas, heart: Heart, phase: float, rng: np.random.Generator):
             h = hinges[n.index % 2]
             p = h * 0.92 + (n.s / 25.0 if n.site == "annulus" else 0.0, 0)
         nodules_mm.append(_draw_nodule(c, p, n, rng))
+    return nodules_mm
+
+
+def _plax(c: Canvas, heart: Heart, phase: float, rng: np.random.Generator):
+    R, wall = heart.ao_r, heart.ao_wall
+    k = contraction(phase)
+    op = valve_opening(phase)
+    lvr = heart.lv_r * (1 - 0.2 * k) * 0.8
+    # envelope
+    c.fill(np.vstack([arc(-40, 0, 70, 42, 90, 270), arc(30, 5, 45, 40, 270, 450)]), 1.0)
+    # right ventricle (front), septum, left ventricle
+    c.blood(arc(-30, -R - 14, 48, 8, 0, 360, rot=-6))
+    c.blood(arc(-36, 4, 40, lvr, 0, 360, rot=-6))
+    # aortic root (tube to the right) and left atrium behind it
+    c.fill(np.array([[-4, -R - wall], [48, -R - wall - 2], [48, R + wall + 2], [-4, R + wall]]), heart.ao_wall_echo)
+    c.blood(np.array([[-6, -R], [50, -R - 2], [50, R + 2], [-6, R]]))
+    c.blood(arc(22, R + heart.la[3] + 5, heart.la[2] * 0.9, heart.la[3], 0, 360))
+    # mitral valve between LV and LA: open in diastole
+    mo = 1 - contraction(phase) if cardiac_phase_name(phase) == "diastole" else 0.0
+    hinge_a = np.array([-2.0, R + wall])
+    c.line(np.array([hinge_a, hinge_a + (-18 * (0.4 + 0.6 * mo), 4 + 10 * (1 - mo))]), 1.3, 2.5)
+    hinge_p = np.array([6.0, R + heart.la[3] * 0.9 + 10])
+    c.line(np.array([hinge_p, hinge_p + (-9, -10 * (1 - mo) - 2)]), 1.3, 2.2)
+    nodules_mm = plax_aortic_valve(c, heart, op, rng)
     # posterior wall and pericardium
     c.line(np.vstack([arc(-40, 0, 68, 40, 40, 150)]), heart.peri_mm, heart.peri_echo)
     c.line(np.array([[-80, R + 30], [-20, R + 34], [30, R + 2 * heart.la[3] + 12], [60, R + 2 * heart.la[3] + 8]]),
