@@ -11,7 +11,9 @@ cavities outlined by thin bright lines, with myocardium shown near black. Here:
   (attenuation, as before) and faint reverberation ghosts behind them;
 - the short axis below the valve comes at three levels (mitral "fish mouth", papillary muscles, apex), each a
   thick grey myocardial ring: the round structures a detector must learn to tell from the aortic root;
-- the long-axis and apical views reuse the classic geometry with thick bright pericardium and walls;
+- the parasternal long axis: a large dark LV between a thick septum and posterior wall, the root with thick
+  walls to the right, the atrium under it, grey tissue all round (the classic long axis's valve and box);
+- the apical view reuses the classic geometry with thick bright pericardium and walls;
 - a subcostal four-chamber view (labelled ``subcostal``, view class ``other``): the liver fills the near field as a
   broad textured band with hepatic veins, the heart lies under it with its long axis across the screen.
 
@@ -31,7 +33,9 @@ from echoavc.synth.anatomy import (
     BLOOD, BLOOD_ATTEN, Canvas, Heart, Pose, Scene, arc, bezier, blob, cardiac_phase_name, contraction,
     valve_opening,
 )
-from echoavc.synth.views import VIEW_DRAWERS, _ang_between, _commissures, common_background, draw_nodules
+from echoavc.synth.views import (
+    VIEW_DRAWERS, _ang_between, _commissures, common_background, draw_nodules, plax_aortic_valve,
+)
 
 #: Short-axis levels below the valve (all labelled ``psax_mid`` in frames.csv: no aortic valve in view).
 LV_LEVELS = ("base", "mid", "apex")
@@ -201,17 +205,72 @@ def _classic_with_bands(view: str):
     return draw
 
 
+def _plax(c: Canvas, heart: Heart, phase: float, rng: np.random.Generator, look: Look, own) -> list:
+    """Parasternal long axis as real ones look (the view a synthetic-trained view net took for the valve level):
+    grey tissue fills the field; the left ventricle is a large dark chamber, apex to the left, between a thick
+    septum (under the right ventricle and its free wall) and a thick posterior wall over a bright pericardium; the
+    aortic root runs to the right with thick bright walls, the left atrium under it, the mitral leaflets between
+    the atrium and the ventricle. The valve (cusps, nodules, box) is the classic long axis's."""
+    R, wall = heart.ao_r, look.ao_wall
+    k = contraction(phase)
+    op = valve_opening(phase)
+    mo = 1 - k if cardiac_phase_name(phase) == "diastole" else 0.0
+    la_w, la_h = heart.la[2] * 0.9, heart.la[3]
+    la_c = (float(own.uniform(16, 26)), R + wall + la_h + 1.0)
+    floor = la_c[1] + la_h * 0.8  # the atrioventricular groove: the LV's posterior wall meets the atrium here
+    sept, pw = (float(own.uniform(7, 12)) * (1 + 0.3 * k) for _ in range(2))
+    apex_x = -float(own.uniform(75, 100)) * (1 - 0.08 * k)
+    top = -R - wall  # the septum's endocardium, level with the root's anterior wall
+    c.fill(arc(-20, 15, 125, 85, 0, 360), float(own.uniform(0.4, 0.9)))  # chest wall, fat, myocardium around
+    # right ventricle in front of the septum, under its free wall
+    rv = heart.rvot_w * (1 - 0.15 * k)
+    xs = np.linspace(apex_x * 0.75, 45, 12)
+    lower = top - sept + 0.04 * (xs - xs[-1])
+    c.blood(np.vstack([np.stack([xs, lower], 1), np.stack([xs[::-1], (lower - rv)[::-1] - 3 * np.cos(xs[::-1] / 40)], 1)]))
+    _band(c, np.stack([xs, lower - rv - 3 * np.cos(xs / 40) - look.rv_wall_mm / 2], 1), look.rv_wall_mm, 1.6, 0.4, own, 5)
+    # the left ventricle: a long dark chamber from the apex to the outflow tract and the mitral valve
+    cx, cz, ax, az = (apex_x + 8) / 2, (top + floor) / 2, (8 - apex_x) / 2, (floor - top) / 2
+    c.blood(arc(cx, cz, ax, az, 0, 360))
+    myo = float(own.uniform(1.0, 2.2))
+    _band(c, np.vstack([arc(cx, cz, ax + sept / 2, az + sept / 2, 185, 268), [[0.0, top - sept / 2]]]), sept, myo,
+          0.3, own, 5)  # septum, into the root's anterior wall
+    _band(c, arc(cx, cz, ax + pw / 2, az + pw / 2, 95, 172), pw, myo, 0.3, own, 5)  # posterior wall
+    _band(c, np.vstack([arc(cx, cz, ax + pw + look.peri_mm / 2, az + pw + look.peri_mm / 2, 90, 175)[::-1],
+                        [[la_c[0], floor + la_h * 0.6 + look.peri_mm]]]), look.peri_mm, look.peri_echo * 0.6, 0.5, own, 6)
+    # aortic root to the right: lumen, thick bright patchy walls
+    end = float(own.uniform(45, 60))
+    c.blood(np.array([[-6, -R], [end, -R - 2], [end, R + 2], [-6, R]]))
+    for sgn in (-1, 1):
+        _band(c, np.array([[-4, sgn * (R + wall / 2)], [end * 0.5, sgn * (R + wall / 2 + 1)], [end, sgn * (R + wall / 2 + 2)]]),
+              wall, look.ao_echo, look.patchiness, own, 4)
+    # left atrium under the root, its posterior wall bright
+    c.blood(arc(la_c[0], la_c[1], la_w, la_h, 0, 360))
+    _band(c, arc(la_c[0], la_c[1], la_w + 1.5, la_h + 1.5, 20, 160), 2.5, look.band_echo, 0.5, own, 4)
+    # mitral leaflets: the anterior one hangs from the root's posterior wall, the posterior one from the groove
+    hinge_a, hinge_p = np.array([-2.0, R + wall]), np.array([la_c[0] - la_w * 0.9, floor])
+    c.line(np.array([hinge_a, hinge_a + (-20 * (0.4 + 0.6 * mo), 6 + 10 * (1 - mo))]), 1.6, float(own.uniform(3, 7)))
+    c.line(np.array([hinge_p, hinge_p + (-8 - 4 * mo, -9 * (1 - mo) - 3)]), 1.6, float(own.uniform(3, 7)))
+    # descending aorta behind the atrium
+    da = (la_c[0] - 6, floor + la_h * 0.6 + look.peri_mm + 9)
+    c.blood(arc(da[0], da[1], 7, 6, 0, 360))
+    c.line(arc(da[0], da[1], 8, 7, 0, 360), 1.5, look.band_echo, closed=True)
+    h = replace(heart, ao_wall=wall, ao_wall_echo=look.ao_echo,
+                annulus_arcs=tuple((a, sp, look.ao_echo * (1 + e / 50)) for a, sp, e in heart.annulus_arcs))
+    return plax_aortic_valve(c, h, op, rng)
+
+
 def _subcostal(c: Canvas, heart: Heart, phase: float, rng: np.random.Generator, look: Look, own) -> list:
-    """Subcostal four-chamber view: the liver under the skin across the whole near field (a broad, textured band of
-    about myocardium's echo, with dark hepatic veins), the heart below it with its apex to the screen's right.
+    """Subcostal four-chamber view: the liver under the skin across the whole near field (a broad, textured band
+    brighter than myocardium, with dark hepatic veins), the heart below it with its apex to the screen's right.
     Real subcostal frames fooled synthetic-trained detectors on exactly that speckled near field (docs/synth.md)."""
     pose = c.pose
     c.pose = Pose(0.0, 0.0, 0.0, 1.0)  # the liver lies in probe coordinates, under the skin, not round the heart
+    c.fill(arc(pose.x_mm, pose.z_mm + 10, 120, 70, 0, 360), float(own.uniform(0.4, 0.9)))  # grey round the heart
     z_edge = pose.z_mm - 42.0 * pose.scale + float(own.uniform(-10, 6))
     xs = np.linspace(-220, 220, 23)
     edge = z_edge + 6.0 * np.sin(xs / 35.0 + float(own.uniform(0, 6.3))) + float(own.uniform(-0.2, 0.2)) * xs
     c.fill(np.vstack([[[-220.0, 0.0], [220.0, 0.0]], np.stack([xs[::-1], edge[::-1]], axis=1)]),
-           float(own.uniform(0.8, 1.8)))
+           float(own.uniform(1.4, 3.0)))  # brighter than myocardium, as the real liver is at cardiac settings
     for _ in range(int(own.integers(1, 4))):  # hepatic veins: dark round and oval holes in the liver
         r = float(own.uniform(2.5, 7.0))
         c.blood(arc(float(own.uniform(-35, 35)), float(own.uniform(r + 12, max(r + 13, z_edge - r - 4))), r,
@@ -224,7 +283,7 @@ def _subcostal(c: Canvas, heart: Heart, phase: float, rng: np.random.Generator, 
     return []
 
 
-DRAWERS = {"psax_av": _psax_av, "plax": _classic_with_bands("plax"), "a4c": _classic_with_bands("a4c"),
+DRAWERS = {"psax_av": _psax_av, "plax": _plax, "a4c": _classic_with_bands("a4c"),
            "subcostal": _subcostal, **{f"psax_{lv}": _psax_lv(lv) for lv in LV_LEVELS}}
 
 
