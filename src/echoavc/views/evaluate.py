@@ -134,6 +134,9 @@ def write_view_report(rep: dict, clips: list[dict], out: str | Path) -> dict:
                                                          "frames"], clips))
     rows = [{"true_view": v, **dict(zip(VIEW_CLASSES, r))} for v, r in zip(VIEW_CLASSES, rep["confusion_matrix"])]
     atomic_write_text(out / "view_confusion.csv", csv_text(["true_view", *VIEW_CLASSES], rows))
-    confusion_png(rep["confusion_matrix"], out / "view_confusion.png", rep.get("label", ""))
+    unread = {v: n for v, n in rep.get("unread_per_view", {}).items() if n}
+    title = rep.get("label", "") + ("\nnot read (counted wrong, not shown): " + ", ".join(
+        f"{v} {n}" for v, n in unread.items()) if unread else "")
+    confusion_png(rep["confusion_matrix"], out / "view_confusion.png", title)
     return {k: str(out / k) for k in ("view_report.json", "view_clips.csv", "view_confusion.csv",
                                       "view_confusion.png")}
