@@ -9,7 +9,7 @@ import time
 
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -21,9 +21,17 @@ pytestmark = pytest.mark.slow
 
 
 def _wait(driver, cond, timeout: float = 10):
-    # a page reloading after an answer: elements of the old page go stale or missing for a moment
+    # a page reloading after an answer: elements of the old page go stale or missing for a moment (Chromium
+    # sometimes says so as a plain inspector error, "Node with given id does not belong to the document")
+    def checked(d):
+        try:
+            return cond(d)
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                raise StaleElementReferenceException(str(exc)) from None
+            raise
     return WebDriverWait(driver, timeout, poll_frequency=0.05,
-                         ignored_exceptions=(StaleElementReferenceException, NoSuchElementException)).until(cond)
+                         ignored_exceptions=(StaleElementReferenceException, NoSuchElementException)).until(checked)
 
 
 def _probabilities(driver) -> list[float | None]:
