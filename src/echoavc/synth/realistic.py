@@ -195,12 +195,17 @@ def _psax_lv(level: str):
 # ----------------------------------------------------------------------------- long axis and apical views
 
 
+def _with_root_look(heart: Heart, look: Look, **more) -> Heart:
+    """``heart`` with the clip's thick, bright root wall and annulus (and ``more`` fields), for the classic drawers."""
+    return replace(heart, ao_wall=look.ao_wall, ao_wall_echo=look.ao_echo,
+                   annulus_arcs=tuple((a, s, look.ao_echo * (1 + e / 50)) for a, s, e in heart.annulus_arcs), **more)
+
+
 def _classic_with_bands(view: str):
     """The classic geometry with thick, moderately bright pericardium, walls and annulus (not white lines)."""
     def draw(c: Canvas, heart: Heart, phase: float, rng: np.random.Generator, look: Look, own) -> list:
-        h = replace(heart, peri_mm=look.peri_mm * 0.7, peri_echo=look.peri_echo * 0.4, specular_echo=look.ao_echo,
-                    ao_wall=look.ao_wall, ao_wall_echo=look.ao_echo,
-                    annulus_arcs=tuple((a, s, look.ao_echo * (1 + e / 50)) for a, s, e in heart.annulus_arcs))
+        h = _with_root_look(heart, look, peri_mm=look.peri_mm * 0.7, peri_echo=look.peri_echo * 0.4,
+                            specular_echo=look.ao_echo)
         return VIEW_DRAWERS[view](c, h, phase, rng)
     return draw
 
@@ -226,8 +231,9 @@ def _plax(c: Canvas, heart: Heart, phase: float, rng: np.random.Generator, look:
     rv = heart.rvot_w * (1 - 0.15 * k)
     xs = np.linspace(apex_x * 0.75, 45, 12)
     lower = top - sept + 0.04 * (xs - xs[-1])
-    c.blood(np.vstack([np.stack([xs, lower], 1), np.stack([xs[::-1], (lower - rv)[::-1] - 3 * np.cos(xs[::-1] / 40)], 1)]))
-    _band(c, np.stack([xs, lower - rv - 3 * np.cos(xs / 40) - look.rv_wall_mm / 2], 1), look.rv_wall_mm, 1.6, 0.4, own, 5)
+    upper = lower - rv - 3 * np.cos(xs / 40)
+    c.blood(np.vstack([np.stack([xs, lower], 1), np.stack([xs, upper], 1)[::-1]]))
+    _band(c, np.stack([xs, upper - look.rv_wall_mm / 2], 1), look.rv_wall_mm, 1.6, 0.4, own, 5)
     # the left ventricle: a long dark chamber from the apex to the outflow tract and the mitral valve
     cx, cz, ax, az = (apex_x + 8) / 2, (top + floor) / 2, (8 - apex_x) / 2, (floor - top) / 2
     c.blood(arc(cx, cz, ax, az, 0, 360))
@@ -254,9 +260,7 @@ def _plax(c: Canvas, heart: Heart, phase: float, rng: np.random.Generator, look:
     da = (la_c[0] - 6, floor + la_h * 0.6 + look.peri_mm + 9)
     c.blood(arc(da[0], da[1], 7, 6, 0, 360))
     c.line(arc(da[0], da[1], 8, 7, 0, 360), 1.5, look.band_echo, closed=True)
-    h = replace(heart, ao_wall=wall, ao_wall_echo=look.ao_echo,
-                annulus_arcs=tuple((a, sp, look.ao_echo * (1 + e / 50)) for a, sp, e in heart.annulus_arcs))
-    return plax_aortic_valve(c, h, op, rng)
+    return plax_aortic_valve(c, _with_root_look(heart, look), op, rng)
 
 
 def _subcostal(c: Canvas, heart: Heart, phase: float, rng: np.random.Generator, look: Look, own) -> list:

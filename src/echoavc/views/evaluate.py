@@ -80,6 +80,11 @@ def view_report(clips: list[dict], n_boot: int = 2000, label: str = "") -> dict:
     return rep
 
 
+def _unread_text(rep: dict) -> str:
+    """The clips not read, per true view ("psax_av 1, plax 2"); "" when every clip was read."""
+    return ", ".join(f"{v} {n}" for v, n in rep.get("unread_per_view", {}).items() if n)
+
+
 def format_view_report(rep: dict) -> str:
     from echoavc.evaluate.intervals import format_plain
 
@@ -92,8 +97,8 @@ def format_view_report(rep: dict) -> str:
              "confusion (rows truth, columns predicted): " + " ".join(VIEW_CLASSES)]
     unread = rep.get("unread_per_view", {})
     if sum(unread.values()):
-        lines.insert(2, f"clips the pipeline could not read (counted wrong): {sum(unread.values())} ("
-                     + ", ".join(f"{v} {n}" for v, n in unread.items() if n) + ")")
+        lines.insert(2, f"clips the pipeline could not read (counted wrong): {sum(unread.values())} "
+                     f"({_unread_text(rep)})")
     for name, row in zip(VIEW_CLASSES, rep["confusion_matrix"]):
         lines.append(f"  {name:9s} " + " ".join(f"{v:5d}" for v in row))
     return "\n".join(lines)
@@ -134,9 +139,8 @@ def write_view_report(rep: dict, clips: list[dict], out: str | Path) -> dict:
                                                          "frames"], clips))
     rows = [{"true_view": v, **dict(zip(VIEW_CLASSES, r))} for v, r in zip(VIEW_CLASSES, rep["confusion_matrix"])]
     atomic_write_text(out / "view_confusion.csv", csv_text(["true_view", *VIEW_CLASSES], rows))
-    unread = {v: n for v, n in rep.get("unread_per_view", {}).items() if n}
-    title = rep.get("label", "") + ("\nnot read (counted wrong, not shown): " + ", ".join(
-        f"{v} {n}" for v, n in unread.items()) if unread else "")
+    unread = _unread_text(rep)
+    title = rep.get("label", "") + (f"\nnot read (counted wrong, not shown): {unread}" if unread else "")
     confusion_png(rep["confusion_matrix"], out / "view_confusion.png", title)
     return {k: str(out / k) for k in ("view_report.json", "view_clips.csv", "view_confusion.csv",
                                       "view_confusion.png")}
