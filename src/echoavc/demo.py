@@ -72,8 +72,11 @@ def evaluate_frames(frames: list[dict], cohort_dir: Path) -> dict:
     truth = pd.read_csv(cohort_dir / "frames.csv", dtype={"source_sha256": str})
     view = {((cohort_dir / f).resolve().as_posix(), int(i)): v
             for f, i, v in zip(truth["file"], truth["frame_index"], truth["view"])}
-    pairs = [(view.get((Path(f["source"]).resolve().as_posix(), int(f["frame_index"]))), f["status"]) for f in frames]
-    pairs = [(v, s) for v, s in pairs if v is not None]
+    from echoavc.screening.core import REJECTED_AS_OTHER_VIEW, judged_as_view
+
+    pairs = [(view.get((Path(f["source"]).resolve().as_posix(), int(f["frame_index"]))), f["status"],
+              judged_as_view(f["status"], f.get("valve_score"))) for f in frames]
+    pairs = [(v, s, j) for v, s, j in pairs if v is not None]
 
     def share(rows, ok):
         k, n = sum(s in ok for s in rows), len(rows)
@@ -81,12 +84,13 @@ def evaluate_frames(frames: list[dict], cohort_dir: Path) -> dict:
         return {"value": round(k / n, 4) if n else None, "low": round(iv.lo, 4) if iv else None,
                 "high": round(iv.hi, 4) if iv else None, "count": f"{k}/{n}"}
 
-    valve = [s for v, s in pairs if v == "psax_av"]
-    other = [s for v, s in pairs if v != "psax_av"]
+    valve = [s for v, s, _ in pairs if v == "psax_av"]
+    # other views: over the frames the models judged (not those the frame policy set aside before the detector)
+    other = [s for v, s, judged in pairs if v != "psax_av" and judged]
     return {"valve_view_decided": share(valve, {"decided"}),
             "valve_view_found": share(valve, {"decided", "low_confidence"}),
-            "other_views_no_valve": share(other, {"no_valve"}),
-            "statuses": {s: sum(1 for _, x in pairs if x == s) for s in sorted({x for _, x in pairs})}}
+            "other_views_no_valve": share(other, set(REJECTED_AS_OTHER_VIEW)),
+            "statuses": {s: sum(1 for _, x, _ in pairs if x == s) for s in sorted({x for _, x, _ in pairs})}}
 
 
 #: the held-out patients' seed: an evaluation seed (docs/evaluation.md, seed registry), never tuned on

@@ -81,6 +81,7 @@ def validation_report(clips, table, frame_threshold: float, exam_threshold: floa
     from echoavc.evaluate import classification_report
     from echoavc.evaluate.intervals import proportion_interval
     from echoavc.screening import exam_results
+    from echoavc.screening.core import REJECTED_AS_OTHER_VIEW, judged_as_view
 
     t = table.frame.set_index(["source_sha256", "frame_index"])
     rows = []
@@ -89,7 +90,7 @@ def validation_report(clips, table, frame_threshold: float, exam_threshold: floa
             r = t.loc[(c.sha256, f.frame_index)]
             rows.append((f, str(r["role"]), r["calcified"], str(r["patient_id"]), r.get("grade", np.nan)))
     valve = [x for x in rows if x[1] == "valve"]
-    other = [x for x in rows if x[1] != "valve"]
+    other = [x for x in rows if x[1] != "valve" and judged_as_view(x[0].status, x[0].valve_score)]
 
     def prop(k, n):
         iv = proportion_interval(k, n, "wilson") if n else None
@@ -98,7 +99,7 @@ def validation_report(clips, table, frame_threshold: float, exam_threshold: floa
 
     rep: dict = {
         "valve_frames_decided": prop(sum(f.status == "decided" for f, *_ in valve), len(valve)),
-        "other_view_frames_rejected": prop(sum(f.status in ("no_valve", "other_view") for f, *_ in other), len(other)),
+        "other_view_frames_rejected": prop(sum(f.status in REJECTED_AS_OTHER_VIEW for f, *_ in other), len(other)),
     }
     dec = [x for x in valve if x[0].status == "decided" and x[2] == x[2]]
     y = np.array([int(x[2]) for x in dec])

@@ -42,22 +42,32 @@ def ecg_clip(tmp_path_factory):
 
 
 class _AnyValve:
-    """Stands in for the models: every frame decided, one valve box, so only the policy sets the statuses."""
+    """Stands in for the models: one valve box on every frame it locates, P 0.4 on every frame it classifies. It
+    reads the frame policy between the two as ``Screener.screen`` does and records which frames each model saw."""
+
+    BOX = [250.0, 250.0, 390.0, 390.0]
 
     def __init__(self, frames: str):
         self.settings = ScreeningSettings(frames=frames)
         self.secret = None
         self.bundle = type("B", (), {"ingest_settings": staticmethod(IngestSettings)})()
 
-    def screen(self, images, kept, exam_id, source):
-        return [FrameResult(exam_id, source, int(k), "decided", 0.9, [250.0, 250.0, 390.0, 390.0], 0.4,
-                            "not calcified") for k in kept]
+    def screen(self, images, kept, exam_id, source, gate=None):
+        look = gate.to_locate() if gate is not None else None
+        located = [look is None or bool(look[i]) for i in range(len(kept))]
+        read = gate.to_classify([self.BOX if x else None for x in located]) if gate is not None else located
+        self.located = [int(k) for k, x in zip(kept, located) if x]
+        self.classified = [int(k) for k, r in zip(kept, read) if r]
+        return [FrameResult(exam_id, source, int(k), "decided", 0.9, self.BOX, 0.4, "not calcified") if r else
+                FrameResult(exam_id, source, int(k), "other_phase", *((0.9, self.BOX) if x else ()))
+                for k, x, r in zip(kept, located, read)]
 
 
 @pytest.mark.parametrize("policy", ["closed", "all", "end-diastole"])
 def test_screen_input_keeps_only_the_policys_frames_and_records_the_phase(ecg_clip, policy, tmp_path):
     path, truth = ecg_clip
-    clip = screen_input(_AnyValve(policy), path.read_bytes(), path.name, "sha", tmp_path, overlays="none")
+    models = _AnyValve(policy)
+    clip = screen_input(models, path.read_bytes(), path.name, "sha", tmp_path, overlays="none")
     assert clip.phase["source"] == "ecg_trace" and clip.phase["frames"] == policy
     got = [f.phase for f in clip.frames]
     for g, want in zip(got, truth["valve_phase"]):
@@ -76,14 +86,17 @@ def test_screen_input_keeps_only_the_policys_frames_and_records_the_phase(ecg_cl
         assert screened == [f.frame_index for f in clip.frames if f.phase == CLOSED]
     else:
         assert screened == ed
-    assert all(f.decision == "" and f.probability is not None for f in others)  # shown, not used
+    assert all(f.decision == "" and f.probability is None for f in others)  # never classified
+    # the ECG trace timed the clip before the detector ran: neither model saw a frame outside the policy
+    assert models.located == models.classified == screened
+    assert all(f.valve_box is None for f in others)
 
 
 def test_predict_writes_the_phase_and_screens_by_the_policy(screening_bundle, tmp_path):
     from echoavc.predict import predict
 
     src = screening_bundle.test_sources[:3]
-    counts = {}
+    counts, seen = {}, {}
     for policy in ("all", "closed"):
         s = replace(screening_bundle.settings, frames=policy, explain=False)
         predict(src, screening_bundle.bundle, tmp_path / policy, settings=s, overlays="none",
@@ -95,11 +108,19 @@ def test_predict_writes_the_phase_and_screens_by_the_policy(screening_bundle, tm
         doc = json.loads((tmp_path / policy / "results.json").read_text())
         assert doc["settings"]["frames"] == policy
         counts[policy] = frames["status"].value_counts().to_dict()
+        seen[policy] = frames.set_index(["source", "frame_index"])
         if policy == "closed":
+            # the models skip what the policy leaves out: never a probability outside it
+            assert frames.loc[frames["status"] == "other_phase", "probability"].isna().all()
             assert (frames.loc[frames["status"] == "decided", "phase"].isin(["closed"])
                     | frames.loc[frames["status"] == "decided", "phase_source"].eq("none")).all()
     assert counts["all"].get("other_phase", 0) == 0
     assert counts["closed"].get("other_phase", 0) > 0
+    # ... and what it keeps is screened exactly as with every frame: the same boxes, probabilities, decisions
+    kept = seen["closed"][seen["closed"]["status"] == "decided"]
+    same = seen["all"].loc[kept.index]
+    for col in ("valve_score", "valve_x1", "valve_y2", "probability", "decision"):
+        assert (same[col] == kept[col]).all(), col
 
 
 def test_the_bundle_stores_its_policy_and_older_bundles_screen_every_frame(screening_bundle, tmp_path):

@@ -42,7 +42,7 @@ def screen_table_part(bundle, table, split, part: str = "test", backend: str = "
     from echoavc.files import progress_bar
     from echoavc.phase import decide_phase
     from echoavc.phase.image import read_valve_image
-    from echoavc.phase.policy import apply_frame_policy, boxes_of
+    from echoavc.phase.policy import PolicyGate
     from echoavc.screening import ClipResult, Screener
     from echoavc.views.screening import screen_with_view
 
@@ -62,11 +62,13 @@ def screen_table_part(bundle, table, split, part: str = "test", backend: str = "
                 images.append(img)
             exam = str(g["study_id"].iloc[0])
             # the clip's view first, when the bundle has a view model (as predict does: echoavc.views.screening)
-            res, view = screen_with_view(screener, images, [int(k) for k in g["frame_index"]], exam, str(sha))
             # the frame policy as predict applies it; a table holds standard frames only (no header, no ECG
             # outside the field), so the valve image decides here
-            phase = apply_frame_policy(res, decide_phase(len(res), image=lambda: read_valve_image(images, boxes_of(res))),
-                                       screener.settings.frames)
+            gate = PolicyGate(lambda boxes, images=images: decide_phase(
+                len(images), image=None if boxes is None else (lambda: read_valve_image(images, boxes))),
+                screener.settings.frames)
+            res, view = screen_with_view(screener, images, [int(k) for k in g["frame_index"]], exam, str(sha), gate)
+            phase = gate.apply(res)
             decided = [i for i, f in enumerate(res) if f.status == "decided"]
             best = max(decided, key=lambda i: res[i].probability) if decided else None
             clips.append(ClipResult(str(sha), str(sha), exam, res, best, phase=phase, view=view))

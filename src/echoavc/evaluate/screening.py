@@ -161,6 +161,7 @@ def evaluate_screening(clips: Iterable, exam_truth: dict[str, ExamTruth], frame_
     ``missing``: labelled exams no input file was found for (or whose failed files could not be tied to them):
     undetermined as well. ``grade_pooling``: how exams pool their frames' grade probabilities (the bundle's).
     """
+    from echoavc.screening.core import REJECTED_AS_OTHER_VIEW, judged_as_view
     from echoavc.screening.exams import exam_results
 
     clips = list(clips)
@@ -180,6 +181,7 @@ def evaluate_screening(clips: Iterable, exam_truth: dict[str, ExamTruth], frame_
     # ---- frames
     frames = _Level()
     status_counts: dict[str, dict[str, int]] = {}
+    other_judged = [0, 0]  # frames of other views the models judged, and those they kept out as not the valve view
     for c in clips:
         t = exam_truth.get(c.exam_id)
         for f in c.frames:
@@ -187,6 +189,9 @@ def evaluate_screening(clips: Iterable, exam_truth: dict[str, ExamTruth], frame_
             role = ft.role if ft is not None else "exam frame"
             status_counts.setdefault(role, {}).setdefault(f.status, 0)
             status_counts[role][f.status] += 1
+            if role != "valve" and judged_as_view(f.status, f.valve_score):
+                other_judged[0] += 1
+                other_judged[1] += f.status in REJECTED_AS_OTHER_VIEW
             if f.status != "decided" or t is None:
                 continue
             y = ft.calcified if frame_truth is not None else t.calcified
@@ -255,11 +260,9 @@ def evaluate_screening(clips: Iterable, exam_truth: dict[str, ExamTruth], frame_
     }
     if frame_truth is not None:
         valve = status_counts.get("valve", {})
-        other = {k: v for role, d in status_counts.items() if role != "valve" for k, v in d.items()}
         report["frame_coverage"] = {
             "valve_frames_decided": proportion(valve.get("decided", 0), sum(valve.values())) if valve else None,
-            "other_view_frames_rejected": (proportion(sum(v for k, v in other.items() if k in ("no_valve", "other_view")),
-                                                      sum(other.values())) if other else None)}
+            "other_view_frames_rejected": (proportion(other_judged[1], other_judged[0]) if other_judged[0] else None)}
     if graded:
         report["grade"] = grade_section(rows, n_boot, seed)
     report["frame_labels"] = ("each valve-view frame's own label" if frame_truth is not None

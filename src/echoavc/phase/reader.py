@@ -18,6 +18,7 @@ class PhaseReader:
         self.ds = prep.clip.dataset if prep.clip is not None else None
         self.head = header_timing(self.ds, prep.clip.n_frames) if self.ds is not None else None
         self.area, self.strips, self.looked = None, [], False
+        self._read = None
 
     def add(self, frame: np.ndarray) -> None:
         from echoavc.phase.ecg_trace import ecg_area
@@ -28,14 +29,25 @@ class PhaseReader:
         if self.area is not None:
             self.strips.append(self.area.take(frame))
 
+    def _timing(self):
+        """(header timing over the kept frames, ECG reading), read once."""
+        if self._read is None:
+            from echoavc.phase.ecg_trace import EcgReading, read_ecg_trace
+
+            head = self.head
+            if head is not None and head.positions is not None and len(head.positions) > 1:
+                head.positions = np.asarray(head.positions)[self.prep.kept]
+            ecg = (read_ecg_trace(self.strips, self.area) if self.area is not None
+                   else EcgReading(None, "no ECG trace on screen"))
+            self._read = (head, ecg)
+        return self._read
+
     def phase(self, images, boxes):
+        """The clip's phase. ``boxes=None``: the header and the ECG trace only (before the detector has run;
+        the clip is ``unknown`` if neither times it); otherwise the valve image in ``boxes`` decides after them."""
         from echoavc.phase import decide_phase
-        from echoavc.phase.ecg_trace import EcgReading, read_ecg_trace
         from echoavc.phase.image import read_valve_image
 
-        head = self.head
-        if head is not None and head.positions is not None and len(head.positions) > 1:
-            head.positions = np.asarray(head.positions)[self.prep.kept]
-        ecg = (read_ecg_trace(self.strips, self.area) if self.area is not None
-               else EcgReading(None, "no ECG trace on screen"))
-        return decide_phase(len(self.prep.kept), head, ecg, lambda: read_valve_image(images, boxes))
+        head, ecg = self._timing()
+        image = None if boxes is None else (lambda: read_valve_image(images, boxes))
+        return decide_phase(len(self.prep.kept), head, ecg, image)

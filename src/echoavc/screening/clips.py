@@ -14,7 +14,7 @@ import numpy as np
 
 from echoavc.errors import EchoAVCError, NoConeError
 from echoavc.files import progress_bar
-from echoavc.phase.policy import apply_frame_policy, boxes_of
+from echoavc.phase.policy import PolicyGate
 from echoavc.phase.reader import PhaseReader
 from echoavc.screening.core import ClipResult, FrameResult, Screener, STATUS_TEXT, exam_id_of, heat_map
 
@@ -83,8 +83,10 @@ def screen_input(screener: Screener, data: bytes, name: str, sha: str, out_dir: 
         reader.add(frame)  # the ECG drawn on screen, from the original pixels before masking
         images.append(prep.standard(frame))
     t2 = time.perf_counter()
-    frames, view = screen_with_view(screener, images, prep.kept, exam_id, name)
-    phase = apply_frame_policy(frames, reader.phase(images, boxes_of(frames)), screener.settings.frames)
+    # the frame policy between the models: they skip the frames it leaves out
+    gate = PolicyGate(lambda boxes: reader.phase(images, boxes), screener.settings.frames)
+    frames, view = screen_with_view(screener, images, prep.kept, exam_id, name, gate)
+    phase = gate.apply(frames)
     if review_frames:
         from echoavc.review.frames import write_review_frames
 

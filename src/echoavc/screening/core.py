@@ -14,13 +14,13 @@ from typing import Sequence
 import numpy as np
 
 from echoavc.bundle import Bundle
+from echoavc.phase.policy import OTHER_PHASE
 from echoavc.preprocess.crop import prepare_crop
 from echoavc.settings import ScreeningSettings
 from echoavc.views.screening import NOT_SCREENED
 
-__all__ = ["STATUS_TEXT", "exam_id_of", "FrameResult", "ClipResult", "nearest_located", "located_frames", "drifted",
-           "box_iou",
-           "Screener", "heat_map"]
+__all__ = ["STATUS_TEXT", "REJECTED_AS_OTHER_VIEW", "judged_as_view", "exam_id_of", "FrameResult", "ClipResult",
+           "nearest_located", "located_frames", "drifted", "box_iou", "Screener", "heat_map"]
 
 STATUS_TEXT = {
     "decided": "decided",
@@ -31,6 +31,17 @@ STATUS_TEXT = {
     # not screened: the header, the clip's view or the colour-Doppler rule (echoavc.views.screening)
     **NOT_SCREENED,
 }
+#: statuses of a frame the models kept out of the exam as no aortic-valve short axis (the detector or the view model)
+REJECTED_AS_OTHER_VIEW = ("no_valve", "other_view")
+
+
+def judged_as_view(status: str, valve_score) -> bool:
+    """Whether the detector or the view model judged the frame's view: not a frame the frame policy set aside
+    before the detector ran (``other_phase`` without a valve score). How well other views are rejected is
+    measured over these frames (``REJECTED_AS_OTHER_VIEW`` among them)."""
+    return not (status == OTHER_PHASE and (valve_score is None or valve_score != valve_score))
+
+
 def exam_id_of(study_uid: str, secret: bytes | None = None) -> str:
     """A short, stable exam id that does not show the study UID (which can identify a patient).
 
@@ -244,19 +255,39 @@ class Screener:
                 g[idx] = self.grader.predict_proba(crops[::n])
         return p, g
 
-    def screen(self, images: Sequence[np.ndarray], kept: Sequence[int], exam_id: str, source: str) -> list[FrameResult]:
-        boxes, scores = self.boxes(images, kept)
-        probs, grades = self.crop_predictions(images, boxes, grade=self.grader is not None)
+    def screen(self, images: Sequence[np.ndarray], kept: Sequence[int], exam_id: str, source: str,
+               gate=None) -> list[FrameResult]:
+        """One clip's frames through the detector and the classifier. ``gate``: the clip's frame policy
+        (:class:`echoavc.phase.policy.PolicyGate`), read between them so that the models skip the frames it
+        leaves out (those frames come back ``other_phase``: with box and valve score where the detector saw them,
+        never with a probability); None: every frame is located and classified."""
+        n = len(images)
+        look = gate.to_locate() if gate is not None else None
+        idx = list(range(n)) if look is None else [i for i in range(n) if look[i]]
+        boxes, scores = np.full((n, 4), np.nan), np.full(n, np.nan)
+        if idx:
+            b, sc = self.boxes([images[i] for i in idx], [kept[i] for i in idx])
+            boxes[idx], scores[idx] = b, sc
+        shown = [[round(float(v), 2) for v in boxes[i]] if np.isfinite(scores[i]) else None for i in range(n)]
+        read = gate.to_classify(shown) if gate is not None else [True] * n
+        probs, grades = self.crop_predictions(images, np.where(np.asarray(read, bool)[:, None], boxes, np.nan),
+                                              grade=self.grader is not None)
         out = []
         for i, k in enumerate(kept):
+            if look is not None and not look[i]:
+                out.append(FrameResult(exam_id, source, int(k), OTHER_PHASE))
+                continue
             if not np.isfinite(scores[i]):
                 out.append(FrameResult(exam_id, source, int(k), "no_valve"))
+                continue
+            if not read[i]:
+                out.append(FrameResult(exam_id, source, int(k), OTHER_PHASE, round(float(scores[i]), 5), shown[i]))
                 continue
             status = "decided" if scores[i] >= self.settings.decide_conf else "low_confidence"
             p = float(probs[i])
             decision = ("calcified" if p >= self.frame_threshold else "not calcified") if status == "decided" else ""
-            out.append(FrameResult(exam_id, source, int(k), status, round(float(scores[i]), 5),
-                                   [round(float(v), 2) for v in boxes[i]], round(p, 6), decision,
+            out.append(FrameResult(exam_id, source, int(k), status, round(float(scores[i]), 5), shown[i],
+                                   round(p, 6), decision,
                                    grade_probabilities=None if grades is None else
                                    [round(float(v), 6) for v in grades[i]]))
         return out

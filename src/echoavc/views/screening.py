@@ -35,14 +35,16 @@ def header_frames(kind: HeaderKind, exam_id: str, source: str, kept: Sequence[in
     return frames, {"view": "other", "probability": 1.0, "source": "header", "reason": kind.kind}
 
 
-def screen_with_view(screener, images: Sequence[np.ndarray], kept: Sequence[int], exam_id: str, source: str):
+def screen_with_view(screener, images: Sequence[np.ndarray], kept: Sequence[int], exam_id: str, source: str,
+                     gate=None):
     """(frames, clip view record or None): the screener's frames, after its view model (when the bundle has one)
-    has taken the clip as ``psax_av``; a clip of another view gets ``other_view`` frames and no detection."""
+    has taken the clip as ``psax_av``; a clip of another view gets ``other_view`` frames and no detection.
+    ``gate``: the clip's frame policy, for ``Screener.screen``."""
     from echoavc.screening.core import FrameResult
 
     vm = getattr(screener, "views", None)
     if vm is None or not len(images):
-        frames = screener.screen(images, kept, exam_id, source)
+        frames = screener.screen(images, kept, exam_id, source, gate)
         apply_colour_rule(frames, images)
         return frames, None
     cv = vm.clip(images)
@@ -50,7 +52,7 @@ def screen_with_view(screener, images: Sequence[np.ndarray], kept: Sequence[int]
     rec = {"view": cv.view, "probability": p, "source": "model",
            "reason": "" if cv.view == SCREENED_VIEW else f"view {cv.view} (p={p:.2f})"}
     if cv.view == SCREENED_VIEW:
-        frames = screener.screen(images, kept, exam_id, source)
+        frames = screener.screen(images, kept, exam_id, source, gate)
         apply_colour_rule(frames, images)
     else:
         frames = [FrameResult(exam_id, source, int(k), "other_view") for k in kept]
