@@ -2,8 +2,10 @@
 the very same networks, each goal asserted and printed PASS or FAIL.
 
 Frame policy (which frames each side runs the detector on): every kept frame of every file is screened on both
-sides; the glue runs its detector on every frame; ours runs it as its settings say (printed: with
-``detect_frames`` 4 frames per clip first, then between any two whose boxes drifted apart).
+sides; the glue runs its detector and classifier on every frame; ours runs them as its settings say (printed):
+the bundle's frame policy (``frames``, closed by default) is read between the models, so where the header or the
+ECG trace times a clip the detector runs on the policy's frames only and the classifier never reads a frame
+outside it; with ``detect_frames`` 4 frames per clip first, then between any two whose boxes drifted apart.
 
   cost      s/frame, glue and ours alternated pass by pass (the faster pass each), wall and CPU seconds:
             single-frame files (ours <= 1/2 the glue), multi-frame clips and the clinic day (<= 1/3). On the
@@ -135,10 +137,13 @@ def goals_part(bundle_dir: Path, inputs: dict[str, list[Path]], frames: dict[str
     scratch = work / "scratch" / "goals"
     shutil.rmtree(scratch, ignore_errors=True)
     res: dict = {"bundle": str(bundle_dir), "backend": backend, "settings": asdict(s),
-                 "frame_policy": ("every kept frame screened on both sides; the glue runs its detector on every "
-                                  "frame, ours " + (f"on {s.detect_frames} frames per clip first, then between located "
-                                                    f"frames whose boxes overlap < {s.track_iou} (IoU) or disagree "
-                                                    "on the valve" if s.detect_frames else "on every frame too"))}
+                 "frame_policy": ("every kept frame screened on both sides; the glue runs its detector and classifier "
+                                  "on every frame, ours " + (f"on {s.detect_frames} frames per clip first, then between "
+                                                             f"located frames whose boxes overlap < {s.track_iou} (IoU) "
+                                                             "or disagree on the valve" if s.detect_frames else
+                                                             "on every frame the frame policy")
+                                  + f" ('{s.frames}') may need: where the header or the ECG trace times a clip, the "
+                                  "policy's frames only; the classifier on the policy's frames only")}
     log(f"goals: bundle {bundle_dir} ({backend}); {res['frame_policy']}")
     glue = Glue.of_bundle(Path(bundle_dir), work)
     ours = OursInProcess(bundle, backend, s, scratch / "ours")
