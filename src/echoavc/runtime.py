@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import sys
 from pathlib import Path
 
 _configured = False
@@ -70,14 +71,12 @@ def _install_font(yolo_config_dir: Path) -> None:
 
 
 def all_cores() -> int:
-    """Restore torch to every core (Ultralytics drops it to one); returns the count."""
+    """Restore torch to every core (Ultralytics drops it to one); returns the count. Torch only where it is
+    loaded already: the ONNX path never imports it (a second or more of a small batch's start)."""
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:
-        import torch
-
+    torch = sys.modules.get("torch")
+    if torch is not None:
         torch.set_num_threads(n)
-    except ImportError:
-        pass
     try:
         import cv2
 

@@ -164,6 +164,7 @@ class Classifier:
         self.std = meta["normalisation"]["std"]
         self.calibration = Calibration.from_dict(meta["calibration"])
         self.threshold = float(meta["threshold"])
+        self._cam = None  # Grad-CAM: the ONNX graph's closed form, or a PyTorch model (grad_cam)
 
     @classmethod
     def load(cls, folder: str | Path, backend: str = "torch", threads: int = 0,
@@ -184,6 +185,28 @@ class Classifier:
                 export_onnx(model, onnx_path)
             return cls(meta, OnnxBackend(onnx_path, threads), None, folder)
         raise EchoAVCError(f"backend must be torch or onnx, not {backend!r}")
+
+    def grad_cam(self, crop: np.ndarray) -> tuple[np.ndarray, float]:
+        """Grad-CAM of one prepared crop: (heat map (S, S) in [0, 1], logit). With the PyTorch model by autograd;
+        otherwise in closed form on the folder's float ONNX graph (:mod:`echoavc.classifier.cam`, no torch), which
+        also explains an int8 classifier; a graph exported before its features output falls back to PyTorch."""
+        x = normalise(self._checked(crop)[:1], self.mean, self.std)
+        if self._cam is None:
+            self._cam = self.model
+            if self._cam is None:
+                try:
+                    from echoavc.classifier.cam import OnnxGradCam
+
+                    self._cam = OnnxGradCam(self.folder, ONNX_FILE, self.meta["pooling"])
+                except (EchoAVCError, OSError):
+                    self._cam = load_model(self.folder)[0]
+        if callable(getattr(self._cam, "features", None)):  # a PyTorch AVCNet
+            import torch
+
+            from echoavc.classifier.gradcam import grad_cam
+
+            return grad_cam(self._cam, torch.from_numpy(x))
+        return self._cam(x)
 
     def prepare(self, image: np.ndarray, box) -> np.ndarray:
         """The prepared crop of ``box`` in a standard image, with the model's stored crop settings."""

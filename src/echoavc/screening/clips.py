@@ -122,7 +122,7 @@ def explain_exams(exams: list[dict], clips: Sequence[ClipResult], sources: dict,
     """Redraw the overlay of each exam's driving frame with the classifier's Grad-CAM.
 
     Which frame drives an exam is known only once all its files are screened, so this re-reads those files
-    (one frame each). ``sources``: input name -> Source; ``explainer()``: the PyTorch classifier (loaded only
+    (one frame each). ``sources``: input name -> Source; ``explainer()``: the classifier (loaded only
     when needed); ``done``: overlay -> file sha256, overlays already redrawn (updated; ``on_done`` after each).
     Sets ``exam["heat_map"]``. A file changed or gone since it was screened keeps its plain overlay.
     """

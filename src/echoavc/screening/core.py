@@ -184,14 +184,11 @@ class Screener:
         #: the valve crop as the classifier was trained on it (the bundle's preprocessing record)
         pre = bundle.preprocess()
         self.crop, self.noise_reduction = pre.crop(), pre.noise_reduction
-        self._explainer = None
 
     @property
     def explainer(self):
-        """The PyTorch classifier for Grad-CAM (ONNX graphs have no gradients)."""
-        if self._explainer is None:
-            self._explainer = self.classifier if self.classifier.model is not None else self.bundle.classifier("torch")
-        return self._explainer
+        """The classifier for Grad-CAM: the screening one (``Classifier.grad_cam`` works with either backend)."""
+        return self.classifier
 
     def boxes(self, images: Sequence[np.ndarray], kept: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """(boxes (n, 4), scores (n,)) per kept frame; NaN where no box reaches ``valve_conf``.
@@ -294,12 +291,9 @@ class Screener:
 
 
 def heat_map(classifier, image: np.ndarray, box) -> np.ndarray:
-    """Grad-CAM of a PyTorch classifier's logit for ``box``, mapped onto the standard image (0 outside the crop)."""
-    import torch
+    """Grad-CAM of the classifier's logit for ``box`` (``Classifier.grad_cam``: autograd with PyTorch, the closed
+    form with ONNX), mapped onto the standard image (0 outside the crop)."""
+    from echoavc.preprocess.crop import crop_to_image
 
-    from echoavc.classifier.gradcam import grad_cam
-    from echoavc.preprocess.crop import crop_to_image, normalise
-
-    crop = classifier.prepare(image, box)
-    cam, _ = grad_cam(classifier.model, torch.from_numpy(normalise(crop, classifier.mean, classifier.std)))
+    cam, _ = classifier.grad_cam(classifier.prepare(image, box))
     return crop_to_image(cam, box, image.shape[:2], classifier.crop.margin)

@@ -1,0 +1,82 @@
+"""Grad-CAM of the classifier's ONNX graph, without PyTorch.
+
+The classifier (``AVCNet``) ends in pooling and two dense layers: logit = w2 . ReLU(W1 p + b1) + b2, with p the
+pooled (avg, max) or flattened (none) last feature map A. So the logit's gradient on A is known in closed form:
+g = W1^T (w2 * [W1 p + b1 > 0]) on p, spread over the positions of A as the pooling spreads it (avg: g_c / hw at
+every position; max: g_c at the channel's maximum; none: g reshaped to C x h x w). Grad-CAM's channel weights, the
+mean gradient over positions, are then g_c / hw for avg and max pooling and the mean of g's map for none, and the
+heat map is ReLU(sum_c a_c A_c), upsampled to the crop and scaled to [0, 1], as :func:`echoavc.classifier.gradcam.
+grad_cam` computes it with autograd (tests/classifier/test_cam.py checks they agree). The feature map comes from
+the same ONNX graph, made to output it; the dense weights from the model's safetensors. Predict with the ONNX
+backend thus draws its heat maps without importing torch (seconds of a small batch's wall time).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from echoavc.errors import EchoAVCError
+
+__all__ = ["OnnxGradCam", "feature_map_output"]
+
+#: graph nodes that pool the last feature map into the ``features`` output
+_POOLS = ("GlobalAveragePool", "GlobalMaxPool", "AveragePool", "MaxPool", "ReduceMean", "ReduceMax")
+
+
+def feature_map_output(graph) -> str:
+    """The name of the last feature map in a classifier graph exported by ``classifier.predict.export_onnx``: the
+    input of the pooling under the ``features`` output (or of its Flatten, for pooling "none")."""
+    from echoavc.classifier.predict import FEATURES_OUTPUT
+
+    made_by = {o: n for n in graph.node for o in n.output}
+    node = made_by.get(FEATURES_OUTPUT)
+    if node is None or node.op_type != "Flatten":
+        raise EchoAVCError("this classifier graph has no pooled features output (exported by an older echoavc)")
+    below = made_by.get(node.input[0])
+    return below.input[0] if below is not None and below.op_type in _POOLS else node.input[0]
+
+
+class OnnxGradCam:
+    """Grad-CAM for one prepared, normalised crop (1, 3, S, S) of a classifier folder's ONNX graph."""
+
+    def __init__(self, folder: str | Path, onnx_file: str, pooling: str, threads: int = 0):
+        import onnx
+        import onnxruntime as ort
+        from safetensors.numpy import load_file
+
+        from echoavc.classifier.predict import MODEL_FILE
+
+        folder = Path(folder)
+        graph = onnx.load(str(folder / onnx_file))
+        self.map_name = feature_map_output(graph.graph)
+        graph.graph.output.append(onnx.ValueInfoProto(name=self.map_name))
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(graph.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        w = load_file(str(folder / MODEL_FILE))
+        self.w1, self.b1, self.w2 = (w["dense.weight"].astype(np.float64), w["dense.bias"].astype(np.float64),
+                                     w["out.weight"].astype(np.float64).reshape(-1))
+        self.pooling = pooling
+
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, float]:
+        """(heat map (S, S) in [0, 1], logit) for one normalised crop ``x`` (1, 3, S, S) float32."""
+        if x.ndim != 4 or x.shape[0] != 1:
+            raise ValueError("Grad-CAM explains one input: x must be (1, C, H, W)")
+        from echoavc.classifier.predict import FEATURES_OUTPUT
+
+        logit, pooled, fmap = self.session.run(["logits", FEATURES_OUTPUT, self.map_name], {"crops": x})
+        a = fmap[0].astype(np.float64)  # C x h x w
+        p = pooled[0].astype(np.float64)
+        g = self.w1.T @ (self.w2 * (self.w1 @ p + self.b1 > 0))  # d logit / d p
+        weights = g.reshape(a.shape).mean(axis=(1, 2)) if self.pooling == "none" else g / (a.shape[1] * a.shape[2])
+        cam = np.maximum((weights[:, None, None] * a).sum(0), 0.0).astype(np.float32)
+        H, W = x.shape[-2:]
+        cam = cv2.resize(cam, (W, H), interpolation=cv2.INTER_LINEAR)
+        top = float(cam.max())
+        cam = cam / top if top > 0 else np.zeros_like(cam)
+        return cam, float(np.asarray(logit).reshape(-1)[0])
