@@ -205,14 +205,6 @@ def predict(inputs: Sequence[str | Path], model: str | Path, out: str | Path, *,
         per = max(1, threads // workers) if threads and workers > 0 else 1
         init, initargs = _ray_worker_init, (str(bundle.folder.resolve()), backend, asdict(s), per, key_file,
                                             None if secret is None else key_marker(secret))
-    # while worker processes screen, this one only waits: load the classifier that the heat maps need meanwhile
-    explainer_early = None
-    if overlays != "none" and s.explain and engine == "local" and workers > 1 and len(todo) > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
-        early_pool = ThreadPoolExecutor(1, thread_name_prefix="explainer")
-        explainer_early = early_pool.submit(bundle.classifier, backend)
-        early_pool.shutdown(wait=False)
     # spawn, not fork: a forked child of a process whose torch or onnxruntime thread pools already ran can
     # deadlock on a lock held at fork time
     run_batch(todo, finish, serial=serial, workers=workers, label="screening", progress=progress,
@@ -235,9 +227,9 @@ def predict(inputs: Sequence[str | Path], model: str | Path, out: str | Path, *,
             store.save(hm_key, hm)
 
         explain_exams(exams, clips, {src.name: src for src in sources}, out,
-                      lambda: (explainer_early.result() if explainer_early is not None else
-                               screener.explainer if screener is not None else bundle.classifier(backend)),
+                      lambda: screener.explainer if screener is not None else bundle.classifier(backend),
                       bundle.ingest_settings(), hm["done"], saved, progress)
+        saved()  # the step's record, also when every heat map was drawn while screening
     frames = [f.to_dict() for c in clips for f in c.frames]
     failures.sort(key=lambda f: f["source"])
     _write_outputs(out, bundle, exams, frames, failures, s, backend, report, clip_rows(clips))

@@ -99,14 +99,18 @@ def screen_input(screener: Screener, data: bytes, name: str, sha: str, out_dir: 
         outline = prep.standard_outline()
         show = best if best is not None else len(frames) // 2
         picks = range(len(frames)) if overlays == "all" else [show]
+        # the clip's best frame gets its Grad-CAM now, while the frame is in memory: an exam's driving frame is the
+        # best frame of one of its clips, so the exams need no second reading of their files
+        explain = best is not None and bool(getattr(screener.settings, "explain", False))
         for i in picks:
             f = frames[i]
             rel = f"overlays/{exam_id}/{sha[:12]}-f{f.frame_index:04d}.png"
-            # Grad-CAM comes later, on the frames that drive an exam (known once all its files are screened)
-            write_frame_overlay(out_dir, rel, images[i], outline, f, None)
+            cam = heat_map(screener.explainer, images[i], f.valve_box) if explain and i == best else None
+            write_frame_overlay(out_dir, rel, images[i], outline, f, cam)
             f.overlay = rel
             if i == show:
                 result.overlay = rel
+        result.heat_map = explain
     result.seconds = {"prepare": round(t1 - t0, 4), "decode_standardise": round(t2 - t1, 4),
                       "models": round(t3 - t2, 4), "overlays": round(time.perf_counter() - t3, 4),
                       "frames": len(frames)}
@@ -119,10 +123,11 @@ HEAT_MAP_FILE = "heat_maps.json"
 def explain_exams(exams: list[dict], clips: Sequence[ClipResult], sources: dict, out_dir: Path, explainer,
                   ingest_settings, done: dict, on_done: Callable[[], None] = lambda: None,
                   progress: bool = False) -> None:
-    """Redraw the overlay of each exam's driving frame with the classifier's Grad-CAM.
+    """Make sure the overlay of each exam's driving frame carries the classifier's Grad-CAM.
 
-    Which frame drives an exam is known only once all its files are screened, so this re-reads those files
-    (one frame each). ``sources``: input name -> Source; ``explainer()``: the classifier (loaded only
+    The driving frame is the best frame of one of the exam's clips, whose overlay ``screen_input`` drew with its
+    heat map (``ClipResult.heat_map``); where it did not (results kept from an older echoavc), this reads that
+    file again for the one frame. ``sources``: input name -> Source; ``explainer()``: the classifier (loaded only
     when needed); ``done``: overlay -> file sha256, overlays already redrawn (updated; ``on_done`` after each).
     Sets ``exam["heat_map"]``. A file changed or gone since it was screened keeps its plain overlay.
     """
@@ -135,7 +140,8 @@ def explain_exams(exams: list[dict], clips: Sequence[ClipResult], sources: dict,
         f = next((f for f in clip.frames if f.frame_index == d["frame_index"]), None) if clip else None
         if f is None or not f.overlay or not f.valve_box:
             continue
-        if done.get(f.overlay) == clip.sha256:
+        drawn = clip.heat_map and clip.best is not None and clip.frames[clip.best] is f  # while it was screened
+        if drawn or done.get(f.overlay) == clip.sha256:
             e["heat_map"] = True
         else:
             todo.append((e, clip, f))

@@ -112,6 +112,8 @@ class ClipResult:
     #: the clip's view {view, probability, source (header | model), reason (why not screened; "" when taken)};
     #: None when nothing decided it (no view model, no header rule)
     view: dict | None = None
+    #: the overlay of the ``best`` frame carries the classifier's Grad-CAM (drawn while the clip was screened)
+    heat_map: bool = False
 
     def to_dict(self) -> dict:
         d = {"source": self.source, "sha256": self.sha256, "exam_id": self.exam_id, "best": self.best,
@@ -119,12 +121,15 @@ class ClipResult:
              "phase": self.phase}
         if self.view is not None:
             d["view"] = self.view
+        if self.heat_map:
+            d["heat_map"] = True
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "ClipResult":
         return cls(d["source"], d["sha256"], d["exam_id"], [FrameResult(**f) for f in d["frames"]], d.get("best"),
-                   d.get("overlay", ""), d.get("seconds", {}), d.get("phase", {}), d.get("view"))
+                   d.get("overlay", ""), d.get("seconds", {}), d.get("phase", {}), d.get("view"),
+                   bool(d.get("heat_map", False)))
 
 
 # ---------------------------------------------------------------- the screener
