@@ -227,7 +227,7 @@ def predict(inputs: Sequence[str | Path], model: str | Path, out: str | Path, *,
             store.save(hm_key, hm)
 
         explain_exams(exams, clips, {src.name: src for src in sources}, out,
-                      lambda: screener.explainer if screener is not None else bundle.classifier(backend),
+                      lambda: screener.classifier if screener is not None else bundle.classifier(backend),
                       bundle.ingest_settings(), hm["done"], saved, progress)
         saved()  # the step's record, also when every heat map was drawn while screening
     frames = [f.to_dict() for c in clips for f in c.frames]

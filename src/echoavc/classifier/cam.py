@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from echoavc.classifier.predict import FEATURES_OUTPUT, MODEL_FILE
 from echoavc.errors import EchoAVCError
 
 __all__ = ["OnnxGradCam", "feature_map_output"]
@@ -29,8 +30,6 @@ _POOLS = ("GlobalAveragePool", "GlobalMaxPool", "AveragePool", "MaxPool", "Reduc
 def feature_map_output(graph) -> str:
     """The name of the last feature map in a classifier graph exported by ``classifier.predict.export_onnx``: the
     input of the pooling under the ``features`` output (or of its Flatten, for pooling "none")."""
-    from echoavc.classifier.predict import FEATURES_OUTPUT
-
     made_by = {o: n for n in graph.node for o in n.output}
     node = made_by.get(FEATURES_OUTPUT)
     if node is None or node.op_type != "Flatten":
@@ -46,8 +45,6 @@ class OnnxGradCam:
         import onnx
         import onnxruntime as ort
         from safetensors.numpy import load_file
-
-        from echoavc.classifier.predict import MODEL_FILE
 
         folder = Path(folder)
         graph = onnx.load(str(folder / onnx_file))
@@ -67,8 +64,6 @@ class OnnxGradCam:
         """(heat map (S, S) in [0, 1], logit) for one normalised crop ``x`` (1, 3, S, S) float32."""
         if x.ndim != 4 or x.shape[0] != 1:
             raise ValueError("Grad-CAM explains one input: x must be (1, C, H, W)")
-        from echoavc.classifier.predict import FEATURES_OUTPUT
-
         logit, pooled, fmap = self.session.run(["logits", FEATURES_OUTPUT, self.map_name], {"crops": x})
         a = fmap[0].astype(np.float64)  # C x h x w
         p = pooled[0].astype(np.float64)

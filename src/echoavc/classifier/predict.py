@@ -164,7 +164,7 @@ class Classifier:
         self.std = meta["normalisation"]["std"]
         self.calibration = Calibration.from_dict(meta["calibration"])
         self.threshold = float(meta["threshold"])
-        self._cam = None  # Grad-CAM: the ONNX graph's closed form, or a PyTorch model (grad_cam)
+        self._cam = None  # Grad-CAM of a normalised crop: x -> (heat map, logit), made on first use (grad_cam)
 
     @classmethod
     def load(cls, folder: str | Path, backend: str = "torch", threads: int = 0,
@@ -190,23 +190,26 @@ class Classifier:
         """Grad-CAM of one prepared crop: (heat map (S, S) in [0, 1], logit). With the PyTorch model by autograd;
         otherwise in closed form on the folder's float ONNX graph (:mod:`echoavc.classifier.cam`, no torch), which
         also explains an int8 classifier; a graph exported before its features output falls back to PyTorch."""
-        x = normalise(self._checked(crop)[:1], self.mean, self.std)
         if self._cam is None:
-            self._cam = self.model
-            if self._cam is None:
-                try:
-                    from echoavc.classifier.cam import OnnxGradCam
+            self._cam = self._grad_cam_of()
+        return self._cam(normalise(self._checked(crop)[:1], self.mean, self.std))
 
-                    self._cam = OnnxGradCam(self.folder, ONNX_FILE, self.meta["pooling"])
-                except (EchoAVCError, OSError):
-                    self._cam = load_model(self.folder)[0]
-        if callable(getattr(self._cam, "features", None)):  # a PyTorch AVCNet
-            import torch
+    def _grad_cam_of(self):
+        """x -> (heat map, logit): the closed form on the float ONNX graph where there is no PyTorch model and
+        the graph allows it, else autograd on the PyTorch model (loaded from the folder if need be)."""
+        model = self.model
+        if model is None:
+            try:
+                from echoavc.classifier.cam import OnnxGradCam
 
-            from echoavc.classifier.gradcam import grad_cam
+                return OnnxGradCam(self.folder, ONNX_FILE, self.meta["pooling"])
+            except (EchoAVCError, OSError):
+                model = load_model(self.folder)[0]
+        import torch
 
-            return grad_cam(self._cam, torch.from_numpy(x))
-        return self._cam(x)
+        from echoavc.classifier.gradcam import grad_cam
+
+        return lambda x: grad_cam(model, torch.from_numpy(x))
 
     def prepare(self, image: np.ndarray, box) -> np.ndarray:
         """The prepared crop of ``box`` in a standard image, with the model's stored crop settings."""

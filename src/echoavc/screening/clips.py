@@ -101,11 +101,11 @@ def screen_input(screener: Screener, data: bytes, name: str, sha: str, out_dir: 
         picks = range(len(frames)) if overlays == "all" else [show]
         # the clip's best frame gets its Grad-CAM now, while the frame is in memory: an exam's driving frame is the
         # best frame of one of its clips, so the exams need no second reading of their files
-        explain = best is not None and bool(getattr(screener.settings, "explain", False))
+        explain = best is not None and screener.settings.explain
         for i in picks:
             f = frames[i]
             rel = f"overlays/{exam_id}/{sha[:12]}-f{f.frame_index:04d}.png"
-            cam = heat_map(screener.explainer, images[i], f.valve_box) if explain and i == best else None
+            cam = heat_map(screener.classifier, images[i], f.valve_box) if explain and i == best else None
             write_frame_overlay(out_dir, rel, images[i], outline, f, cam)
             f.overlay = rel
             if i == show:
@@ -140,7 +140,7 @@ def explain_exams(exams: list[dict], clips: Sequence[ClipResult], sources: dict,
         f = next((f for f in clip.frames if f.frame_index == d["frame_index"]), None) if clip else None
         if f is None or not f.overlay or not f.valve_box:
             continue
-        drawn = clip.heat_map and clip.best is not None and clip.frames[clip.best] is f  # while it was screened
+        drawn = clip.heat_map and clip.frames[clip.best] is f  # while it was screened (heat_map: best is set)
         if drawn or done.get(f.overlay) == clip.sha256:
             e["heat_map"] = True
         else:

@@ -190,11 +190,6 @@ class Screener:
         pre = bundle.preprocess()
         self.crop, self.noise_reduction = pre.crop(), pre.noise_reduction
 
-    @property
-    def explainer(self):
-        """The classifier for Grad-CAM: the screening one (``Classifier.grad_cam`` works with either backend)."""
-        return self.classifier
-
     def boxes(self, images: Sequence[np.ndarray], kept: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """(boxes (n, 4), scores (n,)) per kept frame; NaN where no box reaches ``valve_conf``.
 
