@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from echoavc.cli import app
-from echoavc.dataset.materialise import materialise, valve_crop
+from echoavc.dataset.folders import materialise, valve_crop
 from echoavc.dataset.split import make_split
 from echoavc.errors import EchoAVCError
 from echoavc.settings import CropSettings, SplitSettings

@@ -9,7 +9,7 @@ From Python::
     materialise(table, split, "runs/data/rotation-f0", fold=0, augmentation="rotation")
 """
 
-from echoavc.dataset.materialise import materialise, valve_crop
+from echoavc.dataset.folders import materialise, valve_crop
 from echoavc.dataset.split import Split, make_split, paper_image_split
 from echoavc.dataset.table import DatasetTable, build_dataset, build_table, export_boxes
 

@@ -16,7 +16,7 @@ A geometric variant moves the valve box with the image (``bbox_params``; rotatio
 box enclosing the rotated corners, so it still encloses the valve). A variant whose valve box
 leaves the image is rejected and reported, never kept with a clipped box.
 
-Augmentation belongs to the training part only, after the split: :mod:`echoavc.dataset.materialise`
+Augmentation belongs to the training part only, after the split: :mod:`echoavc.dataset.folders`
 calls it there and nowhere else (except the explicitly leaky paper protocol).
 """
 

@@ -147,7 +147,7 @@ def materialise_cmd(
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """Write a YOLO folder with data.yaml and classifier crops for one fold and augmentation set."""
-    from echoavc.dataset.materialise import materialise
+    from echoavc.dataset.folders import materialise
 
     try:
         fr = [float(x) for x in paper_fractions.split(",")]

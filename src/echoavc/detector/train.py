@@ -259,7 +259,7 @@ def train_from_table(table, split, out: str | Path, settings: DetectorSettings |
                      progress: bool = True) -> TrainResult:
     """Materialise ``table`` for ``split`` / ``fold`` / ``augmentation`` into ``out/data`` (YOLO folder, no crops,
     background frames with empty labels), then :func:`train` into ``out``."""
-    from echoavc.dataset.materialise import materialise
+    from echoavc.dataset.folders import materialise
 
     out = Path(out)
     rep = materialise(table, split, out / "data", fold=fold, augmentation=augmentation, protocol=protocol,

@@ -1,4 +1,5 @@
-"""``materialise``: a training-ready folder for one split, fold and augmentation set.
+"""``materialise``: a training-ready folder for one split, fold and augmentation set (the module is named
+folders so that ``echoavc.dataset.materialise`` is always the function, never this module).
 
 Writes (atomically: into a temporary sibling folder, renamed at the end)::
 
