@@ -10,6 +10,8 @@
 - ``evaluate``: metrics with intervals on a part of a dataset.
 """
 
+from echoavc.lazy import lazy_exports
+
 # Lazy: ``echoavc.classifier.cli`` is imported by every CLI start-up, which must not pay for torch and timm.
 _EXPORTS = {
     "AVCNet": "model", "build": "model", "prepare_crop": "data", "train_classifier": "train",
@@ -18,11 +20,4 @@ _EXPORTS = {
     "FairBaseline": "baseline", "fit_fair_baseline": "baseline",
 }
 __all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(f"echoavc.classifier.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'echoavc.classifier' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

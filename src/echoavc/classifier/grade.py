@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from echoavc.errors import EchoAVCError
+from echoavc.lazy import lazy_exports
 
 __all__ = ["GradeHead", "GradeModel", "fit_ordinal", "ordinal_nll", "class_probabilities", "median_grade",
            "exam_grade", "pool_frames", "fit_exam_sharpness", "fit_grade_head", "pooled_features", "NOT_TRAINED",
@@ -281,11 +282,5 @@ def exam_grade(frame_probabilities, pooling: dict | None = None) -> tuple[int, n
     return int(median_grade(pooled[None])[0]), pooled
 
 
-def __getattr__(name: str):
-    # fitting and serving live beside this module (to keep it short) and import it: loaded on first use
-    if name in ("fit_grade_head", "GradeModel"):
-        import importlib
-
-        mod = "grade_fit" if name == "fit_grade_head" else "grade_model"
-        return getattr(importlib.import_module(f"echoavc.classifier.{mod}"), name)
-    raise AttributeError(f"module 'echoavc.classifier.grade' has no attribute {name!r}")
+# fitting and serving live beside this module (to keep it short) and import it: loaded on first use
+__getattr__, __dir__ = lazy_exports(globals(), {"fit_grade_head": "grade_fit", "GradeModel": "grade_model"})

@@ -9,9 +9,11 @@ From Python::
     materialise(table, split, "runs/data/rotation-f0", fold=0, augmentation="rotation")
 """
 
-from echoavc.dataset.folders import materialise, valve_crop
-from echoavc.dataset.split import Split, make_split, paper_image_split
-from echoavc.dataset.table import DatasetTable, build_dataset, build_table, export_boxes
+from echoavc.lazy import lazy_exports
 
-__all__ = ["DatasetTable", "build_dataset", "build_table", "export_boxes", "Split", "make_split",
-           "paper_image_split", "materialise", "valve_crop"]
+# Lazy: every CLI start imports ``echoavc.dataset.cli``, which must not pay for pandas and the table code.
+_EXPORTS = {"DatasetTable": "table", "build_dataset": "table", "build_table": "table", "export_boxes": "table",
+            "Split": "split", "make_split": "split", "paper_image_split": "split", "materialise": "folders",
+            "valve_crop": "folders"}
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

@@ -9,31 +9,17 @@
 - ``tables``: Markdown / CSV experiment tables beside the paper's reported numbers.
 """
 
-from echoavc.evaluate.calibration import (
-    apply_isotonic,
-    apply_temperature,
-    calibration_bins,
-    expected_calibration_error,
-    fit_isotonic,
-    fit_temperature,
-    reliability_diagram,
-)
-from echoavc.evaluate.classification import choose_threshold, classification_report, youden
-from echoavc.evaluate.detection import DetectionRecord, average_precision, detection_report, match_top_box
-from echoavc.evaluate.intervals import (
-    Interval,
-    bootstrap_by_group,
-    clopper_pearson,
-    proportion_interval,
-    proportion_intervals,
-    wilson,
-)
-from echoavc.evaluate.tables import PAPER_REPORTED, REPORTED_LABEL, ResultRow, to_csv, to_markdown
+from echoavc.lazy import lazy_exports
 
-__all__ = [
-    "Interval", "wilson", "clopper_pearson", "proportion_interval", "proportion_intervals",
-    "bootstrap_by_group", "classification_report", "choose_threshold", "youden", "calibration_bins",
-    "expected_calibration_error", "reliability_diagram", "fit_temperature", "apply_temperature",
-    "fit_isotonic", "apply_isotonic", "DetectionRecord", "match_top_box", "average_precision",
-    "detection_report", "PAPER_REPORTED", "REPORTED_LABEL", "ResultRow", "to_markdown", "to_csv",
-]
+# Lazy: every CLI start imports ``echoavc.evaluate.cli``, which must not pay for SciPy.
+_EXPORTS = {
+    **dict.fromkeys(["apply_isotonic", "apply_temperature", "calibration_bins", "expected_calibration_error",
+                     "fit_isotonic", "fit_temperature", "reliability_diagram"], "calibration"),
+    **dict.fromkeys(["choose_threshold", "classification_report", "youden"], "classification"),
+    **dict.fromkeys(["DetectionRecord", "average_precision", "detection_report", "match_top_box"], "detection"),
+    **dict.fromkeys(["Interval", "bootstrap_by_group", "clopper_pearson", "proportion_interval",
+                     "proportion_intervals", "wilson"], "intervals"),
+    **dict.fromkeys(["PAPER_REPORTED", "REPORTED_LABEL", "ResultRow", "to_csv", "to_markdown"], "tables"),
+}
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

@@ -7,7 +7,9 @@ complete, and forwards the results.
 - ``cli.py``: the Typer command.
 """
 
-from echoavc.listen.queue import ListenQueue, queue_status
-from echoavc.listen.worker import Listener, ListenSettings
+from echoavc.lazy import lazy_exports
 
-__all__ = ["ListenQueue", "Listener", "ListenSettings", "queue_status"]
+# Lazy: every CLI start imports ``echoavc.listen.cli``, which must not pay for pydicom and pynetdicom.
+_EXPORTS = {"ListenQueue": "queue", "queue_status": "queue", "Listener": "worker", "ListenSettings": "worker"}
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

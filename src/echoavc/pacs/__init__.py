@@ -6,8 +6,10 @@
 - ``dimse.py``: C-FIND, C-MOVE to a local Storage SCP, C-STORE (pynetdicom).
 """
 
-from echoavc.pacs.screen import (StudyScreening, find_studies, is_pacs_url, parse_source, screen_inputs,
-                                 screen_studies, screen_study)
+from echoavc.lazy import lazy_exports
 
-__all__ = ["StudyScreening", "find_studies", "is_pacs_url", "parse_source", "screen_inputs", "screen_studies",
-           "screen_study"]
+# Lazy: every CLI start imports ``echoavc.pacs.cli``, which must not pay for pydicom and the screening path.
+_EXPORTS = dict.fromkeys(["StudyScreening", "find_studies", "is_pacs_url", "parse_source", "screen_inputs",
+                          "screen_studies", "screen_study"], "screen")
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

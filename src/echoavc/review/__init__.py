@@ -2,20 +2,10 @@
 or correct each exam, its valve boxes and views) and ``echoavc review export`` (the answers as training data).
 docs/review.md. The web app's imports (FastAPI, uvicorn, Jinja2) load only when it is served."""
 
-from echoavc.review.frames import REVIEW_DIR, load_clips, write_review_frames, write_review_meta
-from echoavc.review.store import ReviewStore
+from echoavc.lazy import lazy_exports
 
-__all__ = ["REVIEW_DIR", "ReviewStore", "export_review", "load_clips", "make_app", "write_review_frames",
-           "write_review_meta"]
-
-
-def __getattr__(name):
-    if name == "make_app":
-        from echoavc.review.app import make_app
-
-        return make_app
-    if name == "export_review":
-        from echoavc.review.export import export_review
-
-        return export_review
-    raise AttributeError(name)
+# Lazy: every CLI start imports ``echoavc.review.cli``, which must not pay for OpenCV or the web app.
+_EXPORTS = {**dict.fromkeys(["REVIEW_DIR", "load_clips", "write_review_frames", "write_review_meta"], "frames"),
+            "ReviewStore": "store", "make_app": "app", "export_review": "export"}
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
