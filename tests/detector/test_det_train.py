@@ -78,11 +78,13 @@ def test_fine_tune_from_earlier_run_is_named_so(tiny_detector, tmp_path, capfd):
     from ultralytics.utils import LOGGER
 
     level = LOGGER.level
-    res = train(tiny_detector.run / "data", tmp_path / "ft", detector_preset("smoke", epochs=1),
+    res = train(tiny_detector.run / "data", tmp_path / "ft", detector_preset("smoke", epochs=1, cache=True),
                 weights=tiny_detector.result.best)
     said = "".join(capfd.readouterr())
-    # without verbose, Ultralytics' settings dump, model table and per-batch bars stay out of the user's terminal
+    # without verbose, Ultralytics' settings dump, model table and per-batch bars stay out of the user's terminal,
+    # and so does its image-caching bar, which ignores the log level
     assert "engine/trainer" not in said and "box_loss" not in said and "summary" not in said, said[:500]
+    assert "Caching images" not in said, said[:500]
     assert LOGGER.level == level
     assert res.model_name == f"yolov5nu, from {tiny_detector.result.best}"
     assert torch.get_num_threads() == len(os.sched_getaffinity(0))  # Ultralytics drops it; it is restored

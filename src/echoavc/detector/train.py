@@ -10,7 +10,9 @@ Afterwards torch gets all cores back (Ultralytics drops it to one thread), the c
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import logging
 import time
@@ -199,7 +201,10 @@ def train(data: str | Path, out: str | Path, settings: DetectorSettings | None =
         LOGGER.setLevel(logging.WARNING)  # also turns off its progress bars
     t0 = time.perf_counter()
     try:
-        with progress_bar(f"detector epochs ({name})", settings.epochs, progress and not verbose) as advance:
+        # its image-caching bar ignores the log level and writes to stdout (a user's --no-progress run showed
+        # it): stdout is a sink meanwhile; its log and our bar (stderr) keep their streams
+        with progress_bar(f"detector epochs ({name})", settings.epochs, progress and not verbose) as advance, \
+                (contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())):
             model.add_callback("on_fit_epoch_end", lambda trainer: advance())
             model.train(**args)
     finally:
