@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from echoavc.errors import EchoAVCError
-from echoavc.evaluate import choose_threshold, fit_isotonic, fit_temperature, youden
 from echoavc.evaluate.calibration import apply_temperature
 
 __all__ = ["Calibration", "fit_calibration", "pick_threshold", "CALIBRATIONS", "THRESHOLD_RULES"]
@@ -58,6 +57,9 @@ class Calibration:
 
 def fit_calibration(logits, labels, method: str = "temperature") -> Calibration:
     """Fit ``method`` on validation logits and 0/1 labels."""
+    # fitting only (training): serving a bundle applies a calibration and never loads SciPy
+    from echoavc.evaluate import fit_isotonic, fit_temperature
+
     if method not in CALIBRATIONS:
         raise EchoAVCError(f"calibration must be one of {', '.join(CALIBRATIONS)}, not {method!r}")
     z = np.asarray(logits, dtype=float)
@@ -77,6 +79,8 @@ def pick_threshold(labels, probabilities, rule: str = "recall", min_recall: floa
                    fixed: float = 0.5) -> float:
     """The decision threshold on validation probabilities: ``recall`` = the highest threshold with recall >=
     ``min_recall`` (the screening default); ``youden``; ``fixed`` = ``fixed``."""
+    from echoavc.evaluate import choose_threshold, youden  # training only: the intervals' SciPy
+
     if rule == "fixed":
         return float(fixed)
     if rule == "recall":

@@ -7,7 +7,6 @@ maps on validation data and apply them to the test set unchanged, like threshold
 from __future__ import annotations
 
 import numpy as np
-from scipy import optimize
 
 from echoavc.files import atomic_write_with
 
@@ -135,6 +134,8 @@ def fit_temperature(logits, y, bounds: tuple[float, float] = (0.05, 20.0)) -> fl
         raise ValueError("labels must be class indices for (n, classes) logits")
     y = y.astype(float) if z.ndim == 1 else y.astype(int)
     lo, hi = np.log(bounds[0]), np.log(bounds[1])
+    from scipy import optimize  # fitting only: applying a calibration needs no SciPy
+
     res = optimize.minimize_scalar(lambda t: _nll(z, y, float(np.exp(t))), bounds=(lo, hi),
                                    method="bounded", options={"xatol": 1e-6})
     return float(np.exp(res.x))
