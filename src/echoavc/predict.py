@@ -232,7 +232,9 @@ def predict(inputs: Sequence[str | Path], model: str | Path, out: str | Path, *,
         saved()  # the step's record, also when every heat map was drawn while screening
     frames = [f.to_dict() for c in clips for f in c.frames]
     failures.sort(key=lambda f: f["source"])
-    _write_outputs(out, bundle, exams, frames, failures, s, backend, report, clip_rows(clips))
+    # the report's thumbnails on the CPUs the batch had (its workers are done by then)
+    _write_outputs(out, bundle, exams, frames, failures, s, backend, report, clip_rows(clips),
+                   report_threads=max(1, workers) * per)
     return PredictReport(out, exams, frames, failures, len(todo), resumed, time.perf_counter() - t0)
 
 
@@ -288,7 +290,8 @@ def clip_rows(clips: Sequence[ClipResult]) -> list[dict]:
 
 
 def _write_outputs(out: Path, bundle: Bundle, exams: list[dict], frames: list[dict], failures: list[dict],
-                   s: ScreeningSettings, backend: str, report: bool, clips: list[dict] | None = None) -> None:
+                   s: ScreeningSettings, backend: str, report: bool, clips: list[dict] | None = None,
+                   report_threads: int = 1) -> None:
     def blank(rows):
         return [{k: ("" if v is None else v) for k, v in r.items()} for r in rows]
 
@@ -309,7 +312,8 @@ def _write_outputs(out: Path, bundle: Bundle, exams: list[dict], frames: list[di
     if report:
         from echoavc.report import write_report
 
-        write_report(out, exams, frames, {**bundle.card(), "backend": backend}, failures, clips=clips or ())
+        write_report(out, exams, frames, {**bundle.card(), "backend": backend}, failures, clips=clips or (),
+                     threads=report_threads)
 
 
 __all__ = ["predict", "open_key", "PredictReport", "FRAME_COLUMNS", "EXAM_COLUMNS", "CLIP_COLUMNS", "clip_rows",

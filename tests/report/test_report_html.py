@@ -181,6 +181,38 @@ def test_thumbnail_budget_gives_text_links(tmp_path):
     assert parsed.tables["frames"]["links"] == 2 and parsed.tables["frames"]["imgs"] == 0
 
 
+@pytest.mark.parametrize("budget", [400, 2])
+def test_thumbnails_made_on_threads_give_the_same_report(tmp_path, budget, monkeypatch):
+    """predict hands the report its workers' CPUs: the overlays are decoded on threads, none on the main one,
+    and the page does not change (order, budget, missing and unreadable overlays, one overlay at two widths)."""
+    import threading
+
+    import echoavc.report.html as html
+
+    decoded_on, decode = [], cv2.imdecode
+
+    def imdecode(*args):
+        decoded_on.append(threading.get_ident())
+        return decode(*args)
+
+    monkeypatch.setattr(html.cv2, "imdecode", imdecode)
+    out = tmp_path / "r"
+    exams, frames, card, failures = _inputs(out)
+    (out / "bad.png").write_bytes(b"not a png")
+    more = [write_overlay(out, f"overlays/more/f{i}.png", _picture((20 * i, 90, 250 - 20 * i), 96 + 8 * i))
+            for i in range(6)]
+    frames = [frames[0], {**frames[1], "overlay": "bad.png"}, *frames[1:],
+              *({**frames[1], "frame_index": 10 + i, "overlay": rel} for i, rel in enumerate(more))]
+    pages = []
+    for t in (1, 3):
+        decoded_on.clear()
+        pages.append(write_report(out, exams, frames, card, failures, max_thumbnails=budget, threads=t).read_bytes())
+        main = decoded_on.count(threading.get_ident())
+        assert main == (len(decoded_on) if t == 1 else 0), (t, main, len(decoded_on))
+    assert pages[0] == pages[1]
+    assert len(check_html(pages[1].decode("utf-8")).imgs) == min(budget, 9)  # 1 exam + 8 readable frame overlays
+
+
 def test_unreadable_overlay_and_empty_inputs_do_not_crash(tmp_path):
     out = tmp_path / "r"
     (out / "bad.png").parent.mkdir(parents=True)

@@ -8,6 +8,7 @@ from users and can hold ``<``, ``&``, quotes, spaces, ``#`` and ``%``.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from html import escape
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping
@@ -139,6 +140,24 @@ class _Thumbnails:
         if uri is not None:
             self.left -= 1
         return uri
+
+    def prefetch(self, wanted: list[tuple[Any, int]], threads: int) -> None:
+        """Make the first thumbnails the tables will ask for (``(overlay, width)`` in table order) on ``threads``
+        threads: decoding the overlays is most of the report's time, and OpenCV lets go of the GIL meanwhile."""
+        todo: list[tuple[PurePosixPath, int]] = []
+        seen: set[tuple[str, int]] = set(self._cache)
+        for value, width in wanted:
+            if len(todo) >= self.left:
+                break
+            rel = _safe_rel(value)
+            if rel is not None and (rel.as_posix(), width) not in seen and self.exists(rel):
+                seen.add((rel.as_posix(), width))
+                todo.append((rel, width))
+        if threads <= 1 or len(todo) < 2:
+            return  # made on demand, in order
+        with ThreadPoolExecutor(min(threads, len(todo))) as pool:
+            for (rel, width), made in zip(todo, pool.map(lambda t: self._make(*t), todo)):
+                self._cache[(rel.as_posix(), width)] = made
 
     def _make(self, rel: PurePosixPath, width: int) -> tuple[str, int, int] | None:
         try:
@@ -433,18 +452,21 @@ def _unscreened_section(clips: list[Mapping]) -> str:
 
 
 def write_report(out_dir: str | Path, exams, frames, model_card, failures=(),
-                 title: str = "echoavc screening report", max_thumbnails: int = 400, clips=()) -> Path:
+                 title: str = "echoavc screening report", max_thumbnails: int = 400, clips=(), threads: int = 1) -> Path:
     """Write ``out_dir/report.html`` (atomically) and return its path.
 
     ``exams``, ``frames``, ``failures`` are lists of plain dicts (see docs/report.md); ``overlay`` fields are
     paths relative to ``out_dir``. At most ``max_thumbnails`` thumbnails are embedded, exam rows first;
-    further overlays get a text link, so large cohorts keep a small file.
+    further overlays get a text link, so large cohorts keep a small file. ``threads``: decode the overlays for the
+    thumbnails on that many threads (the same report either way).
     """
     out_dir = Path(out_dir)
     exams = _check_rows(exams, "exams", out_dir)
     frames = _check_rows(frames, "frames", out_dir)
     failures = _check_rows(failures, "failures", out_dir)
     thumbs = _Thumbnails(out_dir, max_thumbnails)
+    thumbs.prefetch([(ex.get("overlay"), EXAM_THUMB_WIDTH) for ex in exams]
+                    + [(fr.get("overlay"), FRAME_THUMB_WIDTH) for fr in frames], threads)
     card_name = model_card.get("name") if isinstance(model_card, Mapping) else None
     parts = [
         "<!DOCTYPE html>",
