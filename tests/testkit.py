@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -141,3 +143,19 @@ def check_html(text: str) -> StrictChecker:
     assert not p.stack, f"unclosed tags: {p.stack}"
     assert p.doctype and p.doctype.lower() == "doctype html"
     return p
+
+
+@contextlib.contextmanager
+def ultralytics_records():
+    """The records Ultralytics' logger lets through while the block runs (a list, filled as they come). Its own
+    handler keeps the stream it was made with, so capfd and capsys do not reliably see what it prints."""
+    from ultralytics.utils import LOGGER
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    LOGGER.addHandler(handler)
+    try:
+        yield records
+    finally:
+        LOGGER.removeHandler(handler)

@@ -104,3 +104,19 @@ def test_detector_errors(tmp_path, tiny_detector):
     bad.write_bytes(b"nope")
     with pytest.raises(EchoAVCError, match="not a readable ONNX model"):
         Detector(bad)
+
+
+def test_onnx_export_is_quiet_and_gives_the_raw_head(tiny_detector, tmp_path):
+    """The export asks for external NMS (Ultralytics' default): no warning reaches the user (asking for an
+    NMS-free head printed "This model has no one-to-one head" twice into every demo and train), and the graph
+    gives the raw one-to-many predictions our own NMS reads: boxes and the one class score per anchor."""
+    import onnxruntime as ort
+
+    from echoavc.detector.export import export_onnx
+    from testkit import ultralytics_records
+
+    with ultralytics_records() as records:
+        path = export_onnx(tiny_detector.result.best, tmp_path / "model.onnx")
+    assert [r.getMessage() for r in records] == []  # its logger is at WARNING meanwhile: any record is a warning
+    (out,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_outputs()
+    assert out.shape[1] == 5, out.shape  # x, y, w, h, valve score

@@ -75,15 +75,21 @@ def test_data_yaml_errors(tmp_path):
 
 
 def test_fine_tune_from_earlier_run_is_named_so(tiny_detector, tmp_path, capfd):
+    import logging
+
     from ultralytics.utils import LOGGER
 
+    from testkit import ultralytics_records
+
     level = LOGGER.level
-    res = train(tiny_detector.run / "data", tmp_path / "ft", detector_preset("smoke", epochs=1, cache=True),
-                weights=tiny_detector.result.best)
-    said = "".join(capfd.readouterr())
+    with ultralytics_records() as records:
+        res = train(tiny_detector.run / "data", tmp_path / "ft", detector_preset("smoke", epochs=1, cache=True),
+                    weights=tiny_detector.result.best)
+    said = "".join(capfd.readouterr()) + "".join(r.getMessage() for r in records)
     # without verbose, Ultralytics' settings dump, model table and per-batch bars stay out of the user's terminal,
-    # and so does its image-caching bar, which ignores the log level
+    # and so does its image-caching bar, which ignores the log level (it writes to stdout)
     assert "engine/trainer" not in said and "box_loss" not in said and "summary" not in said, said[:500]
+    assert all(r.levelno >= logging.WARNING for r in records), said[:500]
     assert "Caching images" not in said, said[:500]
     assert LOGGER.level == level
     assert res.model_name == f"yolov5nu, from {tiny_detector.result.best}"

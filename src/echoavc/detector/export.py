@@ -49,7 +49,7 @@ def export_onnx(weights: str | Path, out: str | Path | None = None, imgsz: int |
             for dyn in ([True, False] if dynamic else [False]):
                 try:
                     made = YOLO(str(src)).export(format="onnx", imgsz=size, dynamic=dyn, simplify=simplify,
-                                                 opset=opset, device="cpu", nms=False, batch=1,
+                                                 opset=opset, device="cpu", batch=1,
                                                  verbose=False)
                     break
                 except Exception as exc:  # noqa: BLE001 (exporter errors vary with torch/onnx versions)
