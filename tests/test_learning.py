@@ -12,10 +12,11 @@ another seed it never saw:
 Limits sit inside the measured values (comments at each assertion). The run is deterministic: fixed pseudonym keys
 (the patient split follows the pseudonyms) and one torch thread. Before that was fixed, runs with random keys gave
 classifier AUROCs of 0.57-0.94 (runs A-D below were made that way; D failed the AUROC limit). Run E was this file
-with 25 detector epochs: 607 s wall for the three tests on the 2-core machine, other tests running on the second core (studies 61 s, train_bundle
-430 s, flipped classifier 59 s, predict 28 s); run F, with the cpu preset's 40, 487 s (train_bundle 382 s, another benchmark on the
-second core). With 25 epochs the same seeds and keys gave 42/60 decided on earlier machines and 22/60 on a newer
-one (a different CPU, whose float sums differ, is the likely cause), so the limits must hold with margin anywhere.
+with 25 detector epochs: 607 s wall for the three tests on the 2-core machine, other tests running on the second
+core (studies 61 s, train_bundle 430 s, flipped classifier 59 s, predict 28 s); run F, with the cpu preset's 40,
+487 s (train_bundle 382 s, another benchmark on the second core). With 25 epochs the same seeds and keys gave 42/60
+decided on earlier machines and 22/60 on a newer one (a different CPU, whose float sums differ, is the likely
+cause), so the limits must hold with margin anywhere.
 Not marked slow: the default ``python -m pytest -q`` (CI) runs it.
 """
 
@@ -35,7 +36,9 @@ TRAIN_PATIENTS, TRAIN_SEED = 40, 41  # 320 frames: 200 valve (150 train / 50 val
 HELDOUT_PATIENTS, HELDOUT_SEED = 12, 42  # 96 frames: 60 valve, 36 other views
 FRAMES_PER_EXAM = 8
 CLASSIFIER_EPOCHS = 30  # the cpu preset's own count, without early stopping (patience 0)
-DETECTOR_EPOCHS = 40  # the cpu preset's own count; 25 decided 42/60 valve frames on one machine and 22/60 on another (a Xeon with AVX-512), 12 left it unready (held-out recall 0.23, 7/60 frames decided)
+# the cpu preset's own count; 25 decided 42/60 valve frames on one machine and 22/60 on another (a Xeon with
+# AVX-512), 12 left it unready (held-out recall 0.23, 7/60 frames decided)
+DETECTOR_EPOCHS = 40
 
 TIMING: dict[str, float] = {}
 
@@ -168,8 +171,9 @@ def test_predict_with_the_bundles_own_thresholds(studies, bundle, tmp_path, reco
     record_property("valve_view_decided", fr["valve_view_decided"]["count"])
     record_property("other_views_no_valve", fr["other_views_no_valve"]["count"])
     record_property("timing", {k: round(v, 1) for k, v in TIMING.items()})
-    # measured: run F (40 detector epochs, a Xeon with AVX-512, 2026-11-30) 48/60 decided (12 low confidence), 35/36 "no valve";
-    # the same machine with 25 epochs 22/60 (22 low confidence), which the first limit rejects; run E 42/60 decided (16 low confidence), 36/36 "no valve"; run B 42/60 valve-view frames decided (16 low confidence, 2 no valve), 36/36 other views
+    # measured: run F (40 detector epochs, a Xeon with AVX-512, 2026-11-30) 48/60 decided (12 low confidence),
+    # 35/36 "no valve"; the same machine with 25 epochs 22/60 (22 low confidence), which the first limit rejects;
+    # run E 42/60 decided (16 low confidence), 36/36 "no valve"; run B 42/60 valve-view frames decided (16 low confidence, 2 no valve), 36/36 other views
     # "no valve"; run C 38/60 and 35/36; run A (12 detector epochs) 7/60 and 36/36, which the first limit rejects
     assert fr["valve_view_decided"]["value"] >= 0.5, fr
     assert fr["other_views_no_valve"]["value"] >= 0.8, fr

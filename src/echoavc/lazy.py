@@ -1,8 +1,8 @@
 """Lazy exports of a module (PEP 562): a name loads the submodule that defines it on first use.
 
 Every CLI start imports each stage's ``cli`` module, and with it the stage's package; a package that imported
-all its submodules up front made ``echoavc --help`` or ``echoavc predict`` pay for pandas and SciPy they never
-use (about 1 s). A module lists its exports as ``{name: submodule}`` and assigns what :func:`lazy_exports`
+all its submodules up front made every command, ``echoavc --help`` included, pay for pandas and SciPy whether it
+used them or not (about 1 s). A module lists its exports as ``{name: submodule}`` and assigns what :func:`lazy_exports`
 returns to ``__getattr__`` and ``__dir__``.
 """
 

@@ -452,7 +452,8 @@ def _unscreened_section(clips: list[Mapping]) -> str:
 
 
 def write_report(out_dir: str | Path, exams, frames, model_card, failures=(),
-                 title: str = "echoavc screening report", max_thumbnails: int = 400, clips=(), threads: int = 1) -> Path:
+                 title: str = "echoavc screening report", max_thumbnails: int = 400, clips=(),
+                 threads: int = 1) -> Path:
     """Write ``out_dir/report.html`` (atomically) and return its path.
 
     ``exams``, ``frames``, ``failures`` are lists of plain dicts (see docs/report.md); ``overlay`` fields are
