@@ -13,6 +13,14 @@ def _square(x: int) -> int:
     return x * x
 
 
+def _timed_sleep(seconds: float) -> tuple[float, float]:
+    import time
+
+    start = time.monotonic()  # CLOCK_MONOTONIC: one clock for every process of the machine
+    time.sleep(seconds)
+    return start, time.monotonic()
+
+
 def test_sources_expand_folders_and_zips_and_skip_hidden_files(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "one.dcm").write_bytes(b"1")
@@ -44,6 +52,27 @@ def test_every_item_is_finished_once_serially_or_in_a_pool(workers):
     run_batch([1, 2, 3], lambda item, result: got.setdefault(item, result), serial=_square,
               parallel=lambda item: (_square, item), workers=workers, progress=False)
     assert got == {1: 1, 2: 4, 3: 9}
+
+
+def test_the_pool_gets_the_costliest_item_first():
+    # four short items, then a long one: in the given order the long one starts when two short ones are done and
+    # finishes alone; longest first, it starts with the first short one
+    todo = [0.4, 0.4, 0.4, 0.4, 1.2]
+    done = {}
+    run_batch(todo, lambda i, r: done.setdefault(len(done), (i, r)), serial=None, workers=2, progress=False,
+              parallel=lambda s: (_timed_sleep, s), cost=lambda s: s)
+    long_start = next(r[0] for i, r in done.values() if i == 1.2)
+    assert len(done) == 5 and long_start < min(r[1] for i, r in done.values() if i == 0.4), done
+
+
+def test_a_sources_cost_is_its_size(tmp_path):
+    (tmp_path / "one.dcm").write_bytes(b"12345")
+    with zipfile.ZipFile(tmp_path / "b.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("two.dcm", b"0" * 1000)
+    sources, _ = find_sources([tmp_path])
+    assert sorted(s.size() for s in sources) == [5, 1000]  # the member's own size, not its compressed one
+    (tmp_path / "one.dcm").unlink()
+    assert [s.size() for s in sources if s.member is None] == [0]
 
 
 def test_failure_reasons_are_one_line():

@@ -373,7 +373,8 @@ def ingest(
         run_batch(todo, finish, workers=workers, label="ingest", progress=progress,
                   serial=lambda t: process_file(t[1], t[0].name, out_dir, key.secret, settings,
                                                 threads=max(1, workers)),
-                  parallel=lambda t: (process_file, t[1], t[0].name, out_dir, key.secret, settings))
+                  parallel=lambda t: (process_file, t[1], t[0].name, out_dir, key.secret, settings),
+                  cost=lambda t: len(t[1]))
 
     _write_tables(out_dir, state)
     _write_source_log(key, out_dir, source_log)

@@ -210,7 +210,8 @@ def predict(inputs: Sequence[str | Path], model: str | Path, out: str | Path, *,
     run_batch(todo, finish, serial=serial, workers=workers, label="screening", progress=progress,
               parallel=lambda t: (_worker_run, str(t[0].path), t[0].member, str(out), overlays, review_frames),
               mp_context=multiprocessing.get_context("spawn"), initializer=init, initargs=initargs,
-              engine=engine, address=address, failed=lambda t, reason: ("failed", reason), cpus_per_worker=per)
+              engine=engine, address=address, failed=lambda t, reason: ("failed", reason), cpus_per_worker=per,
+              cost=lambda t: t[0].size())
 
     clips.sort(key=lambda c: c.source)
     exams = exam_results(clips, bundle.exam_threshold, s.exam_aggregate, bundle.grade_pooling)
