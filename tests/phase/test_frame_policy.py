@@ -41,6 +41,27 @@ def ecg_clip(tmp_path_factory):
     raise AssertionError("no ECG layout in 20 seeds")
 
 
+def test_a_single_frame_is_not_searched_for_an_ecg_trace(ecg_clip):
+    # one frame cannot be timed by the trace (no marker to read against it): the reader does not look for the
+    # trace at all (10 ms of a single-frame file's screening), and says why the clip is untimed
+    from echoavc.dicom.read import open_dicom
+    from echoavc.phase.reader import PhaseReader
+    from echoavc.preprocess.clip import prepare_clip
+
+    path, _ = ecg_clip
+    prep = prepare_clip(open_dicom(path.read_bytes(), path.name), IngestSettings())
+    whole = PhaseReader(prep)
+    for _, frame in prep.frames():
+        whole.add(frame)
+    assert whole.area is not None and whole.phase(None, None).source == "ecg_trace"
+    one = replace(prep, kept=prep.kept[:1])
+    single = PhaseReader(one)
+    single.add(next(one.frames())[1])
+    assert single.area is None and not single.strips
+    phase = single.phase(None, None)
+    assert phase.source == "none" and "single frame" in phase.notes["ecg_trace"]
+
+
 class _AnyValve:
     """Stands in for the models: one valve box on every frame it locates, P 0.4 on every frame it classifies. It
     reads the frame policy between the two as ``Screener.screen`` does and records which frames each model saw."""

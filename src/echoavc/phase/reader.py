@@ -25,7 +25,10 @@ class PhaseReader:
 
         if not self.looked:
             self.looked = True
-            self.area = ecg_area(self.ds, frame.shape[:2], self.prep.frame.mask).focus(frame)
+            # one frame has no current-frame marker to read against the trace: looking for the trace (10 ms, a
+            # sixth of a single-frame file's screening) would be for nothing
+            if len(self.prep.kept) > 1:
+                self.area = ecg_area(self.ds, frame.shape[:2], self.prep.frame.mask).focus(frame)
         if self.area is not None:
             self.strips.append(self.area.take(frame))
 
@@ -37,8 +40,11 @@ class PhaseReader:
             head = self.head
             if head is not None and head.positions is not None and len(head.positions) > 1:
                 head.positions = np.asarray(head.positions)[self.prep.kept]
-            ecg = (read_ecg_trace(self.strips, self.area) if self.area is not None
-                   else EcgReading(None, "no ECG trace on screen"))
+            if len(self.prep.kept) < 2:
+                ecg = read_ecg_trace([], None)  # its word for a single frame
+            else:
+                ecg = (read_ecg_trace(self.strips, self.area) if self.area is not None
+                       else EcgReading(None, "no ECG trace on screen"))
             self._read = (head, ecg)
         return self._read
 
