@@ -92,6 +92,15 @@ def read_data_yaml(data: str | Path) -> dict:
     return d
 
 
+class _RamCacheWarning(logging.Filter):
+    """Drops Ultralytics' warning that ``cache='ram'`` "may produce non-deterministic training results" while the
+    data loads in the training process (``workers=0``): two demo trainings from empty folders wrote the same
+    weights (docs/screening.md), so the warning would only alarm the user. With loader processes it stays."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "cache='ram' may produce non-deterministic" not in record.getMessage()
+
+
 def count_images(folder: Path) -> int:
     return sum(1 for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else 0
 
@@ -199,6 +208,9 @@ def train(data: str | Path, out: str | Path, settings: DetectorSettings | None =
     level = LOGGER.level
     if not verbose:
         LOGGER.setLevel(logging.WARNING)  # also turns off its progress bars
+    quiet = _RamCacheWarning() if settings.workers == 0 else None
+    if quiet is not None:
+        LOGGER.addFilter(quiet)
     t0 = time.perf_counter()
     try:
         # its image-caching bar ignores the log level and writes to stdout (a user's --no-progress run showed
@@ -209,6 +221,8 @@ def train(data: str | Path, out: str | Path, settings: DetectorSettings | None =
             model.train(**args)
     finally:
         LOGGER.setLevel(level)
+        if quiet is not None:
+            LOGGER.removeFilter(quiet)
         runtime.all_cores()
     seconds = time.perf_counter() - t0
     save_dir = Path(model.trainer.save_dir)
