@@ -17,6 +17,9 @@ class PhaseReader:
         self.prep = prep
         self.ds = prep.clip.dataset if prep.clip is not None else None
         self.head = header_timing(self.ds, prep.clip.n_frames) if self.ds is not None else None
+        # one frame has no current-frame marker to read against the trace: the trace is not looked for (10 ms, a
+        # sixth of a single-frame file's screening, for nothing)
+        self.timeable = len(prep.kept) > 1
         self.area, self.strips, self.looked = None, [], False
         self._read = None
 
@@ -25,9 +28,7 @@ class PhaseReader:
 
         if not self.looked:
             self.looked = True
-            # one frame has no current-frame marker to read against the trace: looking for the trace (10 ms, a
-            # sixth of a single-frame file's screening) would be for nothing
-            if len(self.prep.kept) > 1:
+            if self.timeable:
                 self.area = ecg_area(self.ds, frame.shape[:2], self.prep.frame.mask).focus(frame)
         if self.area is not None:
             self.strips.append(self.area.take(frame))
@@ -40,11 +41,10 @@ class PhaseReader:
             head = self.head
             if head is not None and head.positions is not None and len(head.positions) > 1:
                 head.positions = np.asarray(head.positions)[self.prep.kept]
-            if len(self.prep.kept) < 2:
-                ecg = read_ecg_trace([], None)  # its word for a single frame
+            if self.area is not None or not self.timeable:
+                ecg = read_ecg_trace(self.strips, self.area)  # for a single frame: its word why not
             else:
-                ecg = (read_ecg_trace(self.strips, self.area) if self.area is not None
-                       else EcgReading(None, "no ECG trace on screen"))
+                ecg = EcgReading(None, "no ECG trace on screen")
             self._read = (head, ecg)
         return self._read
 
