@@ -18,7 +18,7 @@ import json
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,6 +43,8 @@ class Source:
 
     path: Path
     member: str | None = None
+    #: a zip member's size, read with the archive's listing (asking the archive again per member re-reads it)
+    member_size: int | None = field(default=None, compare=False)
 
     @property
     def name(self) -> str:
@@ -50,6 +52,8 @@ class Source:
 
     def size(self) -> int:
         """Bytes of the input (0 when it cannot be read now: reading it will say why)."""
+        if self.member_size is not None:
+            return self.member_size
         try:
             if self.member is None:
                 return self.path.stat().st_size
@@ -86,13 +90,13 @@ def find_sources(inputs: Iterable[str | Path]) -> tuple[list[Source], list[tuple
                 try:
                     with zipfile.ZipFile(f) as zf:
                         members = sorted(
-                            m.filename for m in zf.infolist()
+                            (m.filename, m.file_size) for m in zf.infolist()
                             if not m.is_dir() and not is_ignored(Path(m.filename))
                         )
                 except zipfile.BadZipFile as exc:
                     problems.append((str(f), f"corrupt zip archive ({exc})"))
                     continue
-                sources.extend(Source(f, m) for m in members)
+                sources.extend(Source(f, m, size) for m, size in members)
             else:
                 sources.append(Source(f))
     return sources, problems
