@@ -173,7 +173,8 @@ def test_predict_with_the_bundles_own_thresholds(studies, bundle, tmp_path, reco
     record_property("timing", {k: round(v, 1) for k, v in TIMING.items()})
     # measured: run F (40 detector epochs, a Xeon with AVX-512, 2026-11-30) 48/60 decided (12 low confidence),
     # 35/36 "no valve"; the same machine with 25 epochs 22/60 (22 low confidence), which the first limit rejects;
-    # run E 42/60 decided (16 low confidence), 36/36 "no valve"; run B 42/60 valve-view frames decided (16 low confidence, 2 no valve), 36/36 other views
-    # "no valve"; run C 38/60 and 35/36; run A (12 detector epochs) 7/60 and 36/36, which the first limit rejects
+    # run E 42/60 decided (16 low confidence), 36/36 "no valve"; run B 42/60 valve-view frames decided (16 low
+    # confidence, 2 no valve), 36/36 other views "no valve"; run C 38/60 and 35/36; run A (12 detector epochs)
+    # 7/60 and 36/36, which the first limit rejects
     assert fr["valve_view_decided"]["value"] >= 0.5, fr
     assert fr["other_views_no_valve"]["value"] >= 0.8, fr
