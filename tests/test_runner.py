@@ -77,6 +77,32 @@ def test_a_sources_cost_is_its_size(tmp_path):
     assert [s.size() for s in sources] == [1000, 0]
 
 
+def test_predict_workers_start_with_their_imports_done(tmp_path):
+    # in a fresh interpreter (the fork server is one per process, its preload fixed by whoever starts it): the
+    # workers of a screening batch find predict and SciPy's signal module imported before their first file,
+    # done once by the fork server instead of once per worker; a spawned worker would find neither
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "from echoavc.runner import PREDICT_PRELOAD, worker_context\n"
+        "def loaded():\n"
+        "    import sys\n"
+        "    return sorted(m for m in ('echoavc.predict', 'scipy.signal') if m in sys.modules)\n"
+        "if __name__ == '__main__':\n"
+        "    ctx = worker_context(PREDICT_PRELOAD, start=True)\n"
+        "    assert 'echoavc.predict' not in sys.modules and 'scipy.signal' not in sys.modules\n"
+        "    with ProcessPoolExecutor(2, mp_context=ctx) as pool:\n"
+        "        print(ctx.get_start_method(), pool.submit(loaded).result())\n")
+    (tmp_path / "probe.py").write_text(script)
+    run = subprocess.run([sys.executable, str(tmp_path / "probe.py")], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["forkserver", "['echoavc.predict',", "'scipy.signal']"], run.stdout
+
+
 def test_failure_reasons_are_one_line():
     assert failure_reason(EchoAVCError("bad header", "f.dcm")) == "bad header"
     assert failure_reason(MemoryError()) == "out of memory"

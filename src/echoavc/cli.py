@@ -250,6 +250,10 @@ def predict(
     address: AddressOpt = None,
 ) -> None:
     """Screen exams: valve box, calibrated calcification probability per frame, a decision per exam."""
+    if workers > 1 and engine == "local":
+        from echoavc.runner import PREDICT_PRELOAD, worker_context
+
+        worker_context(PREDICT_PRELOAD, start=True)  # the workers' imports, while this process does its own
     from echoavc.bundle import load_bundle, with_screening
     from echoavc.pacs import screen_inputs
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -34,7 +33,8 @@ from typing import Callable, Sequence
 from echoavc.bundle import Bundle, load_bundle
 from echoavc.errors import EchoAVCError
 from echoavc.files import atomic_write_text, csv_text
-from echoavc.runner import STATE_DIR, Source, check_engine, failure_reason, find_sources, open_state, run_batch
+from echoavc.runner import (STATE_DIR, Source, check_engine, failure_reason, find_sources, open_state, run_batch,
+                            PREDICT_PRELOAD, worker_context)
 from echoavc.screening import (HEAT_MAP_FILE, STATUS_TEXT, ClipResult, FrameResult, Screener, exam_id_of,
                                exam_results, explain_exams, screen_input)
 from echoavc.settings import ScreeningSettings, from_dict
@@ -205,11 +205,11 @@ def predict(inputs: Sequence[str | Path], model: str | Path, out: str | Path, *,
         per = max(1, threads // workers) if threads and workers > 0 else 1
         init, initargs = _ray_worker_init, (str(bundle.folder.resolve()), backend, asdict(s), per, key_file,
                                             None if secret is None else key_marker(secret))
-    # spawn, not fork: a forked child of a process whose torch or onnxruntime thread pools already ran can
-    # deadlock on a lock held at fork time
+    # never a fork of this process: a forked child of a process whose torch or onnxruntime thread pools already
+    # ran can deadlock on a lock held at fork time (runner.worker_context)
     run_batch(todo, finish, serial=serial, workers=workers, label="screening", progress=progress,
               parallel=lambda t: (_worker_run, str(t[0].path), t[0].member, str(out), overlays, review_frames),
-              mp_context=multiprocessing.get_context("spawn"), initializer=init, initargs=initargs,
+              mp_context=worker_context(PREDICT_PRELOAD), initializer=init, initargs=initargs,
               engine=engine, address=address, failed=lambda t, reason: ("failed", reason), cpus_per_worker=per,
               cost=lambda t: t[0].size())
 

@@ -26,7 +26,7 @@ from echoavc.errors import EchoAVCError
 from echoavc.files import atomic_write_text, progress_bar, remove_stale_temporaries
 
 __all__ = ["Source", "find_sources", "is_ignored", "failure_reason", "StateStore", "open_state", "run_batch",
-           "STATE_DIR", "ENGINES", "check_engine"]
+           "worker_context", "PREDICT_PRELOAD", "STATE_DIR", "ENGINES", "check_engine"]
 
 STATE_DIR = ".state"
 #: where a batch runs: this machine (this process or a process pool), or a Ray cluster
@@ -164,6 +164,35 @@ def check_engine(engine: str) -> None:
         from echoavc.runner_ray import import_ray
 
         import_ray()
+
+
+#: what a screening worker (echoavc.predict) imports before its first file: the module, and SciPy's signal
+#: module, which the first clip with an ECG trace loads (about 0.6 s) and each worker would load again. Here,
+#: not in predict, so that the command line can start the fork server before it imports predict itself.
+PREDICT_PRELOAD = ("echoavc.predict", "scipy.signal")
+
+
+def worker_context(preload: Sequence[str] = (), start: bool = False):
+    """The multiprocessing context of the batch's worker processes: a fork server that has imported
+    ``preload`` once, where the platform has one, else spawn.
+
+    A spawned worker imports everything itself (about half a second each for predict, on top of the first
+    call's lazy imports), which a small batch's two workers pay twice and before any work. The fork server
+    imports ``preload`` once and forks each worker from that state. It is a fresh process that has run no
+    thread pool (torch and onnxruntime make theirs later, in each worker), so its forks are safe where a fork of
+    the calling process is not. ``start``: launch it now, so it imports while the caller goes on with its own
+    start; its preload is fixed by whoever starts it first in this process."""
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(list(preload))
+    if start:
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+    return ctx
 
 
 def run_batch(todo: Sequence[T], finish: Callable[[T, Any], None], *, serial: Callable[[T], Any],
