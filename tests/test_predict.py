@@ -468,3 +468,24 @@ def test_a_file_without_a_cone_gets_that_status_and_an_undetermined_exam(screeni
     assert not rep.failures and [f["status"] for f in rep.frames] == ["no_cone"]
     (e,) = rep.exams
     assert e["decision"] == "undetermined" and "cone" in e["reason"]
+
+
+def test_screening_hashes_each_file_once(screening_bundle, tmp_path, monkeypatch):
+    # the file's hash names it in the results and keys resumption; a long clip's bytes are tens of megabytes, so
+    # the hash made on reading is handed to the DICOM parser rather than made again
+    import echoavc.dicom.read
+
+    calls = []
+    real = echoavc.dicom.read.sha256_bytes
+
+    def counting(data: bytes) -> str:
+        calls.append(len(data))
+        return real(data)
+
+    monkeypatch.setattr(echoavc.dicom.read, "sha256_bytes", counting)
+    src = screening_bundle.test_sources[0]
+    rep = predict([src], screening_bundle.bundle, tmp_path / "out", settings=screening_bundle.settings,
+                  overlays="none", report=False, progress=False)
+    assert not rep.failures and rep.frames
+    assert calls == [src.stat().st_size]
+    assert {f["source"] for f in rep.frames} == {str(src)}

@@ -75,7 +75,7 @@ def process_file(data: bytes, name: str, out_dir: Path, secret: bytes, settings:
     result."""
     sha = sha256_bytes(data)
     try:
-        clip = open_dicom(data, name)
+        clip = open_dicom(data, name, sha)
         modality = clip.modality.upper()
         if settings.modalities and modality not in {m.upper() for m in settings.modalities}:
             return FileResult(sha, "skipped", f"modality {modality or 'missing'} not in {','.join(settings.modalities)}")

@@ -120,3 +120,18 @@ def test_onnx_export_is_quiet_and_gives_the_raw_head(tiny_detector, tmp_path):
     assert [r.getMessage() for r in records] == []  # its logger is at WARNING meanwhile: any record is a warning
     (out,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_outputs()
     assert out.shape[1] == 5, out.shape  # x, y, w, h, valve score
+
+
+def test_grey_frames_become_three_equal_channels():
+    from echoavc.detector.predict import as_rgb
+
+    rng = np.random.default_rng(3)
+    grey = rng.integers(0, 256, (48, 64), dtype=np.uint8)
+    for image in (grey, grey[:, :, None], grey[::2, ::3], grey.astype(np.float32) / 255.0):
+        want = np.clip(image if image.dtype == np.uint8 else image * 255.0, 0, 255).astype(np.uint8)
+        want = want.reshape(want.shape[:2])
+        out = as_rgb(image)
+        assert out.shape == (*want.shape, 3) and out.dtype == np.uint8
+        assert all(np.array_equal(out[:, :, c], want) for c in range(3))
+    rgba = rng.integers(0, 256, (8, 8, 4), dtype=np.uint8)
+    assert np.array_equal(as_rgb(rgba), rgba[:, :, :3])

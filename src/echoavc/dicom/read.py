@@ -55,8 +55,9 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def open_dicom(data: bytes, name: str | Path) -> DicomClip:
-    """Parse a DICOM file's bytes; raise EchoAVCError naming ``name`` when it cannot be used."""
+def open_dicom(data: bytes, name: str | Path, sha256: str | None = None) -> DicomClip:
+    """Parse a DICOM file's bytes; raise EchoAVCError naming ``name`` when it cannot be used. ``sha256``: the
+    bytes' hash where the caller has it already (hashing a long clip again costs tens of milliseconds)."""
     name = str(name)
     if not data:
         raise EchoAVCError("empty file", name)
@@ -92,7 +93,7 @@ def open_dicom(data: bytes, name: str | Path) -> DicomClip:
             f"({', '.join(decoder.missing_dependencies) or 'none available'})",
             name,
         )
-    clip = DicomClip(name, data, sha256_bytes(data), ds, n_frames)
+    clip = DicomClip(name, data, sha256 or sha256_bytes(data), ds, n_frames)
     clip.bad_frames = _truncated_frames(ds, n_frames)
     return clip
 

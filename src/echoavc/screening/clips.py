@@ -24,9 +24,10 @@ __all__ = ["read_input", "screen_input", "explain_exams", "redraw_with_heat_map"
 IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff")
 
 
-def read_input(data: bytes, name: str, ingest_settings, with_header: bool = False):
+def read_input(data: bytes, name: str, ingest_settings, with_header: bool = False, sha: str | None = None):
     """(prepare, exam key, frame count) for a DICOM file or an exported image, ``prepare()`` giving the prepared
-    clip; EchoAVCError for anything else. ``with_header``: a fourth item, the pydicom dataset (None for an image)."""
+    clip; EchoAVCError for anything else. ``with_header``: a fourth item, the pydicom dataset (None for an image).
+    ``sha``: the bytes' SHA-256, when the caller has it."""
     from echoavc.dicom.read import open_dicom
     from echoavc.preprocess.clip import prepare_clip, prepare_image
 
@@ -42,7 +43,7 @@ def read_input(data: bytes, name: str, ingest_settings, with_header: bool = Fals
         folder = "folder:" + str(Path(name.replace("!", "/")).parent)
         made = (lambda: prepare_image(img, ingest_settings, name)), folder, 1
         return (*made, None) if with_header else made
-    clip = open_dicom(data, name)
+    clip = open_dicom(data, name, sha)
     ds = clip.dataset
     study = str(ds.get("StudyInstanceUID", "") or "").strip()
     if not study:
@@ -63,7 +64,7 @@ def screen_input(screener: Screener, data: bytes, name: str, sha: str, out_dir: 
 
     t0 = time.perf_counter()
     ingest_settings = screener.bundle.ingest_settings()
-    prepare, study, n_frames, header = read_input(data, name, ingest_settings, with_header=True)
+    prepare, study, n_frames, header = read_input(data, name, ingest_settings, with_header=True, sha=sha)
     exam_id = exam_id_of(study, screener.secret)
     kind = header_kind(header)
     if not kind.screened:  # M-mode or spectral Doppler: not a 2D view, whatever a model would say
@@ -169,7 +170,7 @@ def redraw_with_heat_map(clf, src, clip: ClipResult, f: FrameResult, out_dir: Pa
     if data is None or sha256_bytes(data) != clip.sha256:
         return False
     try:
-        prepare, _, _ = read_input(data, clip.source, ingest_settings)
+        prepare, _, _ = read_input(data, clip.source, ingest_settings, sha=clip.sha256)
         prep = prepare()
         image = prep.standard(next(prep.frames([f.frame_index]))[1])
     except EchoAVCError:  # it was screened from these very bytes: not expected, and not worth failing
