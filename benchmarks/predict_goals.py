@@ -181,7 +181,10 @@ def goals_part(bundle_dir: Path, inputs: dict[str, list[Path]], frames: dict[str
         cmd = [sys.executable, "-m", "echoavc.cli", "predict", str(day_src), "--model", str(bundle_dir), "--out",
                str(out), "--no-progress", *opts, *extra]
         rc, wall, rss, _, err = run_measured(cmd, out.with_name(out.name + ".rss"))
-        log(f"  {key}: rc {rc}, {wall:.1f} s, peak RSS {rss} MiB")
+        # with workers, the peak is the command's own process: they are forked by a fork server, not by it
+        own = " (the command's process; its workers not counted)" if "--workers" in extra and extra[
+            extra.index("--workers") + 1] != "1" else ""
+        log(f"  {key}: rc {rc}, {wall:.1f} s, peak RSS {rss} MiB{own}")
         return {"command": " ".join(["echoavc", *cmd[3:]]), "rc": rc, "wall_s": round(wall, 2),
                 "peak_rss_mib": rss, **({"stderr": err[-800:]} if rc else {})}
 
