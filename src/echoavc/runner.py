@@ -181,13 +181,15 @@ def worker_context(preload: Sequence[str] = (), start: bool = False):
     imports ``preload`` once and forks each worker from that state. It is a fresh process that has run no
     thread pool (torch and onnxruntime make theirs later, in each worker), so its forks are safe where a fork of
     the calling process is not. ``start``: launch it now, so it imports while the caller goes on with its own
-    start; its preload is fixed by whoever starts it first in this process."""
+    start. The server is one per process and its preload is fixed by whoever starts it first; without
+    ``preload`` the preload already set is left as it is."""
     import multiprocessing
 
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(list(preload))
+    if preload:
+        ctx.set_forkserver_preload(list(preload))
     if start:
         from multiprocessing import forkserver
 

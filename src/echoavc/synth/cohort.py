@@ -450,10 +450,10 @@ def make_cohort(out_dir: str | Path, patients: int, seed: int = 0, prevalence: f
                 results[i] = make_patient(job)
                 advance()
         else:
-            import multiprocessing as mp
+            from echoavc.runner import worker_context
 
-            ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init) as pool:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=worker_context(),
+                                     initializer=_worker_init) as pool:
                 for i, res in enumerate(pool.map(make_patient, jobs, chunksize=1)):
                     results[i] = res
                     advance()
