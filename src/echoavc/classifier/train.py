@@ -36,8 +36,9 @@ from echoavc.errors import EchoAVCError, EchoAVCWarning
 from echoavc.preprocess.crop import normalise
 from echoavc.settings import ClassifierSettings
 
-__all__ = ["FitResult", "Trained", "box_logits", "fit_model", "predict_logits", "train_and_calibrate",
-           "train_classifier", "save_model", "MODEL_FILE", "META_FILE", "MODEL_FORMAT", "set_threads", "training_samples"]
+__all__ = ["FitResult", "Trained", "box_logits", "calibrated", "finish_training", "fit_model", "predict_logits",
+           "train_and_calibrate", "train_classifier", "save_model", "MODEL_FILE", "META_FILE", "MODEL_FORMAT",
+           "set_threads", "training_samples"]
 
 def set_threads(settings: ClassifierSettings) -> int:
     """torch threads: ``settings.threads`` or every available core (Ultralytics may have lowered it)."""
@@ -248,44 +249,56 @@ def train_and_calibrate(source: CropSource, train: list[Sample], val: list[Sampl
     meta: dict = {"calibration_data": None, "cv": None}
     if not use_cv:
         model, fr = fit_model(source, training_samples(train, s, s.seed), val, s, s.seed, log=log)
-        z = box_logits(model, source, val, s)
-        y = np.array([v.label for v in val])
-        meta["calibration_data"] = {"kind": "validation", "why": why, "crops": len(val),
-                                    "patients": len({v.patient_id for v in val}), "positives": int(y.sum())}
         meta["fit"] = asdict(fr)
+        return calibrated(model, source, train, val, s, meta, why)
+    pool = list(train) + list(val)
+    k = s.cv_folds
+    n_pat = len({p.patient_id for p in pool})
+    if folds is None:
+        k = max(2, min(k, n_pat))
+        folds = patient_folds(pool, k, s.seed)
     else:
-        pool = list(train) + list(val)
-        k = s.cv_folds
-        n_pat = len({p.patient_id for p in pool})
-        if folds is None:
-            k = max(2, min(k, n_pat))
-            folds = patient_folds(pool, k, s.seed)
-        else:
-            k = len(set(folds))
-        folds = np.asarray(folds)
-        z = np.full(len(pool), np.nan)
-        fold_info = []
-        for f in sorted(set(folds.tolist())):
-            tr = [p for p, g in zip(pool, folds) if g != f]
-            va = [p for p, g in zip(pool, folds) if g == f]
-            if len({t.label for t in tr}) < 2:
-                raise EchoAVCError(f"cross-validation fold {f}: its training patients hold one class only")
-            m, fr = fit_model(source, training_samples(tr, s, s.seed + 1 + f), va, s, s.seed + 1 + f, log=log,
-                              label=f"[fold {f}] ")
-            z[folds == f] = box_logits(m, source, va, s)
-            fold_info.append({"fold": f, "crops": len(va), "patients": len({v.patient_id for v in va}),
-                              "best_epoch": fr.best_epoch, "epochs_run": len(fr.history), "seconds": fr.seconds})
-            del m
-        epochs = max(1, int(round(float(np.median([fi["best_epoch"] for fi in fold_info])))))
-        model, fr = fit_model(source, training_samples(pool, s, s.seed), [], s, s.seed, epochs=epochs, log=log,
-                              label="[final] ")
-        y = np.array([p.label for p in pool])
-        meta["cv"] = {"why": why, "k": k, "folds": fold_info, "final_epochs": epochs,
-                      "note": "calibration and threshold from pooled out-of-fold logits; final model trained on "
-                              "train+val for the median best epoch"}
-        meta["calibration_data"] = {"kind": "out-of-fold", "crops": len(pool), "patients": n_pat,
-                                    "positives": int(y.sum())}
-        meta["fit"] = asdict(fr)
+        k = len(set(folds))
+    folds = np.asarray(folds)
+    z = np.full(len(pool), np.nan)
+    fold_info = []
+    for f in sorted(set(folds.tolist())):
+        tr = [p for p, g in zip(pool, folds) if g != f]
+        va = [p for p, g in zip(pool, folds) if g == f]
+        if len({t.label for t in tr}) < 2:
+            raise EchoAVCError(f"cross-validation fold {f}: its training patients hold one class only")
+        m, fr = fit_model(source, training_samples(tr, s, s.seed + 1 + f), va, s, s.seed + 1 + f, log=log,
+                          label=f"[fold {f}] ")
+        z[folds == f] = box_logits(m, source, va, s)
+        fold_info.append({"fold": f, "crops": len(va), "patients": len({v.patient_id for v in va}),
+                          "best_epoch": fr.best_epoch, "epochs_run": len(fr.history), "seconds": fr.seconds})
+        del m
+    epochs = max(1, int(round(float(np.median([fi["best_epoch"] for fi in fold_info])))))
+    model, fr = fit_model(source, training_samples(pool, s, s.seed), [], s, s.seed, epochs=epochs, log=log,
+                          label="[final] ")
+    y = np.array([p.label for p in pool])
+    meta["cv"] = {"why": why, "k": k, "folds": fold_info, "final_epochs": epochs,
+                  "note": "calibration and threshold from pooled out-of-fold logits; final model trained on "
+                          "train+val for the median best epoch"}
+    meta["calibration_data"] = {"kind": "out-of-fold", "crops": len(pool), "patients": n_pat,
+                                "positives": int(y.sum())}
+    meta["fit"] = asdict(fr)
+    return _calibrate(model, z, y, s, train, meta)
+
+
+def calibrated(model: nn.Module, source: CropSource, train: list[Sample], val: list[Sample], s: ClassifierSettings,
+               meta: dict, why: str = "") -> Trained:
+    """``model`` calibrated and thresholded on ``val``'s box logits."""
+    z = box_logits(model, source, val, s)
+    y = np.array([v.label for v in val])
+    meta["calibration_data"] = {"kind": "validation", "why": why, "crops": len(val),
+                                "patients": len({v.patient_id for v in val}), "positives": int(y.sum())}
+    return _calibrate(model, z, y, s, train, meta)
+
+
+def _calibrate(model: nn.Module, z: np.ndarray, y: np.ndarray, s: ClassifierSettings, train: list[Sample],
+               meta: dict) -> Trained:
+    """Calibration and threshold fitted on logits ``z`` with labels ``y`` (validation or out-of-fold)."""
     try:
         cal = fit_calibration(z, y, s.calibration)
     except EchoAVCError as exc:
@@ -379,11 +392,19 @@ def train_classifier(table: DatasetTable | str | Path, split: Split | str | Path
     source = CropSource(table, s.crop, s.noise_reduction, max_jitter=s.crop.jitter)
     t0 = time.perf_counter()
     trained = train_and_calibrate(source, train, val, s, log=log)
+    return finish_training(trained, source, samples, table, split, out, threads, time.perf_counter() - t0, fold,
+                           log, grade)
+
+
+def finish_training(trained: Trained, source: CropSource, samples: list[Sample], table: DatasetTable, split: Split,
+                    out: str | Path, threads: int, seconds: float, fold: int | None = None,
+                    log: Callable[[str], None] | None = None, grade=None) -> Trained:
+    """Save a calibrated classifier with its provenance and reliability diagram, then fit its grade head."""
+    s = trained.settings
     provenance = {
         "protocol": "patient", "leaky": False, "fold": fold,
         "split_file": str(split.path) if split.path else None, "split_fingerprint": split.fingerprint,
-        "table_fingerprint": table.fingerprint, "threads": threads,
-        "train_seconds": round(time.perf_counter() - t0, 2),
+        "table_fingerprint": table.fingerprint, "threads": threads, "train_seconds": round(seconds, 2),
         "parts": {p: _counts([x for x in samples if x.part == p]) for p in ("train", "val", "test")},
     }
     trained.meta["data"] = provenance
@@ -397,5 +418,7 @@ def train_classifier(table: DatasetTable | str | Path, split: Split | str | Path
     # the severity grade, on the saved network's frozen features (the binary model above is not changed)
     from echoavc.classifier.grade_fit import fit_grade_head
 
+    train = [x for x in samples if x.part == "train"]
+    val = [x for x in samples if x.part == "val"]
     trained.grade = fit_grade_head(trained, source, train, val, out, grade, log=log)
     return trained
