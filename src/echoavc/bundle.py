@@ -347,6 +347,7 @@ def save_bundle(out: str | Path, *, detector_weights: str | Path, classifier_dir
                          "min_score": getattr(d, "min_score", 0.001), "nms_iou": getattr(d, "nms_iou", 0.7),
                          "starting_weights": detector_start(detector_weights)},
             "classifier": {k: cmeta.get(k) for k in ("backbone", "pooling", "input_size", "weights_source")}
+            | {"members": int(cmeta.get("members", 1))}
             | {"calibration": (cmeta.get("calibration") or {}).get("method"),
                "calibration_data": cmeta.get("calibration_data"), "starting_weights": classifier_start(cmeta)},
             "training": _jsonable(training or {}),

@@ -24,7 +24,7 @@ def model_card_markdown(meta: dict, grade: dict | None = None, test_boxes: int =
              f"{describe_start(meta['detector'].get('starting_weights'))}",
              f"- classifier: {meta['classifier'].get('backbone')} / {meta['classifier'].get('pooling')} at "
              f"{meta['classifier'].get('input_size')} px; {describe_start(meta['classifier'].get('starting_weights'))}"
-             + _test_boxes_note(test_boxes),
+             + _members_note(meta['classifier'].get('members', 1)) + _test_boxes_note(test_boxes),
              "",
              "## Severity grade", grade_card(grade), "",
              "## Thresholds (chosen on validation)",
@@ -84,6 +84,11 @@ def views_card(v: dict) -> str:
     return (f"views: {v.get('backbone')} at {v.get('input_size')} px, classes {', '.join(v.get('classes', []))}; "
             f"clip view accuracy {acc} on the validation patients (used for model selection; optimistic); "
             "clips of another view are listed, not screened")
+
+
+def _members_note(members: int) -> str:
+    return (f"; an ensemble of {members} networks (seeds in turn; their mean logit, calibrated as one model)"
+            if members > 1 else "")
 
 
 def _test_boxes_note(n: int) -> str:

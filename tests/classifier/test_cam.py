@@ -46,6 +46,37 @@ def test_the_closed_form_on_the_onnx_graph_is_autograds_grad_cam(pooling, tmp_pa
     assert lit >= 2  # maps with something in them, not only all-zero ones
 
 
+@pytest.mark.parametrize("pooling", ["avg", "none"])
+def test_the_closed_form_explains_an_ensembles_mean_logit(pooling, tmp_path):
+    """An ensemble's graph holds every member: the closed form sums their maps with 1/K of each one's gradient,
+    which is autograd's Grad-CAM of the mean logit on the members' maps side by side."""
+    from safetensors.torch import save_file
+
+    from echoavc.classifier.ensemble import AVCEnsemble
+
+    nets = []
+    for seed in (3, 4):
+        torch.manual_seed(seed)
+        nets.append(build("mobilenetv3_small_050", pooling, input_size=64, hidden=16))
+    m = AVCEnsemble(nets).eval()
+    d = tmp_path / pooling
+    d.mkdir()
+    save_file({k: v.detach().contiguous() for k, v in m.state_dict().items()}, str(d / MODEL_FILE))
+    export_onnx(m, d / ONNX_FILE)
+    cam = OnnxGradCam(d, ONNX_FILE, pooling)
+    assert len(cam.map_names) == 2
+    rng = np.random.default_rng(1)
+    lit = 0
+    for _ in range(4):
+        x = rng.normal(0, 1, (1, 3, 64, 64)).astype(np.float32)
+        want, z_want = grad_cam(m, torch.from_numpy(x))
+        got, z_got = cam(x)
+        assert abs(z_got - z_want) < 1e-4 * max(1.0, abs(z_want))
+        assert np.abs(got - want).max() < 1e-3, pooling
+        lit += want.max() > 0
+    assert lit >= 2
+
+
 def test_predict_draws_heat_maps_from_the_onnx_graph_without_torch(screening_bundle, tmp_path):
     """Heat maps on the ONNX backend import neither torch nor timm (seconds of a small batch), and are the same
     maps as autograd's on the PyTorch model."""

@@ -23,10 +23,12 @@ def test_train_evaluate_export_explain(synthetic_study, tmp_path):
     data = _data(synthetic_study, tmp_path)
     model = tmp_path / "model"
     r = runner.invoke(app, ["classifier", "train", "--data", str(data), "--out", str(model), "--preset", "smoke",
-                            "--epochs", "1", "--cross-validate", "never", "--threads", "1", "--test-boxes", "3"])
+                            "--epochs", "1", "--cross-validate", "never", "--threads", "1", "--test-boxes", "3",
+                            "--members", "2"])
     assert r.exit_code == 0, r.output
     meta = json.loads((model / "classifier.json").read_text())
     assert meta["settings"]["epochs"] == 1 and meta["calibration_data"]["kind"] == "validation"
+    assert meta["members"] == 2  # evaluate, export and explain below read the ensemble as one model
     assert meta["crop"]["test_boxes"] == 3 and meta["crop"]["size"] == 64  # the rest of the preset's crop kept
     r = runner.invoke(app, ["classifier", "evaluate", "--model", str(model), "--data", str(data), "--out",
                             str(tmp_path / "ev"), "--n-boot", "200", "--backend", "onnx"])
@@ -50,6 +52,14 @@ def test_user_errors_are_one_line(tmp_path):
     r = runner.invoke(app, ["classifier", "train", "--data", str(tmp_path), "--out", str(tmp_path / "m"),
                             "--preset", "cpu", "--jitter", "0"])  # the cpu preset averages 8 boxes within the jitter
     assert r.exit_code == 2 and "test_boxes above 1 needs jitter > 0" in r.output and "Traceback" not in r.output
+
+
+def test_an_ensemble_without_a_validation_part_is_a_one_line_error(synthetic_study, tmp_path):
+    data = _data(synthetic_study, tmp_path)
+    r = runner.invoke(app, ["classifier", "train", "--data", str(data), "--out", str(tmp_path / "m"), "--preset",
+                            "smoke", "--epochs", "1", "--threads", "1", "--members", "2", "--cross-validate", "always"])
+    assert r.exit_code == 2 and "members > 1 needs a validation part" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "m" / "classifier.json").exists()
 
 
 def test_experiments_table2(synthetic_study, tmp_path):

@@ -21,7 +21,7 @@ import numpy as np
 from echoavc.classifier.predict import FEATURES_OUTPUT, MODEL_FILE
 from echoavc.errors import EchoAVCError
 
-__all__ = ["OnnxGradCam", "feature_map_output"]
+__all__ = ["OnnxGradCam", "feature_map_output", "feature_map_outputs"]
 
 #: graph nodes that pool the last feature map into the ``features`` output
 _POOLS = ("GlobalAveragePool", "GlobalMaxPool", "AveragePool", "MaxPool", "ReduceMean", "ReduceMax")
@@ -30,12 +30,26 @@ _POOLS = ("GlobalAveragePool", "GlobalMaxPool", "AveragePool", "MaxPool", "Reduc
 def feature_map_output(graph) -> str:
     """The name of the last feature map in a classifier graph exported by ``classifier.predict.export_onnx``: the
     input of the pooling under the ``features`` output (or of its Flatten, for pooling "none")."""
+    names = feature_map_outputs(graph)
+    if len(names) != 1:
+        raise EchoAVCError(f"this classifier graph holds {len(names)} networks (an ensemble)")
+    return names[0]
+
+
+def feature_map_outputs(graph) -> list[str]:
+    """Each network's last feature map in a classifier graph: one name, or one per member of an ensemble (whose
+    ``features`` output concatenates the members' pooled features; ``classifier.ensemble``)."""
     made_by = {o: n for n in graph.node for o in n.output}
     node = made_by.get(FEATURES_OUTPUT)
-    if node is None or node.op_type != "Flatten":
+    flats = [node] if node is not None and node.op_type == "Flatten" else \
+        [made_by.get(i) for i in node.input] if node is not None and node.op_type == "Concat" else []
+    if not flats or any(f is None or f.op_type != "Flatten" for f in flats):
         raise EchoAVCError("this classifier graph has no pooled features output (exported by an older echoavc)")
-    below = made_by.get(node.input[0])
-    return below.input[0] if below is not None and below.op_type in _POOLS else node.input[0]
+    names = []
+    for f in flats:
+        below = made_by.get(f.input[0])
+        names.append(below.input[0] if below is not None and below.op_type in _POOLS else f.input[0])
+    return names
 
 
 class OnnxGradCam:
@@ -48,28 +62,36 @@ class OnnxGradCam:
 
         folder = Path(folder)
         graph = onnx.load(str(folder / onnx_file))
-        self.map_name = feature_map_output(graph.graph)
-        graph.graph.output.append(onnx.ValueInfoProto(name=self.map_name))
+        self.map_names = feature_map_outputs(graph.graph)
+        for name in self.map_names:
+            graph.graph.output.append(onnx.ValueInfoProto(name=name))
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(graph.SerializeToString(), opts, providers=["CPUExecutionProvider"])
         w = load_file(str(folder / MODEL_FILE))
-        self.w1, self.b1, self.w2 = (w["dense.weight"].astype(np.float64), w["dense.bias"].astype(np.float64),
-                                     w["out.weight"].astype(np.float64).reshape(-1))
+        # one network's dense layers, or each member's (``members.K.`` keys) in the order of its feature map
+        prefixes = [""] if len(self.map_names) == 1 else [f"members.{k}." for k in range(len(self.map_names))]
+        self.dense = [(w[f"{p}dense.weight"].astype(np.float64), w[f"{p}dense.bias"].astype(np.float64),
+                       w[f"{p}out.weight"].astype(np.float64).reshape(-1)) for p in prefixes]
         self.pooling = pooling
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, float]:
         """(heat map (S, S) in [0, 1], logit) for one normalised crop ``x`` (1, 3, S, S) float32."""
         if x.ndim != 4 or x.shape[0] != 1:
             raise ValueError("Grad-CAM explains one input: x must be (1, C, H, W)")
-        logit, pooled, fmap = self.session.run(["logits", FEATURES_OUTPUT, self.map_name], {"crops": x})
-        a = fmap[0].astype(np.float64)  # C x h x w
-        p = pooled[0].astype(np.float64)
-        g = self.w1.T @ (self.w2 * (self.w1 @ p + self.b1 > 0))  # d logit / d p
-        weights = g.reshape(a.shape).mean(axis=(1, 2)) if self.pooling == "none" else g / (a.shape[1] * a.shape[2])
-        cam = np.maximum((weights[:, None, None] * a).sum(0), 0.0).astype(np.float32)
+        logit, pooled, *fmaps = self.session.run(["logits", FEATURES_OUTPUT, *self.map_names], {"crops": x})
+        k = len(fmaps)
+        cam = 0.0
+        # an ensemble's logit is the mean of its members': each member's gradient counts 1/K, and its channel
+        # weights apply to its own map (the members' maps side by side are the ensemble's feature map)
+        for (w1, b1, w2), fmap, p in zip(self.dense, fmaps, np.split(pooled[0].astype(np.float64), k)):
+            a = fmap[0].astype(np.float64)  # C x h x w
+            g = w1.T @ (w2 * (w1 @ p + b1 > 0)) / k  # d logit / d p
+            weights = g.reshape(a.shape).mean(axis=(1, 2)) if self.pooling == "none" else g / (a.shape[1] * a.shape[2])
+            cam = cam + (weights[:, None, None] * a).sum(0)
+        cam = np.maximum(cam, 0.0).astype(np.float32)
         H, W = x.shape[-2:]
         cam = cv2.resize(cam, (W, H), interpolation=cv2.INTER_LINEAR)
         top = float(cam.max())

@@ -57,6 +57,9 @@ def train_cmd(
     min_recall: Annotated[Optional[float], typer.Option("--min-recall", min=0.0, max=1.0)] = None,
     cross_validate: Annotated[Optional[Literal[CROSS_VALIDATE]], typer.Option("--cross-validate")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed")] = None,
+    members: Annotated[Optional[int], typer.Option("--members", min=1, help="Networks trained with seeds SEED, "
+                                                   "SEED+1, ... and served as one (their mean logit, calibrated "
+                                                   "together); 1: a single network.")] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", min=0, help="0: every core.")] = None,
     grade_loss: Annotated[Optional[float], typer.Option("--grade-loss", min=0.0, help="Weight of the auxiliary "
                                                         "ordinal loss on graded crops (cpu preset 1.0; 0: the binary "
@@ -79,7 +82,8 @@ def train_cmd(
                               batch=batch, lr=lr, patience=patience, crop=crop,
                               noise_reduction=noise_reduction, balance=balance, rotation=rotation,
                               calibration=calibration, threshold_rule=threshold_rule, min_recall=min_recall,
-                              cross_validate=cross_validate, seed=seed, threads=threads, grade_loss=grade_loss)
+                              cross_validate=cross_validate, seed=seed, members=members, threads=threads,
+                              grade_loss=grade_loss)
         with user_warnings():
             trained = train_classifier(data, split_file(data, split), out_dir, s, fold=fold,
                                        log=lambda m: err.print(m, highlight=False))

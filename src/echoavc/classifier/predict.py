@@ -22,7 +22,7 @@ from echoavc.settings import CropSettings, from_dict
 if TYPE_CHECKING:  # torch is imported only where a PyTorch model is built: ONNX screening workers start faster
     from echoavc.classifier.model import AVCNet
 
-__all__ = ["Classifier", "average_per_box", "load_model", "export_onnx", "ONNX_FILE", "FEATURES_OUTPUT"]
+__all__ = ["Classifier", "average_per_box", "load_model", "member_count", "export_onnx", "ONNX_FILE", "FEATURES_OUTPUT"]
 
 ONNX_FILE = "model.onnx"
 #: the ONNX graph's second output: pooled backbone features, for the grade head (one backbone pass for both)
@@ -31,6 +31,9 @@ FEATURES_OUTPUT = "features"
 MODEL_FILE = "model.safetensors"
 META_FILE = "classifier.json"
 MODEL_FORMAT = "echoavc-classifier/1"
+#: an ensemble's folder (``members`` > 1: every member's weights in one file): its own format, so that an echoavc
+#: made before ensembles refuses it by name instead of failing on the weights; single networks keep format 1
+ENSEMBLE_FORMAT = "echoavc-classifier/2"
 
 
 def read_meta(folder: str | Path) -> dict:
@@ -42,9 +45,18 @@ def read_meta(folder: str | Path) -> dict:
         meta = json.loads(path.read_text())
     except json.JSONDecodeError:
         raise EchoAVCError("classifier settings are not JSON", path) from None
-    if meta.get("format") != MODEL_FORMAT:
+    if meta.get("format") not in (MODEL_FORMAT, ENSEMBLE_FORMAT):
         raise EchoAVCError(f"not an echoavc classifier (format {meta.get('format')!r})", path)
     return meta
+
+
+def member_count(meta: dict) -> int:
+    """How many networks a classifier folder's ``classifier.json`` describes (1 when it does not say: folders
+    made before ensembles, ``echoavc.classifier.ensemble``)."""
+    n = meta.get("members", 1)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise EchoAVCError(f"{META_FILE}: members must be a whole number >= 1, not {n!r}")
+    return n
 
 
 def load_model(folder: str | Path) -> tuple[AVCNet, dict]:
@@ -57,8 +69,11 @@ def load_model(folder: str | Path) -> tuple[AVCNet, dict]:
     meta = read_meta(folder)
     if not (folder / MODEL_FILE).is_file():
         raise EchoAVCError(f"no {MODEL_FILE}", folder)
-    model = build(meta["backbone"], meta["pooling"], input_size=int(meta["input_size"]), hidden=int(meta["hidden"]),
-                  dropout=float(meta.get("dropout", 0.0)), pretrained="none")
+    from echoavc.classifier.ensemble import AVCEnsemble
+
+    nets = [build(meta["backbone"], meta["pooling"], input_size=int(meta["input_size"]), hidden=int(meta["hidden"]),
+                  dropout=float(meta.get("dropout", 0.0)), pretrained="none") for _ in range(member_count(meta))]
+    model = nets[0] if len(nets) == 1 else AVCEnsemble(nets)
     try:
         model.load_state_dict(load_file(str(folder / MODEL_FILE)))
     except RuntimeError as exc:

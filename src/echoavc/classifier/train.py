@@ -29,7 +29,7 @@ from echoavc import runtime
 from echoavc.classifier.calibrate import Calibration, fit_calibration, pick_threshold
 from echoavc.classifier.data import CropSource, Sample, expand_training, load_samples
 from echoavc.classifier.model import AVCNet, OrdinalAux, build
-from echoavc.classifier.predict import META_FILE, MODEL_FILE, MODEL_FORMAT, average_per_box
+from echoavc.classifier.predict import ENSEMBLE_FORMAT, META_FILE, MODEL_FILE, MODEL_FORMAT, average_per_box
 from echoavc.dataset.split import Split
 from echoavc.dataset.table import DatasetTable
 from echoavc.errors import EchoAVCError, EchoAVCWarning
@@ -248,9 +248,23 @@ def train_and_calibrate(source: CropSource, train: list[Sample], val: list[Sampl
     use_cv, why = _use_cv(s, val)
     meta: dict = {"calibration_data": None, "cv": None}
     if not use_cv:
-        model, fr = fit_model(source, training_samples(train, s, s.seed), val, s, s.seed, log=log)
-        meta["fit"] = asdict(fr)
-        return calibrated(model, source, train, val, s, meta, why)
+        nets, fits = [], []
+        for k in range(s.members):  # member 0 is exactly the single network of members=1
+            seed = s.seed + k
+            label = f"[member {k + 1}/{s.members}] " if s.members > 1 else ""
+            net, fr = fit_model(source, training_samples(train, s, seed), val, s, seed, log=log, label=label)
+            nets.append(net)
+            fits.append(fr)
+        meta["fit"] = asdict(fits[0])
+        if s.members > 1:
+            from echoavc.classifier.ensemble import AVCEnsemble
+
+            meta["member_fits"] = [{"seed": s.seed + k, **asdict(f)} for k, f in enumerate(fits)]
+            return calibrated(AVCEnsemble(nets), source, train, val, s, meta, why)
+        return calibrated(nets[0], source, train, val, s, meta, why)
+    if s.members > 1:
+        raise EchoAVCError(f"members > 1 needs a validation part to calibrate on; this split would be "
+                           f"cross-validated ({why})")
     pool = list(train) + list(val)
     k = s.cv_folds
     n_pat = len({p.patient_id for p in pool})
@@ -288,7 +302,7 @@ def train_and_calibrate(source: CropSource, train: list[Sample], val: list[Sampl
 
 def calibrated(model: nn.Module, source: CropSource, train: list[Sample], val: list[Sample], s: ClassifierSettings,
                meta: dict, why: str = "") -> Trained:
-    """``model`` calibrated and thresholded on ``val``'s box logits."""
+    """``model`` (one network or an ensemble) calibrated and thresholded on ``val``'s box logits."""
     z = box_logits(model, source, val, s)
     y = np.array([v.label for v in val])
     meta["calibration_data"] = {"kind": "validation", "why": why, "crops": len(val),
@@ -343,9 +357,9 @@ def save_model(trained: Trained, out: str | Path, extra: dict | None = None) -> 
     import echoavc
 
     doc = {
-        "format": MODEL_FORMAT,
+        "format": MODEL_FORMAT if s.members == 1 else ENSEMBLE_FORMAT,
         "backbone": s.backbone, "pooling": s.pooling, "hidden": s.hidden, "dropout": s.dropout,
-        "input_size": s.crop.size, "feature_shape": list(m.feature_shape),
+        "input_size": s.crop.size, "feature_shape": list(m.feature_shape), "members": s.members,
         "crop": asdict(s.crop), "noise_reduction": s.noise_reduction,
         "normalisation": {"input": "grey crop, uint8", "scale": "x / 255", "channels": "grey copied to 3",
                           "mean": list(s.mean), "std": list(s.std)},
