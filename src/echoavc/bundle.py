@@ -347,7 +347,6 @@ def save_bundle(out: str | Path, *, detector_weights: str | Path, classifier_dir
                          "min_score": getattr(d, "min_score", 0.001), "nms_iou": getattr(d, "nms_iou", 0.7),
                          "starting_weights": detector_start(detector_weights)},
             "classifier": {k: cmeta.get(k) for k in ("backbone", "pooling", "input_size", "weights_source")}
-            | {"members": int(cmeta.get("members", 1))}
             | {"calibration": (cmeta.get("calibration") or {}).get("method"),
                "calibration_data": cmeta.get("calibration_data"), "starting_weights": classifier_start(cmeta)},
             "training": _jsonable(training or {}),
@@ -359,7 +358,8 @@ def save_bundle(out: str | Path, *, detector_weights: str | Path, classifier_dir
         grade = grade_note(cdir)
         (tmp / GRADE_FILE).write_text(json.dumps(grade, indent=1, default=str) + "\n")
         # the test boxes live in classifier/classifier.json (bundle.json keeps its format's shape)
-        card_md = model_card_markdown(meta, grade, test_boxes=int((cmeta.get("crop") or {}).get("test_boxes", 1)))
+        card_md = model_card_markdown(meta, grade, test_boxes=int((cmeta.get("crop") or {}).get("test_boxes", 1)),
+                                      members=int(cmeta.get("members", 1)))
         if views_dir is not None:
             card_md += "\n## View model\n" + views_card(json.loads((tmp / VIEWS_DIR / "views.json").read_text())) + "\n"
         (tmp / "MODEL_CARD.md").write_text(card_md)

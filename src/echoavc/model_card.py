@@ -10,7 +10,7 @@ VALIDATION_LABEL = "validation (used for model selection; optimistic)"
 RESEARCH_ONLY = "Research use only: not for clinical diagnosis or treatment decisions."
 
 
-def model_card_markdown(meta: dict, grade: dict | None = None, test_boxes: int = 1) -> str:
+def model_card_markdown(meta: dict, grade: dict | None = None, test_boxes: int = 1, members: int = 1) -> str:
     """A short human-readable card; the JSON record stays the reference."""
     from echoavc.weights import describe_start
 
@@ -24,7 +24,7 @@ def model_card_markdown(meta: dict, grade: dict | None = None, test_boxes: int =
              f"{describe_start(meta['detector'].get('starting_weights'))}",
              f"- classifier: {meta['classifier'].get('backbone')} / {meta['classifier'].get('pooling')} at "
              f"{meta['classifier'].get('input_size')} px; {describe_start(meta['classifier'].get('starting_weights'))}"
-             + _members_note(meta['classifier'].get('members', 1)) + _test_boxes_note(test_boxes),
+             + _members_note(members) + _test_boxes_note(test_boxes),
              "",
              "## Severity grade", grade_card(grade), "",
              "## Thresholds (chosen on validation)",

@@ -107,3 +107,25 @@ def test_combine_refuses_what_cannot_be_averaged(members, synthetic_study, tmp_p
     s = _settings(members=2, cross_validate="always")
     with pytest.raises(EchoAVCError, match="members > 1 needs a validation part"):
         train_and_calibrate(CropSource(st.table, s.crop, s.noise_reduction), train, val, s)
+
+
+def test_a_bundle_screens_with_an_ensemble_and_its_card_says_so(members, synthetic_study, tiny_detector, tmp_path):
+    import cv2
+
+    from echoavc.bundle import load_bundle, save_bundle
+    from echoavc.screening.core import Screener
+    from echoavc.settings import IngestSettings, ScreeningSettings
+
+    b = load_bundle(save_bundle(tmp_path / "bundle", detector_weights=tiny_detector.result.best,
+                                classifier_dir=members / "both", ingest=IngestSettings(),
+                                screening=ScreeningSettings(), exam_threshold=0.5))
+    assert "an ensemble of 2 networks" in (b.folder / "MODEL_CARD.md").read_text()
+    samples = [s for s in load_samples(synthetic_study.table) if s.box is not None][:3]
+    images = [cv2.imread(str(synthetic_study.table.image_file(s.image_path)), cv2.IMREAD_GRAYSCALE) for s in samples]
+    boxes = np.array([s.box for s in samples])
+    got = [Screener(b, backend).crop_predictions(images, boxes)[0] for backend in ("torch", "onnx")]
+    assert np.all(np.isfinite(got[0])) and np.allclose(got[0], got[1], atol=1e-4)
+    e = Classifier.load(members / "both")
+    want = [float(e.predict_proba(e.box_crops(img, box), per_box=e.boxes_per_probability)[0])
+            for img, box in zip(images, boxes)]
+    assert np.allclose(got[0], want, atol=1e-6)
