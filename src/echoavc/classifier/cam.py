@@ -21,19 +21,10 @@ import numpy as np
 from echoavc.classifier.predict import FEATURES_OUTPUT, MODEL_FILE
 from echoavc.errors import EchoAVCError
 
-__all__ = ["OnnxGradCam", "feature_map_output", "feature_map_outputs"]
+__all__ = ["OnnxGradCam", "feature_map_outputs"]
 
 #: graph nodes that pool the last feature map into the ``features`` output
 _POOLS = ("GlobalAveragePool", "GlobalMaxPool", "AveragePool", "MaxPool", "ReduceMean", "ReduceMax")
-
-
-def feature_map_output(graph) -> str:
-    """The name of the last feature map in a classifier graph exported by ``classifier.predict.export_onnx``: the
-    input of the pooling under the ``features`` output (or of its Flatten, for pooling "none")."""
-    names = feature_map_outputs(graph)
-    if len(names) != 1:
-        raise EchoAVCError(f"this classifier graph holds {len(names)} networks (an ensemble)")
-    return names[0]
 
 
 def feature_map_outputs(graph) -> list[str]:

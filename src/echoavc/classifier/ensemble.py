@@ -28,7 +28,7 @@ from torch import nn
 
 from echoavc.errors import EchoAVCError
 
-__all__ = ["AVCEnsemble", "combine_classifiers"]
+__all__ = ["AVCEnsemble", "as_model", "combine_classifiers"]
 
 
 class AVCEnsemble(nn.Module):
@@ -74,6 +74,11 @@ class AVCEnsemble(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits, shape (N,): the mean of the members'."""
         return self.head(self.features(x))
+
+
+def as_model(nets: Sequence[nn.Module]) -> nn.Module:
+    """The one network, or the ensemble of two or more."""
+    return nets[0] if len(nets) == 1 else AVCEnsemble(nets)
 
 
 #: settings members may differ in (everything else must match for their outputs to be averaged)
@@ -126,7 +131,7 @@ def combine_classifiers(folders: Sequence[str | Path], table, split, out: str | 
     source = CropSource(table, s.crop, s.noise_reduction, max_jitter=s.crop.jitter)
     t0 = time.perf_counter()
     model = AVCEnsemble(nets)
-    meta = {"calibration_data": metas[0].get("calibration_data"), "fit": metas[0].get("fit"),
+    meta = {"fit": metas[0].get("fit"),
             "member_fits": [{"seed": m["settings"]["seed"], **(m.get("fit") or {})} for m in metas],
             "member_train_seconds": [(m.get("data") or {}).get("train_seconds") for m in metas]}
     trained = calibrated(model, source, train, val, s, meta)

@@ -22,7 +22,8 @@ from echoavc.settings import CropSettings, from_dict
 if TYPE_CHECKING:  # torch is imported only where a PyTorch model is built: ONNX screening workers start faster
     from echoavc.classifier.model import AVCNet
 
-__all__ = ["Classifier", "average_per_box", "load_model", "member_count", "export_onnx", "ONNX_FILE", "FEATURES_OUTPUT"]
+__all__ = ["Classifier", "average_per_box", "load_model", "member_count", "export_onnx", "ONNX_FILE",
+           "FEATURES_OUTPUT"]
 
 ONNX_FILE = "model.onnx"
 #: the ONNX graph's second output: pooled backbone features, for the grade head (one backbone pass for both)
@@ -63,17 +64,16 @@ def load_model(folder: str | Path) -> tuple[AVCNet, dict]:
     """The network (eval mode) and its stored settings. Weights are a safetensors state dict, never a pickle."""
     from safetensors.torch import load_file
 
+    from echoavc.classifier.ensemble import as_model
     from echoavc.classifier.model import build
 
     folder = Path(folder)
     meta = read_meta(folder)
     if not (folder / MODEL_FILE).is_file():
         raise EchoAVCError(f"no {MODEL_FILE}", folder)
-    from echoavc.classifier.ensemble import AVCEnsemble
-
-    nets = [build(meta["backbone"], meta["pooling"], input_size=int(meta["input_size"]), hidden=int(meta["hidden"]),
-                  dropout=float(meta.get("dropout", 0.0)), pretrained="none") for _ in range(member_count(meta))]
-    model = nets[0] if len(nets) == 1 else AVCEnsemble(nets)
+    model = as_model([build(meta["backbone"], meta["pooling"], input_size=int(meta["input_size"]),
+                            hidden=int(meta["hidden"]), dropout=float(meta.get("dropout", 0.0)), pretrained="none")
+                      for _ in range(member_count(meta))])
     try:
         model.load_state_dict(load_file(str(folder / MODEL_FILE)))
     except RuntimeError as exc:

@@ -255,13 +255,12 @@ def train_and_calibrate(source: CropSource, train: list[Sample], val: list[Sampl
             net, fr = fit_model(source, training_samples(train, s, seed), val, s, seed, log=log, label=label)
             nets.append(net)
             fits.append(fr)
+        from echoavc.classifier.ensemble import as_model
+
         meta["fit"] = asdict(fits[0])
         if s.members > 1:
-            from echoavc.classifier.ensemble import AVCEnsemble
-
             meta["member_fits"] = [{"seed": s.seed + k, **asdict(f)} for k, f in enumerate(fits)]
-            return calibrated(AVCEnsemble(nets), source, train, val, s, meta, why)
-        return calibrated(nets[0], source, train, val, s, meta, why)
+        return calibrated(as_model(nets), source, train, val, s, meta, why)
     if s.members > 1:
         raise EchoAVCError(f"members > 1 needs a validation part to calibrate on; this split would be "
                            f"cross-validated ({why})")
