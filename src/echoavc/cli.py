@@ -330,9 +330,10 @@ from echoavc.pacs.cli import pacs_app  # noqa: E402
 
 app.add_typer(pacs_app, name="pacs")
 
-from echoavc.evaluate.cli import evaluate_command  # noqa: E402
+from echoavc.evaluate.cli import evaluate_command, threshold_odds_command  # noqa: E402
 
 app.command("evaluate")(evaluate_command)
+app.command("threshold-odds")(threshold_odds_command)
 
 from echoavc.listen.cli import listen as listen_command  # noqa: E402
 

@@ -1,6 +1,7 @@
 """``echoavc evaluate``: the whole screening path of a model bundle on labelled data no training choice touched.
 
-Registered in :mod:`echoavc.cli` as ``app.command("evaluate")(evaluate_command)``.
+Registered in :mod:`echoavc.cli` as ``app.command("evaluate")(evaluate_command)``; ``echoavc threshold-odds``
+(:mod:`echoavc.evaluate.planning`: will a validation-chosen threshold hold on new exams) beside it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import typer
 from echoavc.cliutil import DATA_HELP, SplitOpt, err, fail
 from echoavc.errors import EchoAVCError
 
-__all__ = ["evaluate_command"]
+__all__ = ["evaluate_command", "threshold_odds_command"]
 
 
 def evaluate_command(
@@ -71,3 +72,40 @@ def evaluate_command(
     if g and g.get("qwk"):
         typer.echo(f"  grade ({g['exams_graded']} decided exams): quadratic weighted kappa {fmt(g['qwk'])}")
     typer.echo(f"-> {rep['files']['markdown']}")
+
+
+def _pair(text: str, name: str) -> tuple[int, int]:
+    try:
+        a, b = (int(v) for v in text.split(","))
+    except ValueError:
+        raise EchoAVCError(f"{name} takes CALCIFIED,NORMAL exam counts (e.g. 24,24), not {text!r}") from None
+    return a, b
+
+
+def threshold_odds_command(
+    auroc: Annotated[list[float], typer.Option("--auroc", help="The model's exam AUROC (repeat for a table).")],
+    validation: Annotated[str, typer.Option("--validation", help="CALCIFIED,NORMAL validation exams the "
+                                            "threshold is chosen on.")] = "32,31",
+    test: Annotated[str, typer.Option("--test", help="CALCIFIED,NORMAL exams of each test set.")] = "24,24",
+    rule: Annotated[str, typer.Option("--rule", help="recall (highest threshold with recall >= --min-recall, as "
+                                      "echoavc train) | youden")] = "recall",
+    min_recall: Annotated[float, typer.Option("--min-recall", help="The rule's recall on validation.")] = 0.95,
+    goal_recall: Annotated[float, typer.Option("--goal-recall", help="Recall a test set must reach.")] = 0.90,
+    goal_specificity: Annotated[float, typer.Option("--goal-specificity", help="Specificity a test set must "
+                                                    "reach.")] = 0.70,
+    test_sets: Annotated[int, typer.Option("--test-sets", min=1, help="Test sets screened with one threshold.")] = 1,
+    draws: Annotated[int, typer.Option("--draws", min=100, help="Simulated validation sets.")] = 10_000,
+    seed: Annotated[int, typer.Option("--seed", help="Simulation seed.")] = 0,
+) -> None:
+    """The chance that a threshold chosen on validation exams meets a recall and specificity goal on new exams
+    (binormal model of a given AUROC; docs/evaluation.md). For sizing validation and test sets, and for judging
+    whether a goal is reachable before training anything."""
+    from echoavc.evaluate.planning import threshold_odds
+
+    try:
+        val, tst = _pair(validation, "--validation"), _pair(test, "--test")
+        for a in auroc:
+            typer.echo(threshold_odds(a, val, tst, rule, min_recall, goal_recall, goal_specificity, test_sets,
+                                      draws, seed).line())
+    except EchoAVCError as exc:
+        fail(exc)
