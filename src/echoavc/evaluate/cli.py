@@ -13,8 +13,12 @@ import typer
 
 from echoavc.cliutil import DATA_HELP, SplitOpt, err, fail
 from echoavc.errors import EchoAVCError
+from echoavc.settings import ScreeningSettings
 
 __all__ = ["evaluate_command", "threshold_odds_command"]
+
+#: the exam threshold rule ``echoavc train`` uses by default: threshold-odds' defaults
+_SCREENING = ScreeningSettings()
 
 
 def evaluate_command(
@@ -88,8 +92,9 @@ def threshold_odds_command(
                                             "threshold is chosen on.")] = "32,31",
     test: Annotated[str, typer.Option("--test", help="CALCIFIED,NORMAL exams of each test set.")] = "24,24",
     rule: Annotated[str, typer.Option("--rule", help="recall (highest threshold with recall >= --min-recall, as "
-                                      "echoavc train) | youden")] = "recall",
-    min_recall: Annotated[float, typer.Option("--min-recall", help="The rule's recall on validation.")] = 0.95,
+                                      "echoavc train) | youden")] = _SCREENING.exam_threshold_rule,
+    min_recall: Annotated[float, typer.Option("--min-recall", help="The rule's recall on validation (as "
+                                              "ScreeningSettings.min_recall).")] = _SCREENING.min_recall,
     goal_recall: Annotated[float, typer.Option("--goal-recall", help="Recall a test set must reach.")] = 0.90,
     goal_specificity: Annotated[float, typer.Option("--goal-specificity", help="Specificity a test set must "
                                                     "reach.")] = 0.70,

@@ -72,16 +72,20 @@ def _needed(goal: float, n: int) -> int:
 
 
 def threshold_odds(auroc: float, validation: tuple[int, int] = (32, 31), test: tuple[int, int] = (24, 24),
-                   rule: str = "recall", min_recall: float = 0.95, goal_recall: float = 0.90,
+                   rule: str = "recall", min_recall: float | None = None, goal_recall: float = 0.90,
                    goal_specificity: float = 0.70, test_sets: int = 1, draws: int = 10_000,
                    seed: int = 0) -> ThresholdOdds:
     """The chance that the exam threshold ``rule`` picks on ``validation`` (calcified, normal) exams of a model
     with this ``auroc`` meets both goals on a test set of ``test`` (calcified, normal) exams, and on all of
-    ``test_sets`` such sets. ``rule``: "recall" (highest with recall >= ``min_recall``, the default of
-    ``echoavc train``) or "youden". See the module for the model."""
+    ``test_sets`` such sets. ``rule``: "recall" (highest with recall >= ``min_recall``, by default
+    ``ScreeningSettings.min_recall``, as ``echoavc train``) or "youden". See the module for the model."""
     from scipy.stats import binom, norm
 
     from echoavc.evaluate.classification import choose_threshold, youden
+    from echoavc.settings import ScreeningSettings
+
+    if min_recall is None:
+        min_recall = ScreeningSettings().min_recall
 
     if not 0.5 < auroc < 1.0:
         raise EchoAVCError(f"AUROC must lie between 0.5 and 1 (exclusive), not {auroc!r}")
