@@ -15,7 +15,7 @@ sets screened with one bundle share its threshold, so the chance that all of ``t
 is the mean over draws of that chance to the power ``test_sets`` (not the single chance to that power).
 
 Unequal variances, a shift between validation and test exams, and the test AUROC's own criterion are left out:
-real odds differ by those, and a shift or the AUROC criterion can only lower them.
+real odds differ by those (the AUROC criterion can only lower them).
 """
 
 from __future__ import annotations
