@@ -288,7 +288,7 @@ def save_bundle(out: str | Path, *, detector_weights: str | Path, classifier_dir
     The folder is built beside ``out`` and renamed into place, so an interrupted save leaves no half bundle
     (:func:`echoavc.files.atomic_folder`). ``views_dir``: a view model folder (``echoavc views train``) to include.
     """
-    from echoavc.classifier.predict import Classifier, read_meta
+    from echoavc.classifier.predict import Classifier, member_count, read_meta
     from echoavc.detector.export import export_onnx, export_state
     from echoavc.detector.predict import Detector
     from echoavc.runtime import versions
@@ -359,7 +359,7 @@ def save_bundle(out: str | Path, *, detector_weights: str | Path, classifier_dir
         (tmp / GRADE_FILE).write_text(json.dumps(grade, indent=1, default=str) + "\n")
         # the test boxes live in classifier/classifier.json (bundle.json keeps its format's shape)
         card_md = model_card_markdown(meta, grade, test_boxes=int((cmeta.get("crop") or {}).get("test_boxes", 1)),
-                                      members=int(cmeta.get("members", 1)))
+                                      members=member_count(cmeta))
         if views_dir is not None:
             card_md += "\n## View model\n" + views_card(json.loads((tmp / VIEWS_DIR / "views.json").read_text())) + "\n"
         (tmp / "MODEL_CARD.md").write_text(card_md)
