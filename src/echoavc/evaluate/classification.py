@@ -292,6 +292,12 @@ def _ordered_unique(values: np.ndarray) -> list:
         return uniq
 
 
+def fewest_for_share(share: float, n: int) -> int:
+    """Fewest cases out of ``n`` whose proportion is at least ``share``; the tolerance keeps
+    0.7 * 10 = 7.000000000000001 from demanding an eighth case."""
+    return math.ceil(share * n - 1e-9)
+
+
 def choose_threshold(y_true, p_score, min_recall: float = 0.95) -> float:
     """The highest threshold whose recall (``p_score >= t``) is at least ``min_recall``.
 
@@ -306,9 +312,8 @@ def choose_threshold(y_true, p_score, min_recall: float = 0.95) -> float:
     pos = np.sort(p[y])[::-1]
     if pos.size == 0:
         raise ValueError("no positives: recall is undefined")
-    # the k-th highest positive score is the highest threshold letting k positives through; the
-    # tolerance keeps 0.7 * 10 = 7.000000000000001 from demanding an eighth positive
-    k = math.ceil(min_recall * pos.size - 1e-9)
+    # the k-th highest positive score is the highest threshold letting k positives through
+    k = fewest_for_share(min_recall, pos.size)
     return float(pos[max(k, 1) - 1])
 
 

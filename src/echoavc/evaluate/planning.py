@@ -23,14 +23,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
 from echoavc.errors import EchoAVCError
 
-__all__ = ["ThresholdOdds", "threshold_odds", "RULES"]
+__all__ = ["ThresholdOdds", "threshold_odds", "RULES", "VALIDATION", "TEST", "GOAL_RECALL", "GOAL_SPECIFICITY"]
 
 #: the exam threshold rules ``echoavc train`` offers that depend on the validation exams (ScreeningSettings)
 RULES = ("recall", "youden")
+
+#: defaults: the demo's validation exams and held-out sets (calcified, normal), and issue 13's goal
+VALIDATION = (32, 31)
+TEST = (24, 24)
+GOAL_RECALL = 0.90
+GOAL_SPECIFICITY = 0.70
 
 
 @dataclass(frozen=True)
@@ -66,22 +70,19 @@ class ThresholdOdds:
                 f"{self.monte_carlo_se:.3f})")
 
 
-def _needed(goal: float, n: int) -> int:
-    """Fewest exams right out of ``n`` for a proportion >= ``goal`` (the tolerance as in choose_threshold)."""
-    return math.ceil(goal * n - 1e-9)
-
-
-def threshold_odds(auroc: float, validation: tuple[int, int] = (32, 31), test: tuple[int, int] = (24, 24),
-                   rule: str = "recall", min_recall: float | None = None, goal_recall: float = 0.90,
-                   goal_specificity: float = 0.70, test_sets: int = 1, draws: int = 10_000,
+def threshold_odds(auroc: float, validation: tuple[int, int] = VALIDATION, test: tuple[int, int] = TEST,
+                   rule: str = "recall", min_recall: float | None = None, goal_recall: float = GOAL_RECALL,
+                   goal_specificity: float = GOAL_SPECIFICITY, test_sets: int = 1, draws: int = 10_000,
                    seed: int = 0) -> ThresholdOdds:
     """The chance that the exam threshold ``rule`` picks on ``validation`` (calcified, normal) exams of a model
     with this ``auroc`` meets both goals on a test set of ``test`` (calcified, normal) exams, and on all of
     ``test_sets`` such sets. ``rule``: "recall" (highest with recall >= ``min_recall``, by default
     ``ScreeningSettings.min_recall``, as ``echoavc train``) or "youden". See the module for the model."""
+    # numpy and SciPy here, not at import: the CLI imports this module for its defaults at every start
+    import numpy as np
     from scipy.stats import binom, norm
 
-    from echoavc.evaluate.classification import choose_threshold, youden
+    from echoavc.evaluate.classification import choose_threshold, fewest_for_share, youden
     from echoavc.settings import ScreeningSettings
 
     if min_recall is None:
@@ -111,8 +112,8 @@ def threshold_odds(auroc: float, validation: tuple[int, int] = (32, 31), test: t
     recall = norm.sf(thresholds - d)  # a calcified test exam at or above the threshold
     specificity = norm.cdf(thresholds)  # a normal test exam below it
     # exact binomial chance that the test set's proportions reach the goals at each draw's threshold
-    q_recall = binom.sf(_needed(goal_recall, tc) - 1, tc, recall)
-    q_spec = binom.sf(_needed(goal_specificity, tn) - 1, tn, specificity)
+    q_recall = binom.sf(fewest_for_share(goal_recall, tc) - 1, tc, recall)
+    q_spec = binom.sf(fewest_for_share(goal_specificity, tn) - 1, tn, specificity)
     q = q_recall * q_spec
     label = f"highest threshold with recall >= {min_recall:g}" if rule == "recall" else "Youden's threshold"
     se = max(float(np.std(v) / math.sqrt(draws)) for v in (q, q ** test_sets, q_recall, q_spec))
