@@ -27,6 +27,7 @@ __all__ = [
     "PROPORTIONS",
     "classification_report",
     "choose_threshold",
+    "fewest_for_share",
     "youden",
     "weighted_auroc",
     "weighted_average_precision",
