@@ -58,8 +58,13 @@ def real_frames(real_dev: Path, work: Path) -> list[dict]:
     from echoavc.ingest import ingest
 
     out = work / "real-ingest"
-    ingest([real_dev / "dicom"], out, work / "keys" / "real.key", workers=1, progress=False)
-    manifest = pd.read_csv(out / "manifest.csv", dtype={"source_sha256": str})
+    shas = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((real_dev / "dicom").glob("*.dcm"))}
+    manifest_csv = out / "manifest.csv"
+    done = manifest_csv.is_file() and set(shas.values()) <= set(
+        pd.read_csv(manifest_csv, dtype={"source_sha256": str})["source_sha256"])
+    if not done:  # (skipped when complete: variants sharing a work folder read it at once)
+        ingest([real_dev / "dicom"], out, work / "keys" / "real.key", workers=1, progress=False)
+    manifest = pd.read_csv(manifest_csv, dtype={"source_sha256": str})
     by_sha = {r["source_sha256"]: r for r in manifest.to_dict("records")}
     # the free-text note (last column) may hold commas unquoted: split the other six off
     lines = (real_dev / "boxes.csv").read_text().splitlines()
@@ -68,7 +73,7 @@ def real_frames(real_dev: Path, work: Path) -> list[dict]:
     for line in lines[1:]:
         b = dict(zip(head, line.split(",", len(head) - 1)))
         dcm = real_dev / "dicom" / (Path(b["file"]).stem + ".dcm")
-        sha = hashlib.sha256(dcm.read_bytes()).hexdigest()
+        sha = shas.get(dcm) or hashlib.sha256(dcm.read_bytes()).hexdigest()
         if sha not in by_sha:
             raise RuntimeError(f"{dcm}: not in the ingest manifest (ingest failed? see {out}/failures.csv)")
         m = by_sha[sha]
@@ -85,19 +90,24 @@ def real_frames(real_dev: Path, work: Path) -> list[dict]:
 # ----------------------------------------------------------------------------- training
 
 
-def study_name(anatomy: str, realistic_share: float) -> str:
+def study_name(anatomy: str, realistic_share: float, patients: int | None = None) -> str:
     """The generator part of a study's (and a contact sheet's) name: ``mixed`` at its default half, ``mixed0.67``
-    for another share."""
-    return anatomy if anatomy != "mixed" or realistic_share == 0.5 else f"mixed{realistic_share:g}"
+    for another share; ``-p96`` when the study has other than the demo's detector patients (so that a study of
+    another size in the same work folder is never reused for it)."""
+    from echoavc.demo import DETECTOR_PATIENTS
+
+    name = anatomy if anatomy != "mixed" or realistic_share == 0.5 else f"mixed{realistic_share:g}"
+    return name + (f"-p{patients}" if patients and patients != DETECTOR_PATIENTS else "")
 
 
-def study_dir(work: Path, anatomy: str, seed: int, realistic_share: float = 0.5) -> Path:
-    """Where the training study of ``anatomy`` and ``seed`` lives; its detectors sit beside it."""
-    return work / f"{study_name(anatomy, realistic_share)}-seed{seed}" / "study"
+def study_dir(work: Path, anatomy: str, seed: int, realistic_share: float = 0.5, patients: int | None = None) -> Path:
+    """Where the training study of ``anatomy``, ``seed`` and ``patients`` lives; its detectors sit beside it."""
+    return work / f"{study_name(anatomy, realistic_share, patients)}-seed{seed}" / "study"
 
 
-def make_training_study(study: Path, seed: int, anatomy: str, patients: int, realistic_share: float = 0.5) -> float:
-    """The demo's detector study for ``seed`` (resumable); seconds taken."""
+def make_training_study(study: Path, seed: int, anatomy: str, patients: int, realistic_share: float = 0.5,
+                        workers: int = 1) -> float:
+    """The demo's detector study for ``seed`` (resumable; ``workers`` processes synthesise it); seconds taken."""
     from echoavc.demo import DETECTOR_COHORT, make_detector_study
     from echoavc.synth.study import grow_study
 
@@ -105,18 +115,19 @@ def make_training_study(study: Path, seed: int, anatomy: str, patients: int, rea
     if (study / "table" / "split.json").is_file():
         return 0.0
     if anatomy != "mixed":
-        make_detector_study(study, patients, seed, table_name="table", anatomy=anatomy)
+        make_detector_study(study, patients, seed, table_name="table", anatomy=anatomy, workers=workers)
     else:  # classic patients, then realistic ones (``realistic_share``) joining their split's fractions
         first = int(round(patients * (1 - realistic_share)))
-        make_detector_study(study, first, seed, table_name="table-classic", anatomy="classic")
+        make_detector_study(study, first, seed, table_name="table-classic", anatomy="classic", workers=workers)
         grow_study(study, patients - first, seed + 500_500, anatomy="realistic", from_table="table-classic",
-                   table_name="table", workers=1, progress=False, **DETECTOR_COHORT)
+                   table_name="table", workers=workers, progress=False, **DETECTOR_COHORT)
     return time.perf_counter() - t0
 
 
 def train_seed(seed: int, work: Path, anatomy: str, domain_randomisation: bool, patients: int,
                epochs: int | None, threads: int, log, style_from: Path | None = None,
-               style_method: str = "histogram", device: str = "", realistic_share: float = 0.5) -> dict:
+               style_method: str = "histogram", device: str = "", realistic_share: float = 0.5,
+               loader_workers: int | None = None) -> dict:
     """The synthetic training study and the demo's detector for one seed (both resumable)."""
     from echoavc.dataset.split import Split
     from echoavc.dataset.table import DatasetTable
@@ -124,17 +135,19 @@ def train_seed(seed: int, work: Path, anatomy: str, domain_randomisation: bool, 
     from echoavc.detector.train import train_from_table
     from echoavc.settings import detector_preset
 
-    study = study_dir(work, anatomy, seed, realistic_share)
+    study = study_dir(work, anatomy, seed, realistic_share, patients)
     sdir = study.parent  # the study's detectors beside it, with and without domain randomisation
     log(f"seed {seed}: the demo's detector study ({patients} patients, {anatomy}) ...")
     t_study = make_training_study(study, seed, anatomy, patients, realistic_share)
     det = sdir / ("detector" + ("-dr" if domain_randomisation else "") +
-                  (f"-style-{style_method}" if style_from else ""))
+                  (f"-style-{style_method}" if style_from else "") + (f"-e{epochs}" if epochs else ""))
     done = det / "bench-done.json"
     if done.is_file():
         return json.loads(done.read_text())
     settings = detector_preset("cpu", **{**DEMO_DETECTOR, "seed": seed, "epochs": epochs or DEMO_DETECTOR["epochs"],
-                                         "threads": threads or DEMO_DETECTOR["threads"], "device": device or None})
+                                         "threads": threads or DEMO_DETECTOR["threads"], "device": device or None,
+                                         "workers": DEMO_DETECTOR["workers"] if loader_workers is None
+                                         else loader_workers})
     if domain_randomisation:
         settings = replace(settings, domain_randomisation=True)
     if style_from:
@@ -271,6 +284,9 @@ def main() -> int:
                     "patients")
     ap.add_argument("--jobs", type=int, default=1, help="seeds trained at once (each in its own process)")
     ap.add_argument("--device", default="", help="torch device for training ('' : a GPU when there is one)")
+    ap.add_argument("--study-workers", type=int, default=1, help="processes synthesising each training study")
+    ap.add_argument("--loader-workers", type=int, default=None, help="data-loader processes per training (default: "
+                    "the demo's; more only speeds a many-core machine, the recipe is the same)")
     ap.add_argument("--study-only", action="store_true", help="make the seeds' training studies and stop (so that "
                     "variants trained at once in one --work share them)")
     ap.add_argument("--detector", type=Path, action="append", default=None,
@@ -297,8 +313,9 @@ def main() -> int:
     patients = args.patients or DETECTOR_PATIENTS
     if args.study_only:
         for seed in args.seeds:
-            seconds = make_training_study(study_dir(args.work, args.anatomy, seed, args.realistic_share), seed,
-                                          args.anatomy, patients, args.realistic_share)
+            study = study_dir(args.work, args.anatomy, seed, args.realistic_share, patients)
+            seconds = make_training_study(study, seed, args.anatomy, patients, args.realistic_share,
+                                          args.study_workers)
             _log(f"seed {seed}: {args.anatomy} study ready ({seconds:.0f} s)")
         return 0
     frames = real_frames(args.real_dev, args.work)
@@ -309,13 +326,14 @@ def main() -> int:
         runs = train_seeds(args.seeds, args.jobs, args.work, args.anatomy, args.domain_randomisation,
                            patients, args.epochs, args.threads,
                            style_from=args.style_from, style_method=args.style_method, device=args.device,
-                           realistic_share=args.realistic_share)
+                           realistic_share=args.realistic_share, loader_workers=args.loader_workers)
     results = []
     for i, run in enumerate(runs, 1):
         res = measure(run["best"], frames, valve_conf)
-        tag = f"seed{run['seed']}" if run["seed"] is not None else f"given{i}"
-        variant = study_name(args.anatomy, args.realistic_share) + ("-dr" if args.domain_randomisation else "") + \
-            (f"-style-{args.style_method}" if args.style_from else "")
+        tag = f"seed{run['seed']}" if run["seed"] is not None else str(i)
+        variant = "given" if run.get("given") else (
+            study_name(args.anatomy, args.realistic_share, patients) + ("-dr" if args.domain_randomisation else "")
+            + (f"-style-{args.style_method}" if args.style_from else "") + (f"-e{args.epochs}" if args.epochs else ""))
         sheet = args.work / f"contact-{variant}-{tag}.png"
         contact_sheet(frames, res, sheet, f"{variant} {tag}: "
                       f"recall@0.5 {res['recall_iou50']}, negatives >= {valve_conf} {res['negatives_above_limit']}")
