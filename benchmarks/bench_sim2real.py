@@ -7,6 +7,7 @@ Per training seed (tuning seeds only; docs/evaluation.md, seed registry):
    that seed) with that seed and the chosen generator (``--anatomy``; ``mixed``: the first half classic, the rest
    realistic, grown onto the same split);
 2. the demo's detector settings (``detector_preset("cpu", **demo.DEMO_DETECTOR)``) trained on it with that seed
+   (``--demo-seeds``: with the detector's default training seed, as ``echoavc demo --train-seed SEED`` trains it)
    (``--domain-randomisation`` adds the opt-in albumentations pipeline; ``--device`` picks a GPU when one is lent);
 3. the real development frames (``/work/shared/real-dev``, 8 screen captures wrapped as DICOM) ingested by
    ``echoavc.ingest.ingest`` as a user would; the hand-drawn boxes (original 800x600 pixels) are mapped to the
@@ -127,8 +128,10 @@ def make_training_study(study: Path, seed: int, anatomy: str, patients: int, rea
 def train_seed(seed: int, work: Path, anatomy: str, domain_randomisation: bool, patients: int,
                epochs: int | None, threads: int, log, style_from: Path | None = None,
                style_method: str = "histogram", device: str = "", realistic_share: float = 0.5,
-               loader_workers: int | None = None) -> dict:
-    """The synthetic training study and the demo's detector for one seed (both resumable)."""
+               loader_workers: int | None = None, demo_seeds: bool = False) -> dict:
+    """The synthetic training study and the demo's detector for one seed (both resumable). ``demo_seeds``: the
+    detector's own training seed stays at its default, as ``echoavc demo --train-seed SEED`` trains it; otherwise
+    it is ``seed`` too."""
     from echoavc.dataset.split import Split
     from echoavc.dataset.table import DatasetTable
     from echoavc.demo import DEMO_DETECTOR
@@ -140,11 +143,13 @@ def train_seed(seed: int, work: Path, anatomy: str, domain_randomisation: bool, 
     log(f"seed {seed}: the demo's detector study ({patients} patients, {anatomy}) ...")
     t_study = make_training_study(study, seed, anatomy, patients, realistic_share)
     det = sdir / ("detector" + ("-dr" if domain_randomisation else "") +
-                  (f"-style-{style_method}" if style_from else "") + (f"-e{epochs}" if epochs else ""))
+                  (f"-style-{style_method}" if style_from else "") + (f"-e{epochs}" if epochs else "") +
+                  ("-demo-seed" if demo_seeds else ""))
     done = det / "bench-done.json"
     if done.is_file():
         return json.loads(done.read_text())
-    settings = detector_preset("cpu", **{**DEMO_DETECTOR, "seed": seed, "epochs": epochs or DEMO_DETECTOR["epochs"],
+    settings = detector_preset("cpu", **{**DEMO_DETECTOR, "epochs": epochs or DEMO_DETECTOR["epochs"],
+                                         **({} if demo_seeds else {"seed": seed}),
                                          "threads": threads or DEMO_DETECTOR["threads"], "device": device or None,
                                          "workers": DEMO_DETECTOR["workers"] if loader_workers is None
                                          else loader_workers})
@@ -158,7 +163,7 @@ def train_seed(seed: int, work: Path, anatomy: str, domain_randomisation: bool, 
     table = DatasetTable.load(study / "table")
     res = train_from_table(table, Split.load(study / "table" / "split.json"), det, settings, progress=False)
     val = res.info.get("ultralytics_val_on_best") or {}
-    rec = {"seed": seed, "best": str(res.best), "study_seconds": round(t_study, 1),
+    rec = {"seed": seed, "detector_seed": settings.seed, "best": str(res.best), "study_seconds": round(t_study, 1),
            "train_seconds": round(time.perf_counter() - t1, 1), "device": res.info.get("device"),
            "synthetic_val_map50": val.get("metrics/mAP50(B)"), "anatomy": anatomy,
            "domain_randomisation": domain_randomisation, "style_from": str(style_from) if style_from else None,
@@ -284,6 +289,9 @@ def main() -> int:
                     "patients")
     ap.add_argument("--jobs", type=int, default=1, help="seeds trained at once (each in its own process)")
     ap.add_argument("--device", default="", help="torch device for training ('' : a GPU when there is one)")
+    ap.add_argument("--demo-seeds", action="store_true", help="each seed makes the study only, the detector "
+                    "keeps its default training seed: what `echoavc demo --train-seed SEED` trains (default: the "
+                    "detector's training seed is SEED too)")
     ap.add_argument("--study-workers", type=int, default=1, help="processes synthesising each training study")
     ap.add_argument("--loader-workers", type=int, default=None, help="data-loader processes per training (default: "
                     "the demo's; more only speeds a many-core machine, the recipe is the same)")
@@ -326,14 +334,16 @@ def main() -> int:
         runs = train_seeds(args.seeds, args.jobs, args.work, args.anatomy, args.domain_randomisation,
                            patients, args.epochs, args.threads,
                            style_from=args.style_from, style_method=args.style_method, device=args.device,
-                           realistic_share=args.realistic_share, loader_workers=args.loader_workers)
+                           realistic_share=args.realistic_share, loader_workers=args.loader_workers,
+                           demo_seeds=args.demo_seeds)
     results = []
     for i, run in enumerate(runs, 1):
         res = measure(run["best"], frames, valve_conf)
         tag = f"seed{run['seed']}" if run["seed"] is not None else str(i)
         variant = "given" if run.get("given") else (
             study_name(args.anatomy, args.realistic_share, patients) + ("-dr" if args.domain_randomisation else "")
-            + (f"-style-{args.style_method}" if args.style_from else "") + (f"-e{args.epochs}" if args.epochs else ""))
+            + (f"-style-{args.style_method}" if args.style_from else "") + (f"-e{args.epochs}" if args.epochs else "")
+            + ("-demo-seed" if args.demo_seeds else ""))
         sheet = args.work / f"contact-{variant}-{tag}.png"
         contact_sheet(frames, res, sheet, f"{variant} {tag}: "
                       f"recall@0.5 {res['recall_iou50']}, negatives >= {valve_conf} {res['negatives_above_limit']}")
