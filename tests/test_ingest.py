@@ -286,8 +286,11 @@ def test_follow_up_exams_keep_their_interval_and_no_original_date_survives(tmp_p
         pydicom.dcmread(path).walk(lambda d, e: originals.add(str(e.value)[:8])
                                    if e.VR in ("DA", "DT") and e.value else None)
     assert set(labels.study_date) <= originals and len(originals) >= 3  # study dates and a birth date
+    # the key is new each run, so a shift can equal the exams' interval (about 1 run in 3300): the later exam's
+    # shifted date then falls on the earlier one's original date. That is a shifted date, not an original surviving.
+    coincident = {d.strftime("%Y%m%d") for d in shifted} & originals
     spellings = set()
-    for v in originals:
+    for v in originals - coincident:
         y, mo, d = v[:4], v[4:6], v[6:8]
         spellings |= {v, f"{y}-{mo}-{d}", f"{d}/{mo}/{y}", f"{y}.{mo}.{d}", f"{mo}/{d}/{y}"}
     files = [p for p in out.rglob("*") if p.is_file()]
