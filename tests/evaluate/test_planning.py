@@ -79,7 +79,6 @@ def test_refusals_name_the_value(kwargs, words):
         threshold_odds(**kwargs)
 
 
-
 def test_cli_prints_a_line_per_auroc_and_refuses_bad_counts():
     runner = CliRunner()
     res = runner.invoke(app, ["threshold-odds", "--auroc", "0.93", "--auroc", "0.98", "--test-sets", "3",

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from echoavc.cliutil import DATA_HELP, SplitOpt, err, fail
-from echoavc.evaluate import planning as _ODDS
+from echoavc.evaluate import planning
 from echoavc.errors import EchoAVCError
 from echoavc.settings import ScreeningSettings
 
@@ -94,16 +94,17 @@ def _pair(text: str, name: str) -> tuple[int, int]:
 def threshold_odds_command(
     auroc: Annotated[list[float], typer.Option("--auroc", help="The model's exam AUROC (repeat for a table).")],
     validation: Annotated[str, typer.Option("--validation", help="CALCIFIED,NORMAL validation exams the "
-                                            "threshold is chosen on.")] = _counts(_ODDS.VALIDATION),
-    test: Annotated[str, typer.Option("--test", help="CALCIFIED,NORMAL exams of each test set.")] = _counts(_ODDS.TEST),
+                                            "threshold is chosen on.")] = _counts(planning.VALIDATION),
+    test: Annotated[str, typer.Option("--test", help="CALCIFIED,NORMAL exams of each test set.")]
+    = _counts(planning.TEST),
     rule: Annotated[str, typer.Option("--rule", help="recall (highest threshold with recall >= --min-recall, as "
                                       "echoavc train) | youden")] = _SCREENING.exam_threshold_rule,
     min_recall: Annotated[float, typer.Option("--min-recall", help="The rule's recall on validation (as "
                                               "ScreeningSettings.min_recall).")] = _SCREENING.min_recall,
     goal_recall: Annotated[float, typer.Option("--goal-recall", help="Recall a test set must reach.")]
-    = _ODDS.GOAL_RECALL,
+    = planning.GOAL_RECALL,
     goal_specificity: Annotated[float, typer.Option("--goal-specificity", help="Specificity a test set must "
-                                                    "reach.")] = _ODDS.GOAL_SPECIFICITY,
+                                                    "reach.")] = planning.GOAL_SPECIFICITY,
     test_sets: Annotated[int, typer.Option("--test-sets", min=1, help="Test sets screened with one threshold.")] = 1,
     draws: Annotated[int, typer.Option("--draws", min=100, help="Simulated validation sets.")] = 10_000,
     seed: Annotated[int, typer.Option("--seed", help="Simulation seed.")] = 0,
@@ -114,7 +115,7 @@ def threshold_odds_command(
     try:
         val, tst = _pair(validation, "--validation"), _pair(test, "--test")
         for a in auroc:
-            typer.echo(_ODDS.threshold_odds(a, val, tst, rule, min_recall, goal_recall, goal_specificity,
+            typer.echo(planning.threshold_odds(a, val, tst, rule, min_recall, goal_recall, goal_specificity,
                                             test_sets, draws, seed).line())
     except EchoAVCError as exc:
         fail(exc)
